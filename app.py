@@ -1,0 +1,51 @@
+"""Linli (邻里): the Flask app factory and the `app` object for `flask --app app …`.
+
+Everything the service is made of is registered here, so this one screen shows the system:
+settings from the environment, the database, the job runner, and the web parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+
+from dispatch import cli, health, jobs
+from dispatch.config import from_os_environ
+from dispatch.db import db
+from dispatch.staff import auth
+
+migrate = Migrate()
+csrf = CSRFProtect()
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, or from `test_config` laid over it in tests."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(from_os_environ(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
+                     compare_type=True)
+    csrf.init_app(app)
+    jobs.init_app(app)
+    cli.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def __getattr__(name: str) -> Flask:
+    """`app.app` is built on first use, so importing this module has no side effects."""
+    if name == "app":
+        globals()["app"] = built = create_app()
+        return built
+    raise AttributeError(name)

@@ -1,0 +1,783 @@
+"""Importing and exporting a community: the file is checked whole, then applied in one transaction.
+
+Codes are the keys. Re-importing an edited file updates rows in place and reports what
+changed; nothing is duplicated. Any bad row stops the whole import, and every problem found is
+reported with its file, sheet, row and column. Members missing from a re-imported file are
+deactivated (their history stays); places missing from it are kept and reported, because
+deleting a place is a staff decision, not a side effect of an edited spreadsheet.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dispatch.community import settings as community_settings
+from dispatch.community.files import CommunityData, Location, Row
+from dispatch.models import (
+    PLACE_PARENTS,
+    ROLE_RUNGS,
+    Channel,
+    Community,
+    Contact,
+    DutyOverride,
+    Member,
+    MemberKind,
+    OverrideKind,
+    Place,
+    PlaceKind,
+    Responsibility,
+    Role,
+    Rung,
+    Shift,
+    Urgency,
+)
+
+E = TypeVar("E", bound=enum.Enum)
+
+#: Channels the file manages; push subscriptions come from the member's own phone.
+FILE_CHANNELS = (Channel.SMS, Channel.VOICE)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CN_WEEKDAYS = "一二三四五六日"
+
+
+class CommunityFileError(Exception):
+    """The file has problems; nothing was imported. `problems` lists each with its cell."""
+
+    def __init__(self, problems: list[tuple[Location, str]]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"{where}: {message}" for where, message in problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: rows → a typed plan, collecting every problem rather than stopping at the first.
+
+
+@dataclass(slots=True)
+class PlaceSpec:
+    row: Row
+    code: str
+    kind: PlaceKind
+    name: str
+    parent: str | None
+    org_name: str | None
+    floors: int | None
+    households: int | None
+    notes: str | None
+    position: int
+
+
+@dataclass(slots=True)
+class MemberSpec:
+    row: Row
+    code: str
+    name: str
+    public_name: str | None
+    kind: MemberKind
+    organisation: str | None
+    is_party_member: bool
+    grid: str | None
+    phones: list[str]
+    channels: list[Channel]
+    dnd: tuple[time, time] | None
+    active: bool
+    notes: str | None
+
+
+@dataclass(slots=True)
+class Plan:
+    community: dict[str, Any]
+    settings: dict[str, Any]
+    places: list[PlaceSpec] = field(default_factory=list)
+    members: list[MemberSpec] = field(default_factory=list)
+    responsibilities: list[dict[str, Any]] = field(default_factory=list)
+    shifts: list[dict[str, Any]] = field(default_factory=list)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Checker:
+    """Reads typed values out of rows, noting a problem (and returning None) for bad ones."""
+
+    def __init__(self, problems: list[tuple[Location, str]]) -> None:
+        self.problems = problems
+
+    def fail(self, row: Row, column: str | None, message: str) -> None:
+        self.problems.append((row.where(column), message))
+
+    def text(self, row: Row, column: str, *, required: bool = False, max_len: int = 100,
+             ) -> str | None:
+        value = row.get(column)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fail(row, column, "is required")
+            return None
+        if isinstance(value, (dict, list)):
+            self.fail(row, column, "expected text")
+            return None
+        value = str(value).strip()
+        if len(value) > max_len:
+            self.fail(row, column, f"is longer than {max_len} characters")
+            return None
+        return value
+
+    def integer(self, row: Row, column: str, *, low: int, high: int,
+                default: int | None = None) -> int | None:
+        value = row.get(column)
+        if value in (None, ""):
+            return default
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            self.fail(row, column, f"expected a whole number, got {value!r}")
+            return default
+        if not low <= number <= high:
+            self.fail(row, column, f"expected a number from {low} to {high}, got {number}")
+            return default
+        return number
+
+    def boolean(self, row: Row, column: str, *, default: bool) -> bool:
+        value = row.get(column)
+        if value in (None, ""):
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("yes", "y", "true", "1", "是", "√"):
+            return True
+        if text in ("no", "n", "false", "0", "否", "×"):
+            return False
+        self.fail(row, column, f"expected yes or no, got {value!r}")
+        return default
+
+    def choice(self, row: Row, column: str, kind: type[E], *, required: bool = True) -> E | None:
+        value = self.text(row, column, required=required)
+        if value is None:
+            return None
+        try:
+            return kind(value.lower())
+        except ValueError:
+            allowed = ", ".join(str(m) for m in kind)
+            self.fail(row, column, f"{value!r} is not one of: {allowed}")
+            return None
+
+    def items(self, row: Row, column: str) -> list[str]:
+        value = row.get(column)
+        if value in (None, ""):
+            return []
+        if isinstance(value, list):
+            return [str(v).strip() for v in value if str(v).strip()]
+        return [part.strip() for part in re.split(r"[,，、;；]", str(value)) if part.strip()]
+
+    def phone(self, row: Row, column: str, value: str) -> str | None:
+        try:
+            number = phonenumbers.parse(value, "CN")
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            self.fail(row, column, f"{value!r} is not a valid phone number")
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def clock(self, row: Row, column: str, value: str) -> time | None:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        hour, minute = (int(match[1]), int(match[2])) if match else (99, 99)
+        if minute > 59 or hour > 24 or (hour == 24 and minute):
+            self.fail(row, column, f"expected a time like 08:30, got {value!r}")
+            return None
+        # A shift ending at 24:00 ends at midnight: 00:00, which wraps like any night shift.
+        return time(hour % 24, minute)
+
+    def time_range(self, row: Row, column: str) -> tuple[time, time] | None:
+        value = self.text(row, column)
+        if value is None:
+            return None
+        parts = re.split(r"\s*[-–~至]\s*", value)
+        if len(parts) != 2:
+            self.fail(row, column, f"expected a range like 22:00-07:00, got {value!r}")
+            return None
+        start, end = self.clock(row, column, parts[0]), self.clock(row, column, parts[1])
+        return (start, end) if start is not None and end is not None else None
+
+    def days(self, row: Row, column: str) -> list[int]:
+        value = self.text(row, column, required=True)
+        if value is None:
+            return []
+        try:
+            return parse_days(value)
+        except ValueError:
+            self.fail(row, column, f"expected days like Mon-Fri or Sat,Sun, got {value!r}")
+            return []
+
+    def moment(self, row: Row, column: str, zone: ZoneInfo) -> datetime | None:
+        value = self.text(row, column, required=True)
+        if value is None:
+            return None
+        for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+            try:
+                local = datetime.strptime(value, fmt)
+            except ValueError:
+                continue
+            return local.replace(tzinfo=zone).astimezone(UTC)
+        self.fail(row, column, f"expected a date and time like 2026-12-01 08:00, got {value!r}")
+        return None
+
+    def rung(self, row: Row, column: str) -> int | None:
+        value = row.get(column)
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text.isdigit() and int(text) in tuple(Rung):
+            return int(text)
+        try:
+            return int(Rung[text.upper()])
+        except KeyError:
+            self.fail(row, column, f"expected building, grid, community or district, got {value!r}")
+            return None
+
+
+def parse_days(value: str) -> list[int]:
+    """'Mon-Fri' → [0..4]; also 'Sat,Sun', 'daily', '周一至周五'. Raises ValueError."""
+    text = value.strip().lower()
+    if text in ("daily", "every day", "每天", "每日"):
+        return list(range(7))
+    for index, char in enumerate(_CN_WEEKDAYS):
+        text = text.replace(f"周{char}", WEEKDAYS[index]).replace(f"星期{char}", WEEKDAYS[index])
+    text = text.replace("至", "-").replace("到", "-")
+    days: list[int] = []
+    for part in re.split(r"[,，、\s]+", text):
+        if not part:
+            continue
+        ends = [p.strip()[:3] for p in part.split("-")]
+        if len(ends) > 2 or any(e not in WEEKDAYS for e in ends):
+            raise ValueError(value)
+        first, last = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
+        span = range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
+        days.extend(d for d in span if d not in days)
+    if not days:
+        raise ValueError(value)
+    return days
+
+
+def format_days(days: list[int]) -> str:
+    """The inverse of `parse_days` for a set of weekdays: [0,1,2,3,4] → 'Mon-Fri'."""
+    days = sorted(set(days))
+    if days == list(range(7)):
+        return "daily"
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    name = [d.capitalize() for d in WEEKDAYS]
+    return ",".join(name[r[0]] if len(r) == 1 else f"{name[r[0]]}-{name[r[-1]]}" for r in runs)
+
+
+def validate(data: CommunityData) -> Plan:
+    """Check every row of the file; raise `CommunityFileError` listing all problems."""
+    problems = list(data.problems)
+    check = _Checker(problems)
+    community, zone = _community_row(data, check)
+    plan = Plan(community=community, settings=_settings(data, check))
+    _places(data, check, plan)
+    # Rows with a bad field still define their code, so one mistake is reported once rather
+    # than again in every row that refers to it.
+    members = _members(data, check, plan)
+    places = {str(r.get("code")) for r in data.rows("places") if r.get("code")}
+    categories = {c["code"] for c in plan.settings["categories"]}
+    _responsibilities(data, check, plan, members, places, categories)
+    _shifts(data, check, plan, members)
+    _overrides(data, check, plan, members, zone)
+    if problems:
+        raise CommunityFileError(problems)
+    return plan
+
+
+def _community_row(data: CommunityData, check: _Checker) -> tuple[dict[str, Any], ZoneInfo]:
+    rows = data.rows("community")
+    if len(rows) != 1:
+        check.problems.append((Location(data.file, "community"),
+                               "expected exactly one community row"))
+        return {}, ZoneInfo("Asia/Shanghai")
+    row = rows[0]
+    values = {
+        "code": check.text(row, "code", required=True, max_len=32),
+        "name": check.text(row, "name", required=True),
+        "hotline": check.text(row, "hotline", required=True, max_len=32),
+        "timezone": check.text(row, "timezone", max_len=64) or "Asia/Shanghai",
+    }
+    try:
+        zone = ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        check.fail(row, "timezone", f"unknown time zone {values['timezone']!r}")
+        zone = ZoneInfo("Asia/Shanghai")
+    if values["code"] and not re.fullmatch(r"[A-Z0-9][A-Z0-9-]*", values["code"]):
+        check.fail(row, "code", "use upper-case letters, digits and '-'")
+    return values, zone
+
+
+def _settings(data: CommunityData, check: _Checker) -> dict[str, Any]:
+    defaults = community_settings.default_settings()
+    result: dict[str, Any] = {"categories": [], "policies": {}, "routing": []}
+    seen: set[str] = set()
+    for row in data.rows("categories"):
+        code = check.text(row, "code", required=True, max_len=32)
+        if code in seen:
+            check.fail(row, "code", f"duplicate category {code!r}")
+        seen.add(code or "")
+        urgency = check.choice(row, "urgency", Urgency)
+        minutes = check.integer(row, "respond_minutes", low=1, high=60 * 24 * 60)
+        name = check.text(row, "name", required=True, max_len=40)
+        if code and urgency and minutes and name:
+            result["categories"].append({
+                "code": code, "name": name, "name_en": check.text(row, "name_en") or name,
+                "urgency": str(urgency), "respond_minutes": minutes})
+    for row in data.rows("policies"):
+        urgency = check.choice(row, "urgency", Urgency)
+        if urgency is None:
+            continue
+        policy = {
+            "rung_minutes": check.integer(row, "rung_minutes", low=1, high=7 * 24 * 60),
+            "repeat_last": check.integer(row, "repeat_last", low=0, high=10),
+            "on_site_minutes": check.integer(row, "on_site_minutes", low=1, high=30 * 24 * 60),
+            "referral_hours": check.integer(row, "referral_hours", low=1, high=90 * 24),
+            "working_hours": check.text(row, "working_hours"),
+        }
+        if policy["working_hours"]:
+            _working_hours(check, row, policy["working_hours"])
+        result["policies"][str(urgency)] = {k: v for k, v in policy.items() if v is not None}
+    category_codes = {c["code"] for c in result["categories"] or defaults["categories"]}
+    for row in data.rows("routing"):
+        category = check.text(row, "category", required=True, max_len=32)
+        if category and category != "*" and category not in category_codes:
+            check.fail(row, "category", f"unknown category {category!r}")
+        rung = check.rung(row, "rung")
+        if rung is None and row.get("rung") in (None, ""):
+            check.fail(row, "rung", "is required")
+        roles = []
+        for value in check.items(row, "roles"):
+            try:
+                roles.append(str(Role(value.lower())))
+            except ValueError:
+                check.fail(row, "roles", f"{value!r} is not a role")
+        if category and rung and roles:
+            result["routing"].append({"category": category, "rung": rung, "roles": roles})
+    return {key: result[key] or defaults[key] for key in result}
+
+
+def _working_hours(check: _Checker, row: Row, value: str) -> None:
+    days, _, hours = value.partition(" ")
+    try:
+        parse_days(days)
+    except ValueError:
+        check.fail(row, "working_hours", f"expected like 'Mon-Fri 08:30-17:30', got {value!r}")
+        return
+    probe = Row({"working_hours": hours}, row.file, row.sheet, row.number, row.columns)
+    check.time_range(probe, "working_hours")
+
+
+def _places(data: CommunityData, check: _Checker, plan: Plan) -> None:
+    kinds: dict[str, PlaceKind] = {}
+    rows = data.rows("places")
+    for position, row in enumerate(rows):
+        code = check.text(row, "code", required=True, max_len=48)
+        if code and code in kinds:
+            check.fail(row, "code", f"duplicate place code {code!r}")
+            continue
+        kind = check.choice(row, "kind", PlaceKind)
+        if code and kind:
+            kinds[code] = kind
+        spec = PlaceSpec(
+            row=row, code=code or "", kind=kind or PlaceKind.AREA,
+            name=check.text(row, "name", required=True) or "",
+            parent=check.text(row, "parent", max_len=48),
+            org_name=check.text(row, "org_name"),
+            floors=check.integer(row, "floors", low=1, high=200),
+            households=check.integer(row, "households", low=0, high=100000),
+            notes=check.text(row, "notes", max_len=2000),
+            position=position,
+        )
+        if code and kind:
+            plan.places.append(spec)
+    for spec in plan.places:
+        wanted = PLACE_PARENTS[spec.kind]
+        if wanted is None:
+            if spec.parent:
+                check.fail(spec.row, "parent", f"a {spec.kind} has no parent place")
+        elif not spec.parent:
+            check.fail(spec.row, "parent", f"a {spec.kind} needs a parent {wanted}")
+        elif spec.parent not in kinds:
+            check.fail(spec.row, "parent", f"unknown place code {spec.parent!r}")
+        elif kinds[spec.parent] != wanted:
+            check.fail(spec.row, "parent",
+                       f"a {spec.kind} belongs under a {wanted}, not a {kinds[spec.parent]}")
+    plan.places.sort(key=lambda s: (_depth(s.kind), s.position))
+
+
+def _depth(kind: PlaceKind) -> int:
+    depth = 0
+    parent = PLACE_PARENTS[kind]
+    while parent is not None:
+        depth, parent = depth + 1, PLACE_PARENTS[parent]
+    return depth
+
+
+def _members(data: CommunityData, check: _Checker, plan: Plan) -> set[str]:
+    seen: set[str] = set()
+    grids = {p.code for p in plan.places if p.kind == PlaceKind.GRID}
+    for row in data.rows("members"):
+        code = check.text(row, "code", required=True, max_len=32)
+        if code and code in seen:
+            check.fail(row, "code", f"duplicate member code {code!r}")
+            continue
+        seen.add(code or "")
+        phones = [p for p in (check.phone(row, "phones", v) for v in check.items(row, "phones"))
+                  if p]
+        channels: list[Channel] = []
+        for value in check.items(row, "channels") or ["sms"]:
+            try:
+                channels.append(Channel(value.lower()))
+            except ValueError:
+                check.fail(row, "channels", f"{value!r} is not one of sms, voice, push")
+        grid = check.text(row, "grid", max_len=48)
+        if grid and grid not in grids:
+            check.fail(row, "grid", f"unknown grid code {grid!r}")
+        kind = check.choice(row, "kind", MemberKind)
+        name = check.text(row, "name", required=True)
+        if code and kind and name:
+            plan.members.append(MemberSpec(
+                row=row, code=code, name=name, public_name=check.text(row, "public_name"),
+                kind=kind, organisation=check.text(row, "organisation"),
+                is_party_member=check.boolean(row, "party_member", default=False),
+                grid=grid, phones=phones, channels=channels,
+                dnd=check.time_range(row, "dnd"), active=check.boolean(row, "active", default=True),
+                notes=check.text(row, "notes", max_len=2000),
+            ))
+    return seen - {""}
+
+
+def _responsibilities(data: CommunityData, check: _Checker, plan: Plan, members: set[str],
+                      places: set[str], categories: set[str]) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    for row in data.rows("responsibilities"):
+        member = check.text(row, "member", required=True, max_len=32)
+        if member and member not in members:
+            check.fail(row, "member", f"unknown member code {member!r}")
+        place = check.text(row, "place", max_len=48)
+        if place and place not in places:
+            check.fail(row, "place", f"unknown place code {place!r}")
+        role = check.choice(row, "role", Role)
+        rung = check.rung(row, "rung") or (ROLE_RUNGS[role] if role else None)
+        cats = check.items(row, "categories")
+        for cat in cats:
+            if cat not in categories:
+                check.fail(row, "categories", f"unknown category {cat!r}")
+        key = (member, place, role)
+        if key in seen:
+            check.fail(row, None, f"{member} is already {role} for {place or 'the community'}")
+        seen.add(key)
+        plan.responsibilities.append({
+            "member": member, "place": place, "role": role, "rung": rung,
+            "position": check.integer(row, "order", low=0, high=999, default=0), "categories": cats,
+        })
+
+
+def _shifts(data: CommunityData, check: _Checker, plan: Plan, members: set[str]) -> None:
+    for row in data.rows("shifts"):
+        member = check.text(row, "member", required=True, max_len=32)
+        if member and member not in members:
+            check.fail(row, "member", f"unknown member code {member!r}")
+        days = check.days(row, "days")
+        start = check.clock(row, "start", str(row.get("start") or ""))
+        end = check.clock(row, "end", str(row.get("end") or ""))
+        for day in days:
+            plan.shifts.append({"member": member, "weekday": day, "starts": start, "ends": end})
+
+
+def _overrides(data: CommunityData, check: _Checker, plan: Plan, members: set[str],
+               zone: ZoneInfo) -> None:
+    for row in data.rows("overrides"):
+        member = check.text(row, "member", required=True, max_len=32)
+        stand_in = check.text(row, "stand_in", max_len=32)
+        for column, code in (("member", member), ("stand_in", stand_in)):
+            if code and code not in members:
+                check.fail(row, column, f"unknown member code {code!r}")
+        starts, ends = check.moment(row, "starts", zone), check.moment(row, "ends", zone)
+        if starts and ends and ends <= starts:
+            check.fail(row, "ends", "must be after starts")
+        plan.overrides.append({
+            "member": member, "kind": check.choice(row, "kind", OverrideKind),
+            "starts_at": starts, "ends_at": ends, "stand_in": stand_in,
+            "note": check.text(row, "note", max_len=200),
+        })
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying a plan: upsert by code inside the caller's transaction, recording each change.
+
+
+@dataclass(slots=True)
+class Changes:
+    """What an import did, table by table, for the summary staff read after importing."""
+
+    added: dict[str, list[str]] = field(default_factory=dict)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, kind: str, table: str, what: str) -> None:
+        getattr(self, kind).setdefault(table, []).append(what)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.updated or self.removed)
+
+    def lines(self, limit: int = 20) -> list[str]:
+        out: list[str] = []
+        for kind in ("added", "updated", "removed", "kept"):
+            for table, items in getattr(self, kind).items():
+                shown = "; ".join(items[:limit]) + (f"; … {len(items) - limit} more"
+                                                      if len(items) > limit else "")
+                label = "not in file, kept" if kind == "kept" else kind
+                out.append(f"{table}: {len(items)} {label}: {shown}")
+        return out or ["no changes"]
+
+
+def import_community(session: Session, data: CommunityData) -> tuple[Community, Changes]:
+    """Validate `data` and apply it; the caller commits, or rolls back on any exception."""
+    plan = validate(data)
+    changes = Changes()
+    community = session.scalar(sa.select(Community).where(Community.code == plan.community["code"]))
+    if community is None:
+        community = Community(**plan.community, settings=plan.settings)
+        session.add(community)
+        changes.note("added", "community", plan.community["code"])
+    else:
+        _assign(community, {**plan.community, "settings": plan.settings}, changes, "community",
+                community.code)
+    session.flush()
+    places = _apply_places(session, community, plan, changes)
+    members = _apply_members(session, community, plan, places, changes)
+    _apply_children(session, plan, places, members, changes)
+    session.flush()
+    return community, changes
+
+
+def _assign(obj: Any, values: dict[str, Any], changes: Changes, table: str, key: str) -> None:
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    if changed:
+        changes.note("updated", table, f"{key} ({', '.join(changed)})")
+
+
+def _foreign(session: Session, model: type, codes: list[str], community: Community,
+             specs: list[Any]) -> None:
+    """Codes are global keys: refuse one that belongs to another community."""
+    taken = set(session.scalars(sa.select(model.code).where(
+        model.code.in_(codes), model.community_id != community.id)))
+    problems = [(s.row.where("code"), f"code {s.code!r} belongs to another community")
+                for s in specs if s.code in taken]
+    if problems:
+        raise CommunityFileError(problems)
+
+
+def _apply_places(session: Session, community: Community, plan: Plan,
+                  changes: Changes) -> dict[str, Place]:
+    _foreign(session, Place, [s.code for s in plan.places], community, plan.places)
+    existing = {p.code: p for p in session.scalars(
+        sa.select(Place).where(Place.community_id == community.id))}
+    for spec in plan.places:
+        values = {
+            "kind": spec.kind, "name": spec.name, "org_name": spec.org_name,
+            "floors": spec.floors, "households": spec.households, "notes": spec.notes,
+            "position": spec.position,
+            "parent": existing[spec.parent] if spec.parent else None,
+        }
+        place = existing.get(spec.code)
+        if place is None:
+            place = existing[spec.code] = Place(community=community, code=spec.code, **values)
+            session.add(place)
+            changes.note("added", "places", spec.code)
+        else:
+            _assign(place, values, changes, "places", spec.code)
+    in_file = {s.code for s in plan.places}
+    for code in sorted(set(existing) - in_file):
+        changes.note("kept", "places", code)
+    session.flush()
+    return existing
+
+
+def _apply_members(session: Session, community: Community, plan: Plan, places: dict[str, Place],
+                   changes: Changes) -> dict[str, Member]:
+    _foreign(session, Member, [s.code for s in plan.members], community, plan.members)
+    existing = {m.code: m for m in session.scalars(
+        sa.select(Member).where(Member.community_id == community.id))}
+    for spec in plan.members:
+        values = {
+            "name": spec.name, "public_name": spec.public_name, "kind": spec.kind,
+            "organisation": spec.organisation, "is_party_member": spec.is_party_member,
+            "grid": places[spec.grid] if spec.grid else None,
+            "dnd_start": spec.dnd[0] if spec.dnd else None,
+            "dnd_end": spec.dnd[1] if spec.dnd else None,
+            "channel_order": [str(c) for c in spec.channels], "active": spec.active,
+            "notes": spec.notes,
+        }
+        member = existing.get(spec.code)
+        if member is None:
+            member = existing[spec.code] = Member(community=community, code=spec.code, **values)
+            session.add(member)
+            changes.note("added", "members", spec.code)
+        else:
+            _assign(member, values, changes, "members", spec.code)
+        _sync_contacts(member, spec, changes)
+    in_file = {s.code for s in plan.members}
+    for code in sorted(set(existing) - in_file):
+        if existing[code].active:
+            existing[code].active = False
+            changes.note("updated", "members", f"{code} (deactivated: not in file)")
+    session.flush()
+    return existing
+
+
+def _sync_contacts(member: Member, spec: MemberSpec, changes: Changes) -> None:
+    wanted = [(channel, phone) for phone in spec.phones for channel in FILE_CHANNELS
+              if channel in spec.channels]
+    current = {(c.channel, c.address): c for c in member.contacts if c.channel in FILE_CHANNELS}
+    for priority, key in enumerate(wanted):
+        contact = current.pop(key, None)
+        if contact is None:
+            member.contacts.append(Contact(channel=key[0], address=key[1], priority=priority))
+            changes.note("added", "contacts", f"{spec.code} {key[0]} {_masked(key[1])}")
+        elif contact.priority != priority:
+            contact.priority = priority
+    for key, contact in current.items():
+        member.contacts.remove(contact)
+        changes.note("removed", "contacts", f"{spec.code} {key[0]} {_masked(key[1])}")
+
+
+def _masked(phone: str) -> str:
+    """Phone numbers in printed summaries show only their last four digits."""
+    return "…" + phone[-4:]
+
+
+def _apply_children(session: Session, plan: Plan, places: dict[str, Place],
+                    members: dict[str, Member], changes: Changes) -> None:
+    """Make each member's responsibilities, shifts and overrides match the file exactly."""
+    wanted_resp = {(r["member"], r["place"], r["role"]): r for r in plan.responsibilities}
+    wanted_shift = {(s["member"], s["weekday"], s["starts"], s["ends"]) for s in plan.shifts}
+    wanted_over = {(o["member"], o["kind"], o["starts_at"], o["ends_at"]): o
+                   for o in plan.overrides}
+    for code, member in members.items():
+        for resp in list(member.responsibilities):
+            key = (code, resp.place.code if resp.place else None, resp.role)
+            spec = wanted_resp.pop(key, None)
+            if spec is None:
+                member.responsibilities.remove(resp)
+                changes.note("removed", "responsibilities", _resp_label(*key))
+            else:
+                _assign(resp, {"rung": spec["rung"], "position": spec["position"],
+                               "categories": spec["categories"]},
+                        changes, "responsibilities", _resp_label(*key))
+        for shift in list(member.shifts):
+            key = (code, shift.weekday, shift.starts, shift.ends)
+            if key in wanted_shift:
+                wanted_shift.discard(key)
+            else:
+                member.shifts.remove(shift)
+                changes.note("removed", "shifts", _shift_label(*key))
+        for override in list(member.overrides):
+            key = (code, override.kind, override.starts_at, override.ends_at)
+            spec = wanted_over.pop(key, None)
+            if spec is None:
+                member.overrides.remove(override)
+                changes.note("removed", "overrides", f"{code} {override.kind}")
+            else:
+                stand_in = members[spec["stand_in"]] if spec["stand_in"] else None
+                _assign(override, {"stand_in": stand_in, "note": spec["note"]}, changes,
+                        "overrides", f"{code} {override.kind}")
+    for key, spec in wanted_resp.items():
+        members[key[0]].responsibilities.append(Responsibility(
+            place=places[key[1]] if key[1] else None, role=spec["role"], rung=spec["rung"],
+            position=spec["position"], categories=spec["categories"]))
+        changes.note("added", "responsibilities", _resp_label(*key))
+    for code, weekday, starts, ends in sorted(wanted_shift, key=str):
+        members[code].shifts.append(Shift(weekday=weekday, starts=starts, ends=ends))
+        changes.note("added", "shifts", _shift_label(code, weekday, starts, ends))
+    for (code, kind, starts_at, ends_at), spec in wanted_over.items():
+        members[code].overrides.append(DutyOverride(
+            kind=kind, starts_at=starts_at, ends_at=ends_at, note=spec["note"],
+            stand_in=members[spec["stand_in"]] if spec["stand_in"] else None))
+        changes.note("added", "overrides", f"{code} {kind}")
+
+
+def _resp_label(member: str, place: str | None, role: Role) -> str:
+    return f"{member} {role} @ {place or 'community'}"
+
+
+def _shift_label(member: str, weekday: int, starts: time, ends: time) -> str:
+    return f"{member} {WEEKDAYS[weekday]} {starts:%H:%M}-{ends:%H:%M}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: the database back into tables that re-import to the same state.
+
+
+def export_community(session: Session, community: Community) -> dict[str, list[dict[str, Any]]]:
+    """The community as file tables, in a stable order."""
+    zone = ZoneInfo(community.timezone)
+    places = list(session.scalars(sa.select(Place).where(Place.community_id == community.id)
+                                  .order_by(Place.position, Place.id)))
+    members = list(session.scalars(sa.select(Member).where(Member.community_id == community.id)
+                                   .order_by(Member.code)))
+    stored = community.settings
+    tables: dict[str, list[dict[str, Any]]] = {
+        "community": [{"code": community.code, "name": community.name,
+                       "timezone": community.timezone, "hotline": community.hotline}],
+        "categories": [dict(c) for c in stored.get("categories", [])],
+        "policies": [{"urgency": u, **p} for u, p in stored.get("policies", {}).items()],
+        "routing": [{"category": r["category"], "rung": Rung(int(r["rung"])).name.lower(),
+                     "roles": list(r["roles"])} for r in stored.get("routing", [])],
+        "places": [{
+            "code": p.code, "kind": str(p.kind), "name": p.name,
+            "parent": p.parent.code if p.parent else None, "org_name": p.org_name,
+            "floors": p.floors, "households": p.households, "notes": p.notes,
+        } for p in places],
+        "members": [], "responsibilities": [], "shifts": [], "overrides": [],
+    }
+    for m in members:
+        phones = list(dict.fromkeys(c.address for c in m.contacts if c.channel in FILE_CHANNELS))
+        tables["members"].append({
+            "code": m.code, "name": m.name, "public_name": m.public_name, "kind": str(m.kind),
+            "organisation": m.organisation, "party_member": "yes" if m.is_party_member else "no",
+            "grid": m.grid.code if m.grid else None, "phones": phones,
+            "channels": list(m.channel_order),
+            "dnd": f"{m.dnd_start:%H:%M}-{m.dnd_end:%H:%M}" if m.dnd_start and m.dnd_end else None,
+            "active": "yes" if m.active else "no", "notes": m.notes,
+        })
+        for r in sorted(m.responsibilities, key=lambda r: (r.rung, r.position, r.id or 0)):
+            tables["responsibilities"].append({
+                "member": m.code, "place": r.place.code if r.place else None,
+                "rung": Rung(r.rung).name.lower(), "role": str(r.role), "order": r.position,
+                "categories": list(r.categories)})
+        by_hours: dict[tuple[time, time], list[int]] = {}
+        for s in m.shifts:
+            by_hours.setdefault((s.starts, s.ends), []).append(s.weekday)
+        for (starts, ends), days in sorted(by_hours.items()):
+            tables["shifts"].append({"member": m.code, "days": format_days(days),
+                                     "start": f"{starts:%H:%M}", "end": f"{ends:%H:%M}"})
+        for o in sorted(m.overrides, key=lambda o: o.starts_at):
+            tables["overrides"].append({
+                "member": m.code, "kind": str(o.kind),
+                "starts": f"{o.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                "ends": f"{o.ends_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                "stand_in": o.stand_in.code if o.stand_in else None, "note": o.note})
+    return tables

@@ -1,0 +1,1 @@
+"""The staff console: community workers log in here to run the community."""

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what Linli needs into .venv, plus the Debian packages it uses.
+#   scripts/install.sh            the service (Python packages, the CJK font for stickers)
+#   scripts/install.sh --tests    also what the tests need (Debian's Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=()
+[[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || debs+=(fonts-wqy-microhei)
+if [[ "${1:-}" == "--tests" ]]; then
+    command -v chromium >/dev/null || debs+=(chromium)
+fi
+if ((${#debs[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "Installing Debian packages: ${debs[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+    else
+        echo "Please install the Debian packages: ${debs[*]} (needs root)" >&2
+        [[ "${1:-}" == "--tests" ]] && exit 1
+    fi
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt

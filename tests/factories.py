@@ -1,0 +1,68 @@
+"""Plain functions that build test data in the community-file form users import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch.community.settings import default_settings
+from dispatch.models import Rung
+
+
+def small_community(**tables: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A community of one grid and two buildings, with a person for every rung.
+
+    Pass a table by name to replace it.
+    """
+    settings = default_settings()
+    data: dict[str, list[dict[str, Any]]] = {
+        "community": [{"code": "TS", "name": "测试花园", "timezone": "Asia/Shanghai",
+                       "hotline": "0752-1234567"}],
+        "categories": settings["categories"],
+        "policies": [{"urgency": u, **p} for u, p in settings["policies"].items()],
+        "routing": [{"category": r["category"], "rung": Rung(r["rung"]).name.lower(),
+                     "roles": r["roles"]} for r in settings["routing"]],
+        "places": [
+            {"code": "TS-G1", "kind": "grid", "name": "第一网格", "org_name": "第一网格党支部"},
+            {"code": "TS-B1", "kind": "building", "name": "1栋", "parent": "TS-G1",
+             "org_name": "1栋党小组", "floors": 18},
+            {"code": "TS-B1-U1", "kind": "unit", "name": "1单元", "parent": "TS-B1"},
+            {"code": "TS-B1-U1-E1", "kind": "elevator", "name": "1号电梯", "parent": "TS-B1-U1"},
+            {"code": "TS-B2", "kind": "building", "name": "2栋", "parent": "TS-G1",
+             "org_name": "2栋党小组", "floors": 26},
+            {"code": "TS-B2-U1", "kind": "unit", "name": "1单元", "parent": "TS-B2"},
+            {"code": "TS-G1-A1", "kind": "area", "name": "北门", "parent": "TS-G1"},
+        ],
+        "members": [
+            {"code": "L1", "name": "李建国", "kind": "party_member", "party_member": "yes",
+             "grid": "TS-G1", "phones": ["13800138001"], "channels": ["sms"],
+             "dnd": "22:00-07:00"},
+            {"code": "B1", "name": "王秀英", "kind": "volunteer", "phones": ["13800138002"],
+             "channels": ["sms", "voice"]},
+            {"code": "S1", "name": "张伟", "kind": "party_member", "party_member": "yes",
+             "phones": ["+8613800138003"]},
+            {"code": "D1", "name": "刘芳", "kind": "staff", "organisation": "居委会",
+             "phones": ["13800138004"]},
+            {"code": "E1", "name": "陈磊", "kind": "elevator", "organisation": "快速电梯维保",
+             "phones": ["13800138005"]},
+            {"code": "X1", "name": "赵强", "kind": "department", "organisation": "街道办",
+             "phones": ["13800138006"]},
+        ],
+        "responsibilities": [
+            {"member": "L1", "place": "TS-B1", "role": "leader", "order": 0},
+            {"member": "B1", "place": "TS-B1", "role": "backup", "order": 1},
+            {"member": "S1", "place": "TS-G1", "role": "secretary"},
+            {"member": "D1", "role": "duty_desk"},
+            {"member": "E1", "role": "elevator", "categories": ["elevator"]},
+            {"member": "X1", "role": "department", "rung": "district"},
+        ],
+        "shifts": [
+            {"member": "D1", "days": "Mon-Fri", "start": "08:30", "end": "17:30"},
+            {"member": "E1", "days": "daily", "start": "00:00", "end": "24:00"},
+        ],
+        "overrides": [
+            {"member": "L1", "kind": "leave", "starts": "2026-12-01 00:00",
+             "ends": "2026-12-03 23:59", "stand_in": "B1", "note": "出差"},
+        ],
+    }
+    data.update(tables)
+    return data
