@@ -57,7 +57,7 @@ def base_config(**overrides: Any) -> dict[str, Any]:
 
 def migrate(app: Flask) -> None:
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade(directory=str(ROOT / "migrations"), revision="heads")
     _dispose(app)
 
 
