@@ -17,7 +17,8 @@ from flask_wtf.csrf import CSRFProtect
 from dispatch import cli, health, jobs
 from dispatch.config import from_os_environ
 from dispatch.db import db
-from dispatch.staff import auth
+from dispatch.staff import auth, stickers
+from qr import cli as qr_cli
 
 migrate = Migrate()
 csrf = CSRFProtect()
@@ -38,8 +39,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     jobs.init_app(app)
     cli.init_app(app)
+    qr_cli.init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(stickers.bp)
     return app
 
 

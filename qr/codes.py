@@ -49,7 +49,8 @@ def issue(place: Place, *, replaces: Sticker | None = None) -> Sticker:
     if place.kind not in STICKER_KINDS:
         raise ValueError(f"{place.code}: only units, elevators and areas carry stickers")
     for _ in range(5):
-        sticker = Sticker(code=new_code(), place=place, replaces_id=replaces.id if replaces else None)
+        sticker = Sticker(code=new_code(), place=place,
+                          replaces_id=replaces.id if replaces else None)
         try:
             with db.session.begin_nested():
                 db.session.add(sticker)
@@ -101,3 +102,36 @@ def revoke(sticker: Sticker, note: str | None = None) -> None:
     sticker.status = StickerStatus.REVOKED
     sticker.revoked_at = utcnow()
     sticker.note = note or sticker.note
+
+
+DIAL_DIGITS = 19  # 2**60 has 19 decimal digits
+
+
+def dial_digits(code: str) -> str:
+    """The code as the digits a phone dials after the voice number's pause (tel:…,,<digits>#).
+
+    Keypads only send digits, so the code's 60 bits are written in decimal, zero-padded to a
+    fixed width: unguessable as the code itself, and `code_from_digits` reads them back.
+    """
+    canonical = normalise(code)
+    if canonical is None:
+        raise ValueError(f"not a sticker code: {code!r}")
+    value = 0
+    for char in canonical:
+        value = value * len(ALPHABET) + ALPHABET.index(char)
+    return f"{value:0{DIAL_DIGITS}d}"
+
+
+def code_from_digits(digits: str) -> str | None:
+    """The sticker code that `dial_digits` turned into `digits`, or None if it cannot be one."""
+    digits = digits.strip().rstrip("#")
+    if len(digits) != DIAL_DIGITS or not digits.isdigit():
+        return None
+    value = int(digits)
+    if value >= len(ALPHABET) ** LENGTH:
+        return None
+    chars = []
+    for _ in range(LENGTH):
+        value, index = divmod(value, len(ALPHABET))
+        chars.append(ALPHABET[index])
+    return "".join(reversed(chars))

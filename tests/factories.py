@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import sqlalchemy as sa
+from flask import Flask
+
 from dispatch.community.settings import default_settings
-from dispatch.models import Rung
+from dispatch.db import db
+from dispatch.models import Community, Place, Rung, StaffRole
+from dispatch.staff.auth import create_user
 
 
 def small_community(**tables: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -66,3 +72,27 @@ def small_community(**tables: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     }
     data.update(tables)
     return data
+
+
+def add_staff(app: Flask, username: str = "admin", role: StaffRole = StaffRole.ADMIN,
+              grid_code: str | None = None, password: str = "correct horse") -> None:
+    """A staff login in the app's only community."""
+    with app.app_context():
+        community = db.session.scalars(sa.select(Community)).one()
+        grid = db.session.scalar(sa.select(Place).where(Place.code == grid_code))
+        create_user(community, username, "测试员", password, role, grid)
+        db.session.commit()
+
+
+def login(client: Any, username: str = "admin", password: str = "correct horse") -> Any:
+    """Log in through the real form, CSRF token included."""
+    page = client.get("/staff/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    return client.post("/staff/login", data={"username": username, "password": password,
+                                             "csrf_token": token})
+
+
+def csrf_token(client: Any, path: str) -> str:
+    """The CSRF token of the form on the page at `path`."""
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]

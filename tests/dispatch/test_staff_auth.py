@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from flask import Flask
 
 from dispatch.db import db
-from dispatch.models import Community, Place, StaffRole, StaffUser
+from dispatch.models import Community, StaffRole, StaffUser
 from dispatch.staff.auth import create_user
-
-
-def add_staff(app: Flask, username: str = "admin", role: StaffRole = StaffRole.ADMIN,
-              grid_code: str | None = None) -> None:
-    with app.app_context():
-        community = db.session.scalars(sa.select(Community)).one()
-        grid = db.session.scalar(sa.select(Place).where(Place.code == grid_code))
-        create_user(community, username, "测试员", "correct horse", role, grid)
-        db.session.commit()
-
-
-def login(client, username: str = "admin", password: str = "correct horse"):
-    page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
-    return client.post("/staff/login", data={"username": username, "password": password,
-                                             "csrf_token": token})
+from tests.factories import add_staff, login
 
 
 def test_passwords_are_stored_hashed(app: Flask, community: int) -> None:

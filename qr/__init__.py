@@ -1,0 +1,1 @@
+"""Stickers: QR labels for units, elevators and areas, rendered as SVG, PNG and printable sheets."""

@@ -1,0 +1,108 @@
+"""`flask --app app stickers …`: print sheets, reissue, retire and revoke sticker codes.
+
+`scripts/print_qr_sheets.py` runs the same `print` command without the `flask` wrapper.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from tqdm import tqdm
+
+from dispatch.db import db
+from dispatch.models import PlaceKind, Sticker
+from qr import codes
+from qr.printing import Selection, labels, print_selection, resolve_scope
+from qr.sheet import LAYOUTS, Layout
+
+stickers_cli = AppGroup("stickers", help="Print sticker sheets; reissue, retire, revoke codes.")
+
+KIND_CHOICES = click.Choice([str(k) for k in codes.STICKER_KINDS])
+
+
+@stickers_cli.command("print")
+@click.argument("scope")
+@click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES,
+              help="unit, elevator or area; repeat for several (default: all).")
+@click.option("--layout", "layout_name", type=click.Choice(sorted(LAYOUTS)), default="3x4",
+              show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="PDF to write (default: stickers-<scope>.pdf).")
+@click.option("--max-per-file", default=2000, show_default=True,
+              help="Split longer runs into numbered files, keeping memory flat.")
+def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path: Path | None,
+                  max_per_file: int) -> None:
+    """Print the stickers of a community, grid or building (SCOPE is its code)."""
+    started = time.perf_counter()
+    try:
+        community, _ = resolve_scope(scope)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    selection = Selection(scope, tuple(PlaceKind(k) for k in kinds) or codes.STICKER_KINDS)
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    total, _ = labels(selection, base_url)
+    if total == 0:
+        raise click.ClickException(f"{scope}: no {', '.join(kinds) or 'sticker'} places to print")
+    out_path = out_path or Path(f"stickers-{scope}.pdf")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    today = datetime.now(ZoneInfo(community.timezone)).date()
+    layout = Layout.preset(layout_name)
+    with tqdm(total=total, unit="张", disable=total < 200 or not sys.stderr.isatty(),
+              desc="printing") as bar:
+        def progress(done: int) -> None:
+            bar.update(done - bar.n)
+
+        summary = print_selection(selection, base_url, out_path, layout=layout,
+                                  printed_on=today, max_per_file=max_per_file, progress=progress)
+    seconds = time.perf_counter() - started
+    click.echo(f"{summary.stickers} stickers, {summary.pages} pages, {len(summary.files)} "
+               f"file(s) in {seconds:.1f} s:")
+    for path in summary.files:
+        click.echo(f"  {path}")
+
+
+def _sticker(code: str) -> Sticker:
+    sticker = codes.find(code)
+    if sticker is None:
+        raise click.ClickException(f"no sticker {code!r}")
+    return sticker
+
+
+@stickers_cli.command("reissue")
+@click.argument("code")
+@click.option("--note", help="Why, e.g. 贴纸破损.")
+def reissue_command(code: str, note: str | None) -> None:
+    """Issue a replacement code for a damaged sticker; the old one keeps working for now."""
+    new = codes.reissue(_sticker(code), note)
+    db.session.commit()
+    click.echo(f"{new.place.code}: new sticker {new.code} (old {code} works until retired)")
+
+
+@stickers_cli.command("retire")
+@click.argument("code")
+def retire_command(code: str) -> None:
+    """Take a replaced sticker out of use."""
+    codes.retire(_sticker(code))
+    db.session.commit()
+    click.echo(f"retired {code}")
+
+
+@stickers_cli.command("revoke")
+@click.argument("code")
+@click.option("--note", help="Why, e.g. abuse.")
+def revoke_command(code: str, note: str | None) -> None:
+    """Stop an abused sticker: scans are recorded and reach no member."""
+    codes.revoke(_sticker(code), note)
+    db.session.commit()
+    click.echo(f"revoked {code}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(stickers_cli)

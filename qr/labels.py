@@ -1,0 +1,69 @@
+"""What one printed sticker says, and the URL its QR code points to.
+
+A sticker (二维码贴纸) is stuck in a unit's entrance (单元), inside an elevator (电梯) or at an area
+such as a gate (岗亭). Residents scan it to call the community's duty staff or leave a message.
+"""
+
+from dataclasses import dataclass
+
+KINDS = ("unit", "elevator", "area")
+
+# QR alphanumeric mode packs 2 characters into 11 bits instead of 16 in byte mode, so a URL that
+# stays inside this set gets a smaller symbol and, at a fixed print size, larger modules.
+QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+CALL_TO_ACTION = "扫码一键呼叫 / 留言"
+ELEVATOR_EMERGENCY = "被困请按警铃 · 电梯应急 96333"
+ELEVATOR_CALL_TO_ACTION = "电梯故障 · " + CALL_TO_ACTION
+
+
+@dataclass(frozen=True, slots=True)
+class StickerLabel:
+    """The data printed on one sticker; `url` is what its QR code encodes."""
+
+    code: str
+    url: str
+    community: str
+    place: str
+    kind: str
+    hotline: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"sticker kind {self.kind!r} is not one of {', '.join(KINDS)}")
+
+
+def sticker_url(public_base_url: str, code: str) -> str:
+    """Return the URL a sticker encodes, upper-cased so the QR code can use alphanumeric mode.
+
+    Scheme and host are case-insensitive, so `HTTPS://LINLI.EXAMPLE.CN` is the same site; the
+    `/S/<code>` route must accept its code case-insensitively. A path in the base URL is
+    upper-cased too, so the base URL should be just scheme, host and port.
+    """
+    url = f"{public_base_url.rstrip('/')}/S/{code}".upper()
+    outside = sorted(set(url) - QR_ALPHANUMERIC)
+    if outside:
+        raise ValueError(
+            f"sticker URL {url!r} has characters outside QR alphanumeric mode: {''.join(outside)!r}"
+        )
+    return url
+
+
+def grouped_code(code: str, group: int = 4) -> str:
+    """Split a sticker code into dash-separated groups (K7QM-3X9P-Z2AB) for reading or typing."""
+    return "-".join(code[i : i + group] for i in range(0, len(code), group))
+
+
+def hotline_text(hotline: str) -> str:
+    """The fallback line printed on every sticker: a phone call works without mobile data."""
+    return f"无网络请拨 社区值班电话 {hotline}"
+
+
+def code_text(code: str) -> str:
+    """The sticker code as printed for manual entry."""
+    return f"编号 {grouped_code(code)}"
+
+
+def call_to_action(kind: str) -> str:
+    """What scanning does; on elevators it comes after the emergency line, so it names faults."""
+    return ELEVATOR_CALL_TO_ACTION if kind == "elevator" else CALL_TO_ACTION
