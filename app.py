@@ -14,10 +14,12 @@ from flask import Flask
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-from dispatch import cli, health, jobs
+from dispatch import cli, errors, health, jobs, member, reconcile, resident, voice, webhooks
+from dispatch.channels import push
 from dispatch.config import from_os_environ
 from dispatch.db import db
-from dispatch.staff import auth, stickers
+from dispatch.metrics import prometheus
+from dispatch.staff import auth, blocklist, console, notices, stickers
 from qr import cli as qr_cli
 
 migrate = Migrate()
@@ -42,7 +44,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     qr_cli.init_app(app)
     auth.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(prometheus.bp)
+    console.init_app(app)
+    app.register_blueprint(member.bp)
     app.register_blueprint(stickers.bp)
+    resident.init_app(app)
+    errors.init_app(app)  # database outages: a 503 with the hotline, not a trace
+    reconcile.init_app(app)
+    app.register_blueprint(blocklist.bp)
+    app.register_blueprint(notices.bp)
+    # Provider webhooks and the push subscription check signatures or signed tokens instead.
+    for signed in (webhooks.bp, voice.bp, push.bp):
+        app.register_blueprint(signed)
+        csrf.exempt(signed)
     return app
 
 

@@ -21,7 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from dispatch import jobs
 from dispatch.community import settings
 from dispatch.db import db, utcnow
-from dispatch.models import Case, CaseEvent, Place, Report, ReportKind, Sticker
+from dispatch.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Place,
+    Report,
+    ReportKind,
+    Resolution,
+    Rung,
+    Sticker,
+)
 
 #: The job that moves a case along its ladder (see `dispatch.escalation`).
 STEP_JOB = "dispatch.escalation.run_step"
@@ -35,6 +45,10 @@ class EventKind(enum.StrEnum):
     NOTIFIED = "notified"
     DELIVERED = "delivered"
     SEND_FAILED = "send_failed"
+    RESENT = "resent"  # a send was interrupted and repeated: the recipient may get it twice
+    RETRIED = "retried"  # a message that could not arrive went out again by another channel
+    CONTACT_PROBLEM = "contact_problem"  # a number is invalid or opted out: staff must check
+    CALLED = "called"  # a resident's phone call: who was rung, who answered
     SKIPPED = "skipped"  # nobody reachable at a rung, or a member without a working contact
     ESCALATED = "escalated"
     ACCEPTED = "accepted"
@@ -136,3 +150,59 @@ def _locked_open(query: sa.Select[tuple[Case]]) -> Case | None:
     """The case the query finds, row-locked, if it is still open."""
     case = db.session.scalar(query.with_for_update())
     return case if case is not None and case.is_open else None
+
+
+def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
+    """Put a resolved or closed case back on its ladder from the first rung ("not solved").
+
+    Returns the case that now carries the problem. That is `case` itself, open again with a
+    new fencing token so every stale job dies, due for its first step at once; or, when
+    another case has meanwhile opened for the same place and category (the unique open key
+    is taken), that case: the complaint is filed on it as a report and `case` is closed as
+    not fixed, pointing at it. Commits; the step job is queued only after the commit.
+    """
+    now = now or utcnow()
+    case = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+                             .execution_options(populate_existing=True))
+    if case is None:
+        raise LookupError("no such case")
+    if case.is_open:
+        return case
+    try:
+        with db.session.begin_nested():
+            case.open_key = open_key(case.place, case.category)
+            db.session.flush()
+    except IntegrityError:
+        return _join_open_case(case, reason, now)
+    case.status = CaseStatus.OPEN
+    case.resolution = None
+    case.reopen_count += 1
+    case.rung, case.step, case.token = Rung.BUILDING, 0, case.token + 1
+    case.next_step_at = now
+    # The earlier acceptance no longer holds: the ladder starts again from the building.
+    case.accepted_by_id = case.accepted_rung = case.closed_rung = None
+    case.accepted_at = case.on_site_at = case.resolved_at = case.closed_at = None
+    case.stuck_at = None
+    record(case, EventKind.REOPENED, f"重新派单：{reason}", at=now, reason=reason)
+    db.session.commit()
+    jobs.enqueue(STEP_JOB, case.id, case.token, job_id=f"step-{case.id}-{case.token}")
+    return case
+
+
+def _join_open_case(case: Case, reason: str, now: datetime) -> Case:
+    """`reopen` when another case is open for the same problem: file the complaint there."""
+    other = db.session.scalar(sa.select(Case).where(
+        Case.open_key == open_key(case.place, case.category)))
+    case.status = CaseStatus.CLOSED
+    case.resolution = Resolution.NOT_FIXED
+    case.closed_at = case.closed_at or now
+    # Joins `other`; should it have closed meanwhile, file_report opens or joins as usual.
+    filed = file_report(case.place, case.category, text=f"回访未解决：{reason}", join=other,
+                        now=now)
+    case.merged_into_id = filed.case.id
+    number = filed.case.number
+    record(case, EventKind.MERGED, f"回访未解决，并入正在处理的 {number}", at=now,
+           into=filed.case.id, reason=reason, public=f"问题未解决，已并入正在处理的 {number}",
+           public_en=f"Not solved: added to case {number}, which is being handled")
+    db.session.commit()
+    return filed.case

@@ -1,4 +1,4 @@
-"""Command-line tools for staff and operators: `flask --app app community …`."""
+"""Command-line tools for staff and operators: `flask --app app community …`, `worker`…"""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from dispatch import community as community_files
+from dispatch import jobs, sweeper
 from dispatch.community import CommunityFileError
 
 community_cli = AppGroup("community", help="Import, export and demo community files.")
@@ -52,5 +53,53 @@ def demo_command(seed: int) -> None:
                f"{time.perf_counter() - started:.1f} s).")
 
 
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then exit.")
+@click.option("--worker-class", type=click.Choice(sorted(jobs.WORKER_CLASSES)), default="fork",
+              envvar="WORKER_CLASS", show_default=True,
+              help="fork: a work horse per job; simple: jobs run in the worker process.")
+def worker_command(burst: bool, worker_class: str) -> None:
+    """Run an RQ worker (forking, with the scheduler) for escalation steps and messages."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("REDIS_URL"):
+        raise click.UsageError("REDIS_URL is not set: jobs run inside the web process "
+                               "(the embedded runner), so there is no worker to start.")
+    jobs.work(app, burst=burst, worker_class=worker_class)
+
+
+@click.command("sweeper")
+@click.option("--once", is_flag=True, help="Sweep once and exit (for cron or a health check).")
+def sweeper_command(once: bool) -> None:
+    """Re-drive due escalation steps and stuck messages from the database every SWEEP_SECONDS.
+
+    With REDIS_URL the work it finds is done here and what follows goes to the RQ workers;
+    without it, this process runs the embedded runner (steps, sends and sweeps) on its own.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interval = float(app.config["SWEEP_SECONDS"])
+    runner = jobs.runner(app)
+    if once:
+        click.echo(f"Re-drove {sweeper.sweep()} item(s).")
+        if isinstance(runner, jobs.EmbeddedRunner):
+            runner.drain()
+        return
+    click.echo(f"Sweeping every {interval:g} s ({runner.kind} runner); Ctrl-C stops.")
+    if isinstance(runner, jobs.EmbeddedRunner):
+        runner.start()
+        while runner.alive:
+            time.sleep(1)
+        return
+    while True:
+        started = time.monotonic()
+        try:
+            with app.app_context():  # a fresh session per sweep
+                sweeper.sweep()
+        except Exception:  # a database blip must not end the sweeper; the next sweep retries
+            app.logger.exception("sweep failed")
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(community_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(sweeper_command)

@@ -12,17 +12,21 @@ import heapq
 import importlib
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+import rq
+import sqlalchemy as sa
+from flask import Flask, current_app
 from rq.exceptions import DuplicateJobError
+from sqlalchemy.orm import Session, SessionTransaction
 
-from dispatch.db import utcnow
+from dispatch.db import db, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +38,12 @@ _worker_app: Flask | None = None
 
 
 def run(path: str, *args: Any) -> Any:
-    """Run the job at `path` inside an app context; the entry point RQ workers execute."""
+    """Run the job at `path` in an app context of its own; the entry point RQ workers execute.
+
+    A fresh context is a fresh database session, so a job never inherits another job's
+    half-finished transaction, whichever worker class runs it.
+    """
     func = _resolve(path)
-    if has_app_context():
-        return func(*args)
     with worker_app().app_context():
         return func(*args)
 
@@ -70,6 +76,32 @@ def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | Non
     never looks for a row that is not there yet.
     """
     runner(current_app).enqueue(path, args, at=at, job_id=job_id)
+
+
+def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
+                         job_id: str | None = None) -> None:
+    """Queue the job once the current database transaction commits; drop it on rollback.
+
+    Call it inside the transaction that decided the work (after a flush, typically).
+
+    This is how a decision and its follow-ups stay in step: the outbox rows and the next ladder
+    step are written in the deciding transaction, and their jobs only exist if it committed.
+    """
+    pending = db.session.info.setdefault(_AFTER_COMMIT, [])
+    pending.append((path, args, at, job_id))
+
+
+_AFTER_COMMIT = "linli.after_commit"
+
+
+def _enqueue_committed(session: Session) -> None:
+    for path, args, at, job_id in session.info.pop(_AFTER_COMMIT, []):
+        enqueue(path, *args, at=at, job_id=job_id)
+
+
+def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the whole transaction, not a savepoint inside it
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def runner(app: Flask) -> EmbeddedRunner | RQRunner:
@@ -190,6 +222,9 @@ class RQRunner:
             options["unique"] = True
         try:
             if at is not None and at > utcnow():
+                # RQ's scheduler keeps whole seconds and would move a job due at 10.7 s at
+                # 10 s; rounding up makes sure a step job never arrives before its row is due.
+                at = datetime.fromtimestamp(math.ceil(at.timestamp()), UTC)
                 self.queue.enqueue_at(at, run, path, *args, **options)
             else:
                 self.queue.enqueue(run, path, *args, **options)
@@ -207,12 +242,59 @@ class RQRunner:
         return True
 
 
+class Worker(rq.Worker):
+    """RQ's default worker, which forks a work horse per job, made safe for SQLAlchemy.
+
+    The forked horse inherits the parent's pooled database connections; two processes talking
+    over one socket corrupt each other's conversations. Each horse therefore starts with an
+    empty pool (`dispose(close=False)` leaves the parent's sockets open for the parent) and a
+    fresh app context, hence a fresh session.
+    """
+
+    def main_work_horse(self, job: rq.job.Job, queue: rq.Queue) -> None:
+        with worker_app().app_context():
+            db.engine.dispose(close=False)
+            super().main_work_horse(job, queue)
+
+
+class SimpleWorker(rq.SimpleWorker):
+    """RQ's worker that runs each job in its own process: no fork per job, and the database
+    connection pool is kept from job to job (each job still gets a fresh app context and
+    session from `run`). Faster (docs/benchmarks.md); the price is that a job which crashes the
+    interpreter takes the worker with it, which the outbox and the sweeper already survive.
+    """
+
+
+#: `flask worker --worker-class` (or WORKER_CLASS) → the RQ worker class.
+WORKER_CLASSES: dict[str, type[rq.Worker]] = {"fork": Worker, "simple": SimpleWorker}
+
+
+def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None:
+    """Run an RQ worker (forking by default) with the scheduler on the Linli queue, until stopped.
+
+    The scheduler moves `enqueue_at` jobs onto the queue when due; with several workers one of
+    them holds the scheduler lock and the others take over if it dies.
+    """
+    from redis import Redis
+
+    set_worker_app(app)
+    # Work every horse would otherwise repeat after each fork: mapping the models.
+    sa.orm.configure_mappers()
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    worker = WORKER_CLASSES[worker_class]([rq.Queue(QUEUE_NAME, connection=connection)],
+                                          connection=connection)
+    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+
+
 def init_app(app: Flask) -> None:
     """Choose the runner from the configuration.
 
     The embedded runner starts with the first request rather than at import or in CLI
     commands, so `flask db upgrade` never races a sweeper against a half-made schema.
     """
+    if not sa.event.contains(Session, "after_commit", _enqueue_committed):
+        sa.event.listen(Session, "after_commit", _enqueue_committed)
+        sa.event.listen(Session, "after_soft_rollback", _forget_rolled_back)
     if app.config.get("REDIS_URL"):
         app.extensions["linli.jobs"] = RQRunner(app)
         return

@@ -301,6 +301,8 @@ class Contact(db.Model):
     address: Mapped[str] = mapped_column(sa.String(500))
     status: Mapped[ContactStatus] = mapped_column(default=ContactStatus.OK)
     priority: Mapped[int] = mapped_column(default=0)
+    #: A push subscription's keys ({"p256dh": …, "auth": …}); its endpoint is the address.
+    push_keys: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = _created()
 
     member: Mapped[Member] = relationship(back_populates="contacts")
@@ -539,6 +541,12 @@ class Notification(db.Model):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
+    #: The exact text handed to the provider on the first attempt. Retries send it unchanged,
+    #: so after a timeout the provider's own list can show whether it already has the message.
+    sent_text: Mapped[str | None] = mapped_column(sa.Text)
+    #: Sent as part of this other row's message (several cases bundled into one SMS).
+    bundled_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("notification.id"),
+                                                        index=True)
 
     case: Mapped[Case | None] = relationship()
     member: Mapped[Member | None] = relationship()
@@ -611,3 +619,16 @@ sa.Index(
     Notification.next_attempt_at,
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
+# Response figures (dispatch.metrics). A community's cases in a period, with every column the
+# figures read carried in the index, so PostgreSQL answers from the index alone instead of
+# visiting one heap page per case (a community's cases are spread over the whole table).
+FIGURE_COLUMNS = ["id", "place_id", "status", "resolution", "urgency", "category",
+                  "accepted_by_id", "accepted_rung", "closed_rung", "accepted_at", "on_site_at",
+                  "resolved_at", "closed_at", "policy"]
+sa.Index("ix_case_figures", Case.community_id, Case.reported_at,
+         postgresql_include=FIGURE_COLUMNS)
+# The acceptances /metrics adds to its histogram since the last scrape.
+sa.Index("ix_case_accepted_at", Case.accepted_at)
+# A case's latest answered callback, from the index alone.
+sa.Index("ix_callback_answer", Callback.case_id, Callback.id,
+         postgresql_include=["contacted", "solved", "satisfaction"])

@@ -1,13 +1,69 @@
 """The sweeper: re-drives from the database whatever a lost job missed.
 
 Redis may lose a queued job (a flush, a restart without persistence); the database never
-loses the row that says the work is due. Every few seconds the sweeper looks for due work
-and runs it through the same functions the jobs call.
+loses the row that says the work is due. Every few seconds (`SWEEP_SECONDS`, at most 5) the
+sweeper looks for due work and runs it through the same functions the jobs call:
+
+- cases whose `next_step_at` has passed: `escalation.advance`, one case per transaction,
+  claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so a worker or another sweeper busy with
+  a case is skipped rather than waited for (SQLite has one writer at a time and no such clause);
+- outbox rows stuck in "sending" past `outbox.SENDING_TIMEOUT`: handed back and sent again;
+- pending outbox rows past due: sent (`outbox.send` claims each row itself).
+
+Work younger than `GRACE` is left to the fast path (RQ's scheduler moves a job on whole
+seconds), so the sweeper only steps in when a job really went missing.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 
-def sweep() -> int:
+import sqlalchemy as sa
+
+from dispatch import escalation, outbox
+from dispatch.db import db, utcnow
+from dispatch.models import Case
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(seconds=3)
+#: At most this many cases and rows per sweep, so one sweep never runs for long.
+BATCH = 500
+
+
+def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     """Run one sweep; returns how many items it re-drove."""
-    return 0
+    clock = now
+    steps = sweep_steps(clock, grace=grace)
+    recovered = outbox.recover_interrupted(clock or utcnow())
+    sent = 0
+    for notification_id in [*recovered, *outbox.due_ids(clock, grace=grace, limit=BATCH)]:
+        if outbox.send(notification_id, clock) is not None:
+            sent += 1
+    if steps or sent:
+        log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
+    return steps + sent
+
+
+def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
+    """Take every case step that is overdue by more than `grace`; returns how many."""
+    taken = 0
+    for _ in range(BATCH):
+        at = now or utcnow()
+        case = db.session.scalar(
+            sa.select(Case)
+            .where(Case.next_step_at.is_not(None), Case.next_step_at <= at - grace)
+            .order_by(Case.next_step_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True))
+        if case is None:
+            db.session.rollback()
+            break
+        log.warning("sweep: case %s step due %s was not taken by a job; taking it now",
+                    case.id, case.next_step_at.isoformat())
+        escalation.advance(case, at)
+        db.session.commit()
+        taken += 1
+    return taken

@@ -33,6 +33,9 @@ PG_URL = os.environ.get("LINLI_TEST_DATABASE_URL",
 REDIS_URL = os.environ.get("LINLI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REQUIRE_SERVICES = os.environ.get("LINLI_REQUIRE_SERVICES") == "1"
 
+#: The fake Twilio and a provider-configured app (`fake_twilio`, `twilio_app`).
+pytest_plugins = ["tests.fakes.fixtures"]
+
 
 def unavailable(what: str, error: Exception) -> None:
     """Skip loudly, or fail when CI requires the real services."""
@@ -185,6 +188,17 @@ def redis_url(redis_db: int) -> str:
     conn.flushdb()
     conn.set("linli:test-session", lock, ex=6 * 3600)
     return url
+
+
+@pytest.fixture
+def rq_app(pg_schema: str, redis_url: str) -> Iterator[Flask]:
+    """An app on the real PostgreSQL and Redis (jobs go to RQ), inside an app context."""
+    app = create_app(pg_config(pg_schema, REDIS_URL=redis_url))
+    _truncate_all(app)
+    jobs.set_worker_app(app)
+    with app.app_context():
+        yield app
+    _dispose(app)
 
 
 @pytest.fixture

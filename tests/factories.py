@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from dispatch.community import import_data, tables_to_data
 from dispatch.community.settings import default_settings
 from dispatch.db import db
-from dispatch.models import Community, Place, Rung, StaffRole
+from dispatch.models import Community, Member, Place, Rung, StaffRole
 from dispatch.staff.auth import create_user
 
 
@@ -96,3 +97,45 @@ def csrf_token(client: Any, path: str) -> str:
     """The CSRF token of the form on the page at `path`."""
     page = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+
+
+def dispatch_community(**tables: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The small community with someone reachable at every rung at any hour of any day.
+
+    The duty desk works round the clock and nobody is on leave, so tests that run on the real
+    clock (real workers) do not depend on the weekday or the hour.
+    """
+    data = small_community(
+        shifts=[{"member": "D1", "days": "daily", "start": "00:00", "end": "24:00"},
+                {"member": "E1", "days": "daily", "start": "00:00", "end": "24:00"}],
+        overrides=[])
+    data.update(tables)
+    return data
+
+
+def import_community(data: dict[str, list[dict[str, Any]]]) -> Community:
+    """Import community tables through the ordinary import; returns the community."""
+    community, _ = import_data(tables_to_data(data, "test"))
+    return community
+
+
+def set_policy(community: Community, urgency: str, **values: float) -> None:
+    """Change a community's escalation policy numbers (commits).
+
+    The file accepts whole minutes only; tests that run on the real clock write fractions of
+    a minute here (rung_minutes=0.05 is three seconds). Cases opened afterwards snapshot them.
+    """
+    policies = {k: dict(v) for k, v in community.settings.get("policies", {}).items()}
+    policies.setdefault(urgency, {}).update(values)
+    community.settings = {**community.settings, "policies": policies}
+    db.session.commit()
+
+
+def place(code: str) -> Place:
+    """The place with `code`."""
+    return db.session.scalar(sa.select(Place).where(Place.code == code))
+
+
+def member(code: str) -> Member:
+    """The member with `code`."""
+    return db.session.scalar(sa.select(Member).where(Member.code == code))

@@ -1,0 +1,40 @@
+"""The channel interface: one message in, the provider's answer out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from dispatch.models import Notification
+
+#: Errors after which the provider may or may not have the message: look before sending again,
+#: and send exactly the same text and bundle if it does not.
+UNCERTAIN = frozenset({"timeout", "connection", "http-500", "http-502", "http-503", "http-504"})
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the provider said: its id for the message, or an error and whether to retry."""
+
+    provider_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.provider_id is not None
+
+    @classmethod
+    def sent(cls, provider_id: str) -> SendResult:
+        return cls(provider_id=provider_id)
+
+    @classmethod
+    def failed(cls, error_code: str, error: str, *, retryable: bool) -> SendResult:
+        return cls(error_code=error_code, error=error, retryable=retryable)
+
+
+class Sender(Protocol):
+    """A channel backend: hands one message to its provider."""
+
+    def send(self, notification: Notification) -> SendResult: ...

@@ -1,0 +1,202 @@
+"""Member pages: act on a case from the link in a message, with no login.
+
+Every URL carries a signed, expiring, single-purpose token (`dispatch.links`). GET only ever
+shows a page — SMS apps and chat link previewers fetch links on their own — and the action
+happens on POST from that page's big button, under the app-wide CSRF protection. The actions
+themselves are `dispatch.escalation`'s, shared with SMS replies and the CLI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+
+from dispatch import escalation, links, routing
+from dispatch.community import settings
+from dispatch.db import db
+from dispatch.duty import working_contact
+from dispatch.escalation import ActionRefused
+from dispatch.links import BadLink, Purpose
+from dispatch.models import (
+    OPEN_STATUSES,
+    Case,
+    CaseStatus,
+    Member,
+    Notification,
+    NotificationStatus,
+)
+from dispatch.outbox import Purpose as Message
+
+bp = Blueprint("member", __name__, url_prefix="/m")
+
+STATUS_NAMES = {CaseStatus.OPEN: "等待接单", CaseStatus.ACCEPTED: "已接单",
+                CaseStatus.ON_SITE: "已到场", CaseStatus.RESOLVED: "已解决",
+                CaseStatus.CLOSED: "已结案"}
+#: The confirmation page of each action: its title, its button and what pressing it means.
+ACTIONS: dict[Purpose, tuple[str, str, str]] = {
+    Purpose.ACCEPT: ("接单", "我来处理，接单", "接单后，其他已通知的人会收到“已有人接单”的消息。"),
+    Purpose.ON_SITE: ("已到场", "我已到场", "告诉居民和同事：您已经到了现场。"),
+    Purpose.RESOLVE: ("已解决", "问题已解决", "确认问题已经解决；居民之后会收到回访。"),
+    Purpose.HAND_OVER: ("转交同事", "转交", "转交后由这位同事负责，他会马上收到通知。"),
+    Purpose.ESCALATE: ("立即升级", "立即上报上一级", "马上通知上一级负责人，不再等待。"),
+}
+DONE = {
+    Purpose.ACCEPT: "已接单，谢谢！请尽快前往。",
+    Purpose.ON_SITE: "已记录：您已到场。",
+    Purpose.RESOLVE: "已记录：问题已解决。谢谢您！",
+    Purpose.HAND_OVER: "已转交。",
+    Purpose.ESCALATE: "已上报上一级。",
+}
+
+
+@bp.get("/member/<token>")
+def member_page(token: str) -> Any:
+    """The member's open cases: accepted by them, or waiting for them to take."""
+    member_id, _ = _read(Purpose.MEMBER, token)
+    member = _member(member_id)
+    cases = open_cases(member)
+    return render_template("member/member.html", member=member, cases=cases,
+                           case_url=lambda c: links.path(Purpose.CASE, member.id, c.id),
+                           **_helpers(member))
+
+
+@bp.get("/case/<token>")
+def case_page(token: str) -> Any:
+    """One case with the actions this member may take on it now."""
+    member_id, case_id = _read(Purpose.CASE, token)
+    member, case = _member(member_id), _case(case_id, member_id)
+    return render_template("member/case.html", member=member, case=case,
+                           actions=allowed_actions(case, member),
+                           action_url=lambda p: links.path(p, member.id, case.id),
+                           member_url=links.path(Purpose.MEMBER, member.id),
+                           events=case.events[-12:], **_helpers(member))
+
+
+@bp.route("/<purpose>/<token>", methods=["GET", "POST"])
+def act(purpose: str, token: str) -> Any:
+    """GET shows the confirmation page; POST from it takes the action."""
+    try:
+        wanted = Purpose(purpose)
+    except ValueError:
+        abort(404)
+    if wanted not in ACTIONS:
+        abort(404)
+    member_id, case_id = _read(wanted, token)
+    member, case = _member(member_id), _case(case_id, member_id)
+    case_url = links.path(Purpose.CASE, member.id, case.id)
+    if request.method == "GET":
+        return render_template("member/confirm.html", purpose=wanted, action=ACTIONS[wanted],
+                               member=member, case=case, case_url=case_url,
+                               colleagues=colleagues(case, member), **_helpers(member))
+    try:
+        _take(wanted, case.id, member.id)
+    except ActionRefused as refused:
+        return render_template("member/message.html", title="无法完成", message=str(refused),
+                               case_url=case_url, **_helpers(member)), 409
+    flash(DONE[wanted])
+    return redirect(case_url, code=303)
+
+
+def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
+    if purpose == Purpose.ACCEPT:
+        escalation.accept(case_id, member_id)
+    elif purpose == Purpose.ON_SITE:
+        escalation.on_site(case_id, member_id)
+    elif purpose == Purpose.RESOLVE:
+        escalation.resolve(case_id, member_id, request.form.get("note", ""))
+    elif purpose == Purpose.HAND_OVER:
+        try:
+            to_member = int(request.form.get("to_member", ""))
+        except ValueError:
+            raise ActionRefused("请选择要转交的同事") from None
+        escalation.hand_over(case_id, member_id, to_member)
+    elif purpose == Purpose.ESCALATE:
+        escalation.escalate_now(case_id, member_id)
+
+
+def open_cases(member: Member) -> list[Case]:
+    """Open cases the member accepted, or was asked to take and nobody has taken yet."""
+    asked = (sa.select(Notification.case_id)
+             .where(Notification.member_id == member.id,
+                    Notification.purpose.in_((Message.ALERT, Message.STUCK, Message.HANDOVER)),
+                    Notification.status != NotificationStatus.CANCELLED))
+    return list(db.session.scalars(
+        sa.select(Case)
+        .where(Case.status.in_(OPEN_STATUSES),
+               sa.or_(Case.accepted_by_id == member.id,
+                      sa.and_(Case.status == CaseStatus.OPEN, Case.id.in_(asked))))
+        .order_by(Case.reported_at.desc())))
+
+
+def allowed_actions(case: Case, member: Member) -> list[Purpose]:
+    """What the member may do now, the expected next step first."""
+    if case.status == CaseStatus.OPEN:
+        return [Purpose.ACCEPT, Purpose.HAND_OVER, Purpose.ESCALATE]
+    if case.accepted_by_id != member.id:
+        return []
+    if case.status == CaseStatus.ACCEPTED:
+        return [Purpose.ON_SITE, Purpose.RESOLVE, Purpose.HAND_OVER, Purpose.ESCALATE]
+    if case.status == CaseStatus.ON_SITE:
+        return [Purpose.RESOLVE, Purpose.HAND_OVER, Purpose.ESCALATE]
+    return []
+
+
+def colleagues(case: Case, member: Member) -> list[Member]:
+    """Whom the case can be handed to: anyone responsible for its place, with a contact."""
+    return [r.member for r in routing.answering_for(case.place, case.category)
+            if r.member.id != member.id and r.member.active
+            and working_contact(r.member) is not None]
+
+
+def _read(purpose: Purpose, token: str) -> tuple[int, int | None]:
+    try:
+        return links.read(purpose, token)
+    except BadLink as bad:
+        abort(_refusal(str(bad), 403))
+
+
+def _member(member_id: int) -> Member:
+    member = db.session.get(Member, member_id)
+    if member is None or not member.active:
+        abort(_refusal("您不在本社区的值守名单中", 403))
+    return member
+
+
+def _case(case_id: int | None, member_id: int) -> Case:
+    case = db.session.get(Case, case_id) if case_id is not None else None
+    member = db.session.get(Member, member_id)
+    if case is None or member is None or case.community_id != member.community_id:
+        abort(_refusal("找不到这个事项", 404))
+    return case
+
+
+def _refusal(message: str, status: int) -> Response:
+    page = render_template("member/message.html", title="链接无法使用", message=message,
+                           case_url=None)
+    return make_response(page, status)
+
+
+def _helpers(member: Member) -> dict[str, Any]:
+    zone = ZoneInfo(member.community.timezone)
+
+    def local(at: datetime | None) -> str:
+        return at.astimezone(zone).strftime("%m-%d %H:%M") if at else ""
+
+    def category_name(case: Case) -> str:
+        found = settings.category(case.community, case.category)
+        return found.name if found else case.category
+
+    return {"local": local, "category_name": category_name, "status_names": STATUS_NAMES}

@@ -1,0 +1,242 @@
+"""The outbox: every message is a row written in the transaction that decided it, then sent.
+
+A row moves pending → sending → sent (with the provider's id) → delivered or failed. `send()`
+is the one function that sends a row, whether an RQ worker, the embedded runner or the sweeper
+calls it:
+
+- it **claims** the row with one conditional update (pending and due → sending), committed
+  before the provider is called, so two callers can never both send it;
+- it checks the stop conditions again right before sending (an alert for a case someone has
+  meanwhile accepted is cancelled, not sent);
+- it calls the channel holding no row lock (the claim is already committed) and stores the
+  provider's id at once; a row with a provider id is never sent again;
+- a retryable failure goes back to pending with a growing delay (`next_attempt_at`).
+
+A process killed between the claim and storing the provider's id leaves the row "sending".
+`recover_interrupted()` (run by the sweeper) hands such rows back after `SENDING_TIMEOUT`,
+longer than any provider call may take: the provider may or may not have the message, so the
+recipient may get it twice — at most once more per interruption — and the timeline says so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from dispatch import channels, jobs
+from dispatch.cases import EventKind, record
+from dispatch.channels import SendResult
+from dispatch.db import db, utcnow
+from dispatch.models import (
+    Case,
+    CaseStatus,
+    Channel,
+    Contact,
+    Member,
+    Notification,
+    NotificationStatus,
+)
+
+SEND_JOB = "dispatch.outbox.send"
+MAX_ATTEMPTS = 5
+#: Waits before the 2nd, 3rd… attempt after a retryable failure.
+BACKOFF = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=90),
+           timedelta(seconds=270))
+#: A row still "sending" after this long belongs to a process that died mid-send.
+SENDING_TIMEOUT = timedelta(minutes=2)
+
+CHANNEL_NAMES = {Channel.SMS: "短信", Channel.VOICE: "电话", Channel.PUSH: "推送",
+                 Channel.CONSOLE: "控制台消息"}
+
+
+class Purpose:
+    """Why a message is sent; alerts and reminders go stale, the others do not."""
+
+    ALERT = "alert"  # please take this case
+    TAKEN = "taken"  # someone else took it: no need to go
+    REMINDER = "reminder"  # you accepted but are not on site yet
+    HANDOVER = "handover"  # a colleague handed the case to you
+    STUCK = "stuck"  # the ladder is exhausted: staff must step in
+
+
+def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *,
+        dedupe_key: str, rung: int | None = None) -> Notification | None:
+    """Write an outbox row in the caller's transaction; None if this decision was already made.
+
+    The send job is queued for after the commit.
+    """
+    exists = db.session.scalar(
+        sa.select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return None
+    notification = Notification(
+        case=case, member=member, contact=contact, channel=contact.channel,
+        to_address=contact.address, purpose=purpose, body=body, dedupe_key=dedupe_key,
+        rung=rung, status=NotificationStatus.PENDING)
+    db.session.add(notification)
+    db.session.flush()
+    jobs.enqueue_after_commit(SEND_JOB, notification.id, job_id=f"send-{notification.id}-0")
+    return notification
+
+
+def send(notification_id: int, now: datetime | None = None) -> NotificationStatus | None:
+    """Send one outbox row if it is pending and due; returns its new status, None if not ours."""
+    now = now or utcnow()
+    if not _claim(notification_id, now):
+        return None
+    notification = db.session.get(Notification, notification_id)
+    assert notification is not None
+    stale = _stale(notification)
+    if stale:
+        notification.status = NotificationStatus.CANCELLED
+        notification.last_error = stale
+        notification.updated_at = now
+        db.session.commit()
+        return notification.status
+    # The per-recipient gate imports this module, hence the import here.
+    from dispatch.channels import throttle
+
+    held = throttle.before_send(notification, now)
+    if held is not None:
+        return held
+    result = _deliver(notification)
+    _store(notification, result, utcnow() if now is None else now)
+    throttle.after_send(notification, now)
+    return notification.status
+
+
+def _claim(notification_id: int, now: datetime) -> bool:
+    """pending and due → sending, in one committed statement: only one caller can win."""
+    due = sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)
+    claimable = (sa.select(Notification.id)
+                 .where(Notification.id == notification_id,
+                        Notification.status == NotificationStatus.PENDING, due)
+                 .with_for_update(skip_locked=True))
+    result = db.session.execute(
+        sa.update(Notification)
+        .where(Notification.id.in_(claimable.scalar_subquery()))
+        .values(status=NotificationStatus.SENDING, attempts=Notification.attempts + 1,
+                updated_at=now)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _stale(notification: Notification) -> str | None:
+    """Why the message is no longer wanted, checked right before it goes out."""
+    case = notification.case
+    if case is None:
+        return None
+    if notification.purpose in (Purpose.ALERT, Purpose.STUCK) and case.status != CaseStatus.OPEN:
+        return f"case {case.status} before sending"
+    if notification.purpose == Purpose.REMINDER and (
+            case.status != CaseStatus.ACCEPTED or case.accepted_by_id != notification.member_id):
+        return f"case {case.status} before sending"
+    return None
+
+
+def _deliver(notification: Notification) -> SendResult:
+    """Hand the message to its channel; an exception is a retryable failure, not a crash."""
+    try:
+        return channels.sender_for(notification).send(notification)
+    except Exception as exc:  # a provider SDK may raise anything; the row must not stay stuck
+        return SendResult.failed("exception", f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def _store(notification: Notification, result: SendResult, now: datetime) -> None:
+    """Record the provider's answer; the first alert sent is the case's first-notified time."""
+    notification.updated_at = now
+    if result.ok:
+        if notification.case_id is not None and notification.purpose == Purpose.ALERT:
+            # The case row first, as every other writer does, so two writers never deadlock.
+            db.session.execute(
+                sa.update(Case)
+                .where(Case.id == notification.case_id, Case.first_notified_at.is_(None))
+                .values(first_notified_at=now)
+                .execution_options(synchronize_session=False))
+        notification.status = NotificationStatus.SENT
+        notification.provider_id = result.provider_id
+        notification.sent_at = now
+        notification.error_code = None
+        db.session.commit()
+        return
+    notification.error_code = result.error_code
+    notification.last_error = result.error
+    who = f"{CHANNEL_NAMES.get(notification.channel, '消息')}（发给"
+    who += f"{notification.member.name if notification.member else '—'}）"
+    if result.retryable and notification.attempts < MAX_ATTEMPTS:
+        wait = BACKOFF[min(notification.attempts, len(BACKOFF)) - 1]
+        notification.status = NotificationStatus.PENDING
+        notification.next_attempt_at = now + wait
+        message = f"{who}发送失败（{result.error_code}），{int(wait.total_seconds())} 秒后重试"
+        jobs.enqueue_after_commit(SEND_JOB, notification.id, at=notification.next_attempt_at,
+                                  job_id=f"send-{notification.id}-{notification.attempts}")
+    else:
+        notification.status = NotificationStatus.FAILED
+        message = f"{who}发送失败（{result.error_code}），不再重试"
+    if notification.case is not None:
+        record(notification.case, EventKind.SEND_FAILED, message, at=now,
+               member_id=notification.member_id, notification=notification.id,
+               error_code=result.error_code, attempts=notification.attempts)
+    db.session.commit()
+
+
+def recover_interrupted(now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Hand rows stuck in "sending" back to pending, noting the possible duplicate; returns ids.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED, so two sweepers never take the same row.
+    """
+    now = now or utcnow()
+    rows = list(db.session.scalars(
+        sa.select(Notification)
+        .where(Notification.status == NotificationStatus.SENDING,
+               Notification.updated_at < now - SENDING_TIMEOUT,
+               ~_riding_in_live_carrier())
+        .order_by(Notification.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)))
+    recovered: list[int] = []
+    for notification in rows:
+        notification.updated_at = now
+        if notification.provider_id is not None:
+            notification.status = NotificationStatus.SENT  # the provider has it: never again
+            continue
+        notification.status = NotificationStatus.PENDING
+        notification.next_attempt_at = None
+        recovered.append(notification.id)
+        if notification.case is not None:
+            name = notification.member.name if notification.member else "—"
+            record(notification.case, EventKind.RESENT,
+                   f"发给{name}的{CHANNEL_NAMES.get(notification.channel, '消息')}在发送途中中断"
+                   f"（处理进程退出），重新发送：对方可能收到两条", at=now,
+                   member_id=notification.member_id, notification=notification.id,
+                   attempts=notification.attempts)
+    db.session.commit()
+    return recovered
+
+
+def _riding_in_live_carrier() -> sa.ColumnElement[bool]:
+    """The row is bundled into a message whose carrier is still pending or sending.
+
+    Such a row is settled with its carrier (it adopts the carrier's provider id, or is freed if
+    the carrier fails for good); sending it alone could duplicate a bundle that went out.
+    """
+    carrier = aliased(Notification)
+    return sa.exists().where(
+        carrier.id == Notification.bundled_into_id,
+        carrier.status.in_((NotificationStatus.PENDING, NotificationStatus.SENDING)))
+
+
+def due_ids(now: datetime | None = None, *, grace: timedelta = timedelta(0),
+            limit: int = 500) -> list[int]:
+    """Pending rows whose send is overdue by more than `grace`: their job was lost or failed."""
+    now = now or utcnow()
+    cutoff = now - grace
+    return list(db.session.scalars(
+        sa.select(Notification.id)
+        .where(Notification.status == NotificationStatus.PENDING,
+               sa.func.coalesce(Notification.next_attempt_at, Notification.created_at) <= cutoff)
+        .order_by(Notification.id)
+        .limit(limit)))

@@ -1,0 +1,95 @@
+"""Jobs: queued only after commit, never early on RQ, and safe in RQ's forked work horses."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask, current_app
+from redis import Redis
+
+from dispatch import jobs
+from dispatch.cases import file_report
+from dispatch.db import db, utcnow
+from dispatch.models import CaseEvent, Notification, NotificationStatus
+from tests import factories
+from tests.factories import place
+
+
+def test_a_job_queued_in_a_transaction_runs_only_if_it_commits(app: Flask) -> None:
+    runner = jobs.runner(app)
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        jobs.enqueue_after_commit("dispatch.sweeper.sweep")
+        assert runner.pending() == 0
+        db.session.rollback()
+        db.session.commit()
+        assert runner.pending() == 0  # dropped with the rollback
+        db.session.execute(sa.text("SELECT 1"))
+        jobs.enqueue_after_commit("dispatch.sweeper.sweep")
+        assert runner.pending() == 0
+        db.session.commit()
+        assert runner.pending() == 1
+
+
+def test_the_embedded_runner_takes_a_new_cases_step_and_sends_in_the_background(
+        app: Flask) -> None:
+    runner = jobs.runner(app)
+    with app.app_context():
+        factories.import_community(factories.dispatch_community())
+        case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        with app.app_context():
+            while time.monotonic() < deadline:
+                sent = db.session.scalars(sa.select(Notification.status)).all()
+                if sent and set(sent) == {NotificationStatus.SENT}:
+                    break
+                db.session.rollback()
+                time.sleep(0.05)
+            assert len(sent) == 2 and set(sent) == {NotificationStatus.SENT}
+            assert db.session.scalar(sa.select(CaseEvent.kind).where(
+                CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc())) == "notified"
+    finally:
+        runner.stop()
+    assert runner.errors == 0
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_scheduled_job_is_never_moved_before_its_time_and_queued_once(rq_app: Flask) -> None:
+    runner = jobs.runner(rq_app)
+    at = utcnow() + timedelta(seconds=30, milliseconds=300)
+    with rq_app.app_context():
+        for _ in range(2):
+            jobs.enqueue("dispatch.sweeper.sweep", at=at, job_id="sweep-once")
+    scheduled = runner.redis.zrange(f"rq:scheduled:{jobs.QUEUE_NAME}", 0, -1, withscores=True)
+    # RQ's scheduler keeps whole seconds: the score is rounded up, never down.
+    assert scheduled == [(b"sweep-once", float(math.ceil(at.timestamp())))]
+
+
+def record_backend_pid(key: str) -> None:
+    """A job for the test below: which PostgreSQL backend does the work horse talk to?"""
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    Redis.from_url(current_app.config["REDIS_URL"]).rpush(key, pid)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_forked_work_horse_never_talks_over_the_parents_database_connection(
+        rq_app: Flask) -> None:
+    with rq_app.app_context():
+        parent_pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+        db.session.commit()  # the connection goes back to the pool, where the horse inherits it
+        for n in range(2):
+            jobs.enqueue(f"{__name__}.record_backend_pid", "horse-pids", job_id=f"pid-{n}")
+    jobs.work(rq_app, burst=True)
+    redis = jobs.runner(rq_app).redis
+    horse_pids = [int(p) for p in redis.lrange("horse-pids", 0, -1)]
+    assert len(horse_pids) == 2 and parent_pid not in horse_pids
+    with rq_app.app_context():  # and the parent's pooled connection still works
+        assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == parent_pid

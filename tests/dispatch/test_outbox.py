@@ -1,0 +1,161 @@
+"""The outbox: one function sends one row, claims it once, retries with backoff, never twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from dispatch import escalation, outbox
+from dispatch.cases import EventKind, file_report
+from dispatch.channels import SendResult
+from dispatch.db import db
+from dispatch.models import Case, CaseStatus, Notification, NotificationStatus
+from tests import factories
+from tests.factories import place
+
+MONDAY = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+SEC = timedelta(seconds=1)
+
+
+class FlakyProvider:
+    """A stand-in provider that answers with the given failures first, then takes messages."""
+
+    def __init__(self, *failures: SendResult | Exception) -> None:
+        self.failures = list(failures)
+        self.received: list[int] = []
+
+    def send(self, notification: Notification) -> SendResult:
+        self.received.append(notification.id)
+        if self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        return SendResult.sent(f"SM{len(self.received):032d}")
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    with app.app_context():
+        factories.import_community(factories.small_community(overrides=[]))
+        yield app
+
+
+def pending_alert() -> Notification:
+    """Open an elevator case and take its first step: two alerts wait in the outbox."""
+    filed = file_report(place("TS-B1-U1-E1"), "elevator", now=MONDAY)
+    escalation.run_step(filed.case.id, filed.case.token, now=MONDAY)
+    return db.session.scalars(sa.select(Notification).order_by(Notification.id)).first()
+
+
+def use_provider(app: Flask, provider: FlakyProvider) -> FlakyProvider:
+    app.extensions["linli.sender"] = provider
+    return provider
+
+
+def case_events(notification: Notification, kind: EventKind) -> list[str]:
+    case = db.session.get(Case, notification.case_id)
+    return [e.message for e in case.events if e.kind == kind]
+
+
+def test_a_row_is_sent_once_with_the_provider_id_and_the_console_keeps_the_message(
+        ctx: Flask) -> None:
+    row = pending_alert()
+    assert outbox.send(row.id) == NotificationStatus.SENT
+    db.session.refresh(row)
+    assert row.status == NotificationStatus.SENT and row.provider_id.startswith("console-")
+    assert row.attempts == 1 and row.sent_at is not None
+    console = ctx.extensions["linli.sender"]
+    assert [m.notification_id for m in console.sent] == [row.id]
+    assert "电梯故障" in console.sent[0].body
+    assert outbox.send(row.id) is None  # already sent: nobody can claim it again
+    assert len(console.sent) == 1
+
+
+def test_a_retryable_failure_waits_longer_each_time_then_is_sent(ctx: Flask) -> None:
+    provider = use_provider(ctx, FlakyProvider(
+        SendResult.failed("30003", "Unreachable destination handset", retryable=True),
+        TimeoutError("read timed out")))
+    row = pending_alert()
+    assert outbox.send(row.id, MONDAY) == NotificationStatus.PENDING
+    db.session.refresh(row)
+    assert (row.error_code, row.next_attempt_at) == ("30003", MONDAY + 10 * SEC)
+    assert outbox.send(row.id, MONDAY + 9 * SEC) is None  # not due yet
+    assert outbox.send(row.id, MONDAY + 10 * SEC) == NotificationStatus.PENDING
+    db.session.refresh(row)
+    assert (row.error_code, row.next_attempt_at) == ("exception", MONDAY + 40 * SEC)
+    assert outbox.send(row.id, MONDAY + 40 * SEC) == NotificationStatus.SENT
+    assert provider.received == [row.id] * 3
+    assert case_events(row, EventKind.SEND_FAILED) == [
+        "短信（发给李建国）发送失败（30003），10 秒后重试",
+        "短信（发给李建国）发送失败（exception），30 秒后重试"]
+
+
+def test_a_permanent_failure_or_too_many_attempts_gives_up(ctx: Flask) -> None:
+    use_provider(ctx, FlakyProvider(SendResult.failed("21211", "Invalid 'To'", retryable=False)))
+    row = pending_alert()
+    assert outbox.send(row.id, MONDAY) == NotificationStatus.FAILED
+    assert case_events(row, EventKind.SEND_FAILED) == [
+        "短信（发给李建国）发送失败（21211），不再重试"]
+
+    failing = SendResult.failed("500", "Server error", retryable=True)
+    use_provider(ctx, FlakyProvider(*[failing] * outbox.MAX_ATTEMPTS))
+    other = db.session.scalars(sa.select(Notification).where(Notification.id != row.id)).one()
+    at = MONDAY
+    for _ in range(outbox.MAX_ATTEMPTS):
+        status = outbox.send(other.id, at)
+        at += timedelta(minutes=10)
+    assert status == NotificationStatus.FAILED and other.attempts == outbox.MAX_ATTEMPTS
+
+
+def test_an_alert_for_a_case_taken_meanwhile_is_cancelled_right_before_sending(
+        ctx: Flask) -> None:
+    provider = use_provider(ctx, FlakyProvider())
+    row = pending_alert()
+    db.session.execute(sa.update(Case).values(status=CaseStatus.ACCEPTED))
+    db.session.commit()
+    assert outbox.send(row.id) == NotificationStatus.CANCELLED
+    assert provider.received == []
+
+
+def test_an_interrupted_send_is_sent_again_and_the_timeline_warns_of_a_duplicate(
+        ctx: Flask) -> None:
+    provider = use_provider(ctx, FlakyProvider())
+    row = pending_alert()
+    row.status, row.attempts, row.updated_at = NotificationStatus.SENDING, 1, MONDAY
+    db.session.commit()
+    assert outbox.recover_interrupted(MONDAY + outbox.SENDING_TIMEOUT) == []  # not long enough
+    recovered = outbox.recover_interrupted(MONDAY + outbox.SENDING_TIMEOUT + SEC)
+    assert recovered == [row.id]
+    assert outbox.send(row.id) == NotificationStatus.SENT and provider.received == [row.id]
+    [warning] = case_events(row, EventKind.RESENT)
+    assert warning == "发给李建国的短信在发送途中中断（处理进程退出），重新发送：对方可能收到两条"
+
+
+def test_a_row_the_provider_already_has_is_never_sent_again(ctx: Flask) -> None:
+    provider = use_provider(ctx, FlakyProvider())
+    row = pending_alert()
+    row.status, row.provider_id, row.updated_at = NotificationStatus.SENDING, "SM1", MONDAY
+    db.session.commit()
+    assert outbox.recover_interrupted(MONDAY + timedelta(hours=1)) == []
+    db.session.refresh(row)
+    assert row.status == NotificationStatus.SENT
+    assert outbox.send(row.id) is None and provider.received == []
+
+
+@pytest.mark.postgres
+def test_a_row_locked_by_another_sender_is_skipped_not_waited_for(pg_app: Flask) -> None:
+    with pg_app.app_context():
+        factories.import_community(factories.small_community(overrides=[]))
+        row = pending_alert()
+        with db.engine.connect() as other:
+            other.execute(sa.select(Notification).where(Notification.id == row.id)
+                          .with_for_update())
+            assert outbox.send(row.id) is None  # SKIP LOCKED: returns at once
+            other.rollback()
+        assert outbox.send(row.id) == NotificationStatus.SENT
