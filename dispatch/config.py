@@ -13,7 +13,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-SMS_BACKENDS = ("console",)
+SMS_BACKENDS = ("console", "twilio", "aliyun")
+TWILIO_API_BASE_URL = "https://api.twilio.com"
+ALIYUN_SMS_ENDPOINT = "dysmsapi.aliyuncs.com"
 
 
 class ConfigError(RuntimeError):
@@ -31,7 +33,56 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, o
         "TIME_ZONE": _time_zone(environ),
         "SWEEP_SECONDS": _positive_float(environ, "SWEEP_SECONDS", 5.0),
     }
+    settings.update(_channel_settings(environ, str(settings["SMS_BACKEND"])))
     return settings
+
+
+def _channel_settings(environ: Mapping[str, str], sms_backend: str) -> dict[str, object]:
+    """Provider credentials: required for the backends chosen, checked here, not at first send.
+
+    Twilio is needed by `SMS_BACKEND=twilio` and by the voice number; Web Push is on when its
+    VAPID keys are given; Alibaba Cloud SMS by `SMS_BACKEND=aliyun`.
+    """
+    def get(name: str) -> str | None:
+        return environ.get(name, "").strip() or None
+
+    settings: dict[str, object] = {name: get(name) for name in (
+        "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID",
+        "TWILIO_VOICE_NUMBER", "VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT",
+        "ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME",
+        "ALIYUN_SMS_TEMPLATE_CODE", "ALIYUN_REPORT_TOKEN")}
+    settings["TWILIO_API_BASE_URL"] = _base_url(environ, "TWILIO_API_BASE_URL",
+                                                TWILIO_API_BASE_URL)
+    settings["ALIYUN_SMS_ENDPOINT"] = get("ALIYUN_SMS_ENDPOINT") or ALIYUN_SMS_ENDPOINT
+    if sms_backend == "twilio" or settings["TWILIO_VOICE_NUMBER"]:
+        why = "SMS_BACKEND=twilio" if sms_backend == "twilio" else "TWILIO_VOICE_NUMBER"
+        _require(settings, why, "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+    if sms_backend == "twilio" and not (settings["TWILIO_FROM"]
+                                        or settings["TWILIO_MESSAGING_SERVICE_SID"]):
+        raise ConfigError("TWILIO_FROM: SMS_BACKEND=twilio needs TWILIO_FROM (the sending "
+                          "number) or TWILIO_MESSAGING_SERVICE_SID")
+    if any(settings[n] for n in ("VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT")):
+        _require(settings, "Web Push", "VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT")
+        if not str(settings["VAPID_SUBJECT"]).startswith(("mailto:", "https://")):
+            raise ConfigError("VAPID_SUBJECT: expected mailto:someone@example.cn or an https URL")
+    if sms_backend == "aliyun":
+        _require(settings, "SMS_BACKEND=aliyun", "ALIYUN_ACCESS_KEY_ID",
+                 "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME", "ALIYUN_SMS_TEMPLATE_CODE")
+    return settings
+
+
+def _require(settings: Mapping[str, object], why: str, *names: str) -> None:
+    for name in names:
+        if not settings.get(name):
+            raise ConfigError(f"{name}: must be set for {why}")
+
+
+def _base_url(environ: Mapping[str, str], name: str, default: str) -> str:
+    url = environ.get(name, "").strip().rstrip("/") or default
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: expected an absolute http(s) URL, got {url!r}")
+    return url
 
 
 def _database_url(environ: Mapping[str, str], instance_path: str) -> str:

@@ -1,0 +1,183 @@
+"""Web Push: a member's own phone, without an app, through the browser's push service.
+
+A member opens "在本机开启推送" from their member page (`/m/push/<member token>`); the page
+registers `/sw.js`, subscribes with our VAPID public key and posts the subscription here. It is
+stored as a `Contact` on the push channel (the endpoint is its address, the keys beside it),
+so push takes its place in the member's channel order like SMS and calls.
+
+Each push carries the same signed accept / resolve links as the SMS. It is sent with a TTL
+(the default of 0 would drop it whenever the phone is offline) and a timeout; a subscription
+the push service answers 404 or 410 for is gone for good and is removed
+(`dispatch.channels.fallback`), and the member is reached by their next channel instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
+from py_vapid import Vapid
+from pywebpush import WebPushException, webpush
+
+from dispatch import links
+from dispatch.channels.base import SendResult
+from dispatch.db import db
+from dispatch.links import BadLink
+from dispatch.models import Channel, Contact, ContactStatus, Member, Notification
+from dispatch.outbox import Purpose
+from dispatch.replies import describe
+
+bp = Blueprint("push", __name__)
+
+#: Seconds a push service keeps an undelivered alert; other messages keep longer.
+ALERT_TTL = 15 * 60
+OTHER_TTL = 24 * 60 * 60
+TIMEOUT = 10.0
+MAX_ENDPOINT = 500
+
+
+class PushSender:
+    """Encrypts and posts one push message per outbox row (pywebpush, VAPID)."""
+
+    paced = False
+    two_way = False
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.vapid = Vapid.from_string(app.config["VAPID_PRIVATE_KEY"])
+
+    def send(self, notification: Notification) -> SendResult:
+        contact = notification.contact
+        if contact is None or not contact.push_keys:
+            return SendResult.failed("410", "the subscription was removed", retryable=False)
+        alert = notification.purpose in (Purpose.ALERT, Purpose.STUCK)
+        try:
+            response = webpush(
+                {"endpoint": contact.address, "keys": contact.push_keys},
+                json.dumps(payload(notification), ensure_ascii=False),
+                vapid_private_key=self.vapid,
+                vapid_claims={"sub": self.app.config["VAPID_SUBJECT"]},
+                ttl=ALERT_TTL if alert else OTHER_TTL,
+                timeout=float(self.app.config.get("PUSH_TIMEOUT", TIMEOUT)),
+                headers={"Urgency": "high" if alert else "normal"})
+        except WebPushException as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            return SendResult.failed(str(status or "push"), str(exc.message)[:500],
+                                     retryable=status not in (400, 401, 403, 404, 410, 413))
+        except requests.Timeout as exc:
+            return SendResult.failed("timeout", str(exc)[:500], retryable=True)
+        except requests.ConnectionError as exc:
+            return SendResult.failed("connection", str(exc)[:500], retryable=True)
+        location = getattr(response, "headers", {}).get("Location", "")
+        return SendResult.sent(location.rsplit("/", 1)[-1][:64] or f"push-{uuid.uuid4().hex}")
+
+
+def payload(notification: Notification) -> dict[str, Any]:
+    """What the service worker shows: a title, the text, and the member's action links."""
+    case, member_id = notification.case, notification.member_id
+    data: dict[str, Any] = {"title": "邻里", "body": notification.body,
+                            "tag": f"linli-{notification.id}", "actions": []}
+    if case is None or member_id is None:
+        return data
+    data["title"] = f"邻里：{describe(case)}"
+    data["tag"] = f"linli-case-{case.id}"
+    data["url"] = links.url(links.Purpose.CASE, member_id, case.id)
+    if notification.purpose in (Purpose.ALERT, Purpose.STUCK, Purpose.HANDOVER):
+        data["actions"].append({"action": "accept", "title": "接单",
+                                "url": links.url(links.Purpose.ACCEPT, member_id, case.id)})
+    if notification.purpose != Purpose.TAKEN:
+        data["actions"].append({"action": "resolve", "title": "已解决",
+                                "url": links.url(links.Purpose.RESOLVE, member_id, case.id)})
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscribing, from the member's phone
+
+
+@bp.get("/sw.js")
+def service_worker() -> Any:
+    """The service worker, served from the root so it may control the member pages."""
+    script = Path(current_app.static_folder or "static", "sw.js").read_text(encoding="utf-8")
+    return Response(script, mimetype="text/javascript",
+                    headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"})
+
+
+@bp.get("/m/push/<token>")
+def enable_page(token: str) -> Any:
+    """A page with one button: allow notifications on this phone."""
+    member = _member(token)
+    return render_template("member/push.html", member=member, token=token,
+                           public_key=current_app.config.get("VAPID_PUBLIC_KEY"),
+                           member_url=links.url(links.Purpose.MEMBER, member.id))
+
+
+@bp.post("/m/push/<token>/subscribe")
+def subscribe(token: str) -> Any:
+    """Store the browser's push subscription as the member's push contact.
+
+    The signed member token is the credential (no session, hence no CSRF token); posting the
+    same subscription again changes nothing.
+    """
+    member = _member(token)
+    if not current_app.config.get("VAPID_PUBLIC_KEY"):
+        abort(404)
+    body = request.get_json(silent=True) or {}
+    endpoint = str(body.get("endpoint") or "")
+    keys = body.get("keys") or {}
+    if not _valid_endpoint(endpoint) or not isinstance(keys, dict) or not (
+            keys.get("p256dh") and keys.get("auth")):
+        return {"ok": False, "error": "无效的订阅"}, 400
+    contact = next((c for c in member.contacts
+                    if c.channel == Channel.PUSH and c.address == endpoint), None)
+    if contact is None:
+        contact = Contact(channel=Channel.PUSH, address=endpoint, priority=0)
+        member.contacts.append(contact)
+    contact.push_keys = {"p256dh": str(keys["p256dh"]), "auth": str(keys["auth"])}
+    contact.status = ContactStatus.OK
+    if "push" not in (member.channel_order or []):
+        member.channel_order = ["push", *(member.channel_order or [])]
+    db.session.commit()
+    return {"ok": True}
+
+
+@bp.cli.command("keys")
+def keys_command() -> None:
+    """Print a new VAPID key pair for VAPID_PRIVATE_KEY and VAPID_PUBLIC_KEY (`flask push keys`)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_numbers().private_value.to_bytes(32, "big")
+    public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                           serialization.PublicFormat.UncompressedPoint)
+    click.echo(f"VAPID_PRIVATE_KEY={_b64url(private)}")
+    click.echo(f"VAPID_PUBLIC_KEY={_b64url(public)}")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _valid_endpoint(endpoint: str) -> bool:
+    """Browsers' push services are https; plain http only where a test allows it."""
+    parts = urlsplit(endpoint)
+    allowed = ("https", "http") if current_app.config.get("PUSH_ALLOW_HTTP") else ("https",)
+    return parts.scheme in allowed and bool(parts.hostname) and len(endpoint) <= MAX_ENDPOINT
+
+
+def _member(token: str) -> Member:
+    try:
+        member_id, _ = links.read(links.Purpose.MEMBER, token)
+    except BadLink:
+        abort(404)
+    member = db.session.get(Member, member_id)
+    if member is None or not member.active:
+        abort(404)
+    return member

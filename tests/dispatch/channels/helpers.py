@@ -1,0 +1,50 @@
+"""Plain functions the channel tests share: open a case and find its outbox rows."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from dispatch import escalation, outbox
+from dispatch.cases import EventKind, file_report
+from dispatch.db import db, utcnow
+from dispatch.models import Case, Channel, Contact, Notification
+from tests.factories import member, place
+
+
+def open_case(place_code: str = "TS-B1-U1-E1", category: str = "elevator") -> Case:
+    """A resident's report, and the ladder's first step taken: its alerts are in the outbox."""
+    filed = file_report(place(place_code), category)
+    escalation.run_step(filed.case.id, filed.case.token, now=utcnow())
+    return db.session.get(Case, filed.case.id)
+
+
+def row_for(case: Case, member_code: str, purpose: str = outbox.Purpose.ALERT,
+            channel: Channel | None = None) -> Notification:
+    """The newest outbox row of `case` for a member."""
+    query = (sa.select(Notification)
+             .where(Notification.case_id == case.id,
+                    Notification.member_id == member(member_code).id,
+                    Notification.purpose == purpose)
+             .order_by(Notification.id.desc()))
+    if channel is not None:
+        query = query.where(Notification.channel == channel)
+    found = db.session.scalars(query).first()
+    assert found is not None, f"no {purpose} row for {member_code}"
+    return found
+
+
+def send(row: Notification) -> Notification:
+    """Send the row now through the outbox, and reload it."""
+    outbox.send(row.id, utcnow())
+    db.session.expire_all()
+    return db.session.get(Notification, row.id)
+
+
+def contact(member_code: str, channel: Channel = Channel.SMS) -> Contact:
+    return next(c for c in member(member_code).contacts if c.channel == channel)
+
+
+def events(case: Case, kind: EventKind) -> list[str]:
+    db.session.expire_all()
+    fresh = db.session.get(Case, case.id)
+    return [e.message for e in fresh.events if e.kind == kind]

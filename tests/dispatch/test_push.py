@@ -1,0 +1,122 @@
+"""Web Push: a member subscribes from their page; pushes arrive encrypted and VAPID-signed,
+carry the accept/resolve links, and a subscription the service calls gone is removed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from flask import Flask
+
+from dispatch import links
+from dispatch.db import db
+from dispatch.models import Channel, Contact, Notification, NotificationStatus
+from tests.dispatch.channels.helpers import events, open_case, row_for, send
+from tests.factories import member
+from tests.fakes.push_service import PushService, b64url, vapid_keys
+from tests.fakes.twilio_server import FakeTwilio
+
+SUBJECT = "mailto:duty@linli.example.cn"
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushService]:
+    with PushService() as service:
+        yield service
+
+
+@pytest.fixture
+def push_app(twilio_app: Flask) -> Flask:
+    private, public = vapid_keys()
+    twilio_app.config.update(VAPID_PRIVATE_KEY=private, VAPID_PUBLIC_KEY=public,
+                             VAPID_SUBJECT=SUBJECT, PUSH_ALLOW_HTTP=True)
+    return twilio_app
+
+
+def subscribe(app: Flask, member_code: str, subscription: dict[str, Any]) -> Any:
+    token = links.sign(links.Purpose.MEMBER, member(member_code).id)
+    return app.test_client().post(f"/m/push/{token}/subscribe", json=subscription)
+
+
+def test_the_member_page_offers_push_with_our_key_and_a_root_service_worker(
+        push_app: Flask) -> None:
+    token = links.sign(links.Purpose.MEMBER, member("L1").id)
+    page = push_app.test_client().get(f"/m/push/{token}").get_data(as_text=True)
+    assert push_app.config["VAPID_PUBLIC_KEY"] in page and f"/m/push/{token}/subscribe" in page
+    worker = push_app.test_client().get("/sw.js")
+    assert worker.status_code == 200 and worker.mimetype == "text/javascript"
+    assert worker.headers["Service-Worker-Allowed"] == "/"
+    assert "showNotification" in worker.get_data(as_text=True)
+    assert push_app.test_client().get("/m/push/forged-token").status_code == 404
+
+
+def test_subscribing_stores_a_push_contact_first_in_the_members_order(
+        push_app: Flask, push_service: PushService) -> None:
+    subscription = push_service.subscribe()
+    assert subscribe(push_app, "L1", subscription).get_json() == {"ok": True}
+    assert subscribe(push_app, "L1", subscription).status_code == 200  # again: no duplicate
+    [contact] = [c for c in member("L1").contacts if c.channel == Channel.PUSH]
+    assert contact.address == subscription["endpoint"]
+    assert contact.push_keys == subscription["keys"]
+    assert member("L1").channel_order[0] == "push"
+    assert subscribe(push_app, "L1", {"endpoint": "ftp://x", "keys": {}}).status_code == 400
+
+
+def test_an_alert_push_is_encrypted_signed_and_carries_the_action_links(
+        push_app: Flask, push_service: PushService, fake_twilio: FakeTwilio) -> None:
+    subscription = push_service.subscribe()
+    subscribe(push_app, "E1", subscription)
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert row.channel == Channel.PUSH and row.status == NotificationStatus.SENT, row.last_error
+    assert not push_service.errors
+    [push] = push_service.received(subscription)
+    e1 = member("E1").id
+    assert push.payload["title"] == "邻里：电梯故障 1栋 1单元 · 1号电梯"
+    assert push.payload["body"] == row.body
+    assert push.payload["url"] == links.url(links.Purpose.CASE, e1, case.id)
+    actions = {a["action"]: a["url"] for a in push.payload["actions"]}
+    assert actions == {"accept": links.url(links.Purpose.ACCEPT, e1, case.id),
+                       "resolve": links.url(links.Purpose.RESOLVE, e1, case.id)}
+    assert push.ttl == 900 and push.urgency == "high"
+    assert push.claims["sub"] == SUBJECT
+    assert push.vapid_key == push_app.config["VAPID_PUBLIC_KEY"]
+    assert not fake_twilio.requests  # no SMS: push came first in E1's order
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_gone_subscription_is_removed_and_the_member_gets_an_sms_instead(
+        push_app: Flask, push_service: PushService, fake_twilio: FakeTwilio,
+        status: int) -> None:
+    subscription = push_service.subscribe()
+    subscribe(push_app, "E1", subscription)
+    push_service.answer_with(subscription, status)
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert row.status == NotificationStatus.FAILED and row.error_code == str(status)
+    assert db.session.query(Contact).filter_by(channel=Channel.PUSH).count() == 0
+    assert db.session.get(Notification, row.id).to_address == subscription["endpoint"]
+    sms = send(row_for(case, "E1", channel=Channel.SMS))
+    assert sms.status == NotificationStatus.SENT and len(fake_twilio.sent("Messages")) == 1
+    assert any("改用短信通知" in m for m in events(case, "retried"))
+
+
+def test_the_member_page_links_to_push_only_when_it_is_configured(push_app: Flask) -> None:
+    token = links.sign(links.Purpose.MEMBER, member("L1").id)
+    page = push_app.test_client().get(f"/m/member/{token}").get_data(as_text=True)
+    assert f"/m/push/{token}" in page
+    push_app.config["VAPID_PUBLIC_KEY"] = None
+    page = push_app.test_client().get(f"/m/member/{token}").get_data(as_text=True)
+    assert "/m/push/" not in page
+
+
+def test_push_keys_prints_a_usable_key_pair(push_app: Flask) -> None:
+    from py_vapid import Vapid
+
+    output = push_app.test_cli_runner().invoke(args=["push", "keys"]).output
+    values = dict(line.split("=", 1) for line in output.split())
+    public = Vapid.from_string(values["VAPID_PRIVATE_KEY"]).public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    assert values["VAPID_PUBLIC_KEY"] == b64url(public)

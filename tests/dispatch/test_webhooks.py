@@ -1,0 +1,93 @@
+"""Delivery receipts: signed, idempotent, monotonic; badly signed ones change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from twilio.request_validator import RequestValidator
+
+from dispatch.cases import EventKind
+from dispatch.db import db
+from dispatch.models import Case, Notification, NotificationStatus
+from tests.dispatch.channels.helpers import events, open_case, row_for, send
+from tests.fakes.fixtures import signed_post
+from tests.fakes.twilio_server import FakeTwilio
+
+STATUS = "/webhooks/twilio/sms/status"
+
+
+def receipt(row: Notification, status: str, **extra: str) -> dict[str, str]:
+    return {"MessageSid": row.provider_id or "", "MessageStatus": status,
+            "AccountSid": "AC1", "To": row.to_address, **extra}
+
+
+def reload(row: Notification) -> Notification:
+    db.session.expire_all()
+    return db.session.get(Notification, row.id)
+
+
+def test_a_delivery_receipt_moves_the_row_and_the_case_milestone_once(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert fake_twilio.callback(row.provider_id, "sent") == 204
+    assert reload(row).status == NotificationStatus.SENT
+    assert fake_twilio.callback(row.provider_id, "delivered") == 204
+    row = reload(row)
+    assert row.status == NotificationStatus.DELIVERED and row.delivered_at is not None
+    first = db.session.get(Case, case.id).first_delivered_at
+    assert first is not None
+    # Twice, and a late "sent": nothing moves back, nothing is recorded twice.
+    assert fake_twilio.callback(row.provider_id, "delivered") == 204
+    assert fake_twilio.callback(row.provider_id, "sent") == 204
+    row = reload(row)
+    assert row.status == NotificationStatus.DELIVERED
+    assert db.session.get(Case, case.id).first_delivered_at == first
+    assert len(events(case, EventKind.DELIVERED)) == 1
+
+
+def test_a_late_delivered_after_undelivered_changes_nothing(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    row = send(row_for(open_case(), "E1"))
+    fake_twilio.callback(row.provider_id, "undelivered", error_code=30003)
+    fake_twilio.callback(row.provider_id, "delivered")
+    row = reload(row)
+    assert row.status == NotificationStatus.UNDELIVERED and row.error_code == "30003"
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # unsigned
+    {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},  # garbage
+])
+def test_an_unsigned_or_garbled_receipt_is_refused_and_changes_nothing(
+        twilio_app: Flask, fake_twilio: FakeTwilio, headers: dict[str, str]) -> None:
+    row = send(row_for(open_case(), "E1"))
+    answer = twilio_app.test_client().post(STATUS, data=receipt(row, "delivered"),
+                                           headers=headers)
+    assert answer.status_code == 403
+    assert reload(row).status == NotificationStatus.SENT
+
+
+def test_a_receipt_signed_with_another_token_for_another_url_or_tampered_is_refused(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    row = send(row_for(open_case(), "E1"))
+    client = twilio_app.test_client()
+    assert signed_post(client, twilio_app, STATUS, receipt(row, "delivered"),
+                       token="someone-elses-token").status_code == 403
+    good = RequestValidator(twilio_app.config["TWILIO_AUTH_TOKEN"]).compute_signature(
+        "http://linli.test" + STATUS, receipt(row, "sent"))
+    for path, form in ((STATUS + "?again=1", receipt(row, "sent")),  # another URL
+                       (STATUS, receipt(row, "delivered"))):  # the form was changed
+        assert client.post(path, data=form, headers={"X-Twilio-Signature": good}
+                           ).status_code == 403
+    assert reload(row).status == NotificationStatus.SENT
+
+
+def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    twilio_app.config["PUBLIC_BASE_URL"] = "https://linli.example.cn"
+    row = send(row_for(open_case(), "E1"))
+    # Twilio signs the https URL it was given; the app sees plain http from the proxy.
+    answer = signed_post(twilio_app.test_client(), twilio_app, STATUS, receipt(row, "delivered"))
+    assert answer.status_code == 204
+    assert reload(row).status == NotificationStatus.DELIVERED
