@@ -1,0 +1,32 @@
+"""The resident side: the page a sticker opens, the receipt, and the private status page.
+
+A resident — often elderly, often on a weak signal in a lift — scans a sticker and, with no
+app and no login, calls the person on duty or leaves a message, then follows it to the 回访.
+The pages are small (HTML and CSS under 30 KB), work without JavaScript, and are in Chinese
+with an English switch. `init_app` wires up the languages, the rate limits and the routes.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from dispatch.resident import i18n, limits, views
+
+#: Defaults a deployment may override in its config.
+DEFAULTS = {
+    # The largest request accepted: three 10 MB photos and the form. Larger uploads get the
+    # friendly 413 page; each photo's own limit is checked with the form, keeping the text.
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    # Shown when no community is known (an unknown code): the citizens' service hotline.
+    "RESIDENT_FALLBACK_HOTLINE": "12345",
+    # How often the status page's script asks for news.
+    "RESIDENT_POLL_SECONDS": 15,
+}
+
+
+def init_app(app: Flask) -> None:
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+    i18n.init_app(app)
+    limits.init_app(app)
+    app.register_blueprint(views.bp)

@@ -1,0 +1,109 @@
+"""What a sticker's page tells the resident: who answers here, notices, problems already reported.
+
+Everything here is public, so it is built from public fields only: places, organisation
+names and `Member.display_name` (李师傅) — never a member's full name or phone number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from dispatch.db import db, utcnow
+from dispatch.models import (
+    OPEN_STATUSES,
+    Case,
+    Community,
+    Member,
+    Notice,
+    Place,
+    PlaceKind,
+    Responsibility,
+    Rung,
+    Sticker,
+)
+from qr import codes
+
+#: How many names to show per group: enough to recognise, short enough for a small screen.
+NAMES_SHOWN = 3
+EMERGENCY_LIFT_LINE = "96333"
+
+
+@dataclass(frozen=True, slots=True)
+class Responders:
+    """A group that answers here (3栋党小组) and its members' display names (李师傅)."""
+
+    group: str
+    names: tuple[str, ...]
+
+
+def responders(place: Place) -> list[Responders]:
+    """The building's and grid's people for this place, building first."""
+    lineage = {p.id: p for p in place.lineage()}
+    rows = db.session.execute(
+        sa.select(Responsibility.place_id, Member)
+        .join(Member, Member.id == Responsibility.member_id)
+        .where(Responsibility.place_id.in_(list(lineage)),
+               Responsibility.rung.in_([Rung.BUILDING, Rung.GRID]),
+               Member.active.is_(True))
+        .order_by(Responsibility.rung, Responsibility.position, Member.id)).all()
+    groups: dict[int, list[str]] = {}
+    for place_id, member in rows:
+        names = groups.setdefault(place_id, [])
+        if member.display_name not in names:
+            names.append(member.display_name)
+    return [Responders(_group_name(lineage[place_id]), tuple(names[:NAMES_SHOWN]))
+            for place_id, names in groups.items()]
+
+
+def _group_name(place: Place) -> str:
+    if place.org_name:
+        return place.org_name
+    if place.kind == PlaceKind.GRID:
+        return _("%(name)s党支部", name=place.name)
+    if place.kind == PlaceKind.BUILDING:
+        return _("%(name)s党小组", name=place.name)
+    return place.name
+
+
+def notices(place: Place, now: datetime | None = None) -> list[Notice]:
+    """Notices in force for this place or any place above it (a building's reach its lifts)."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        sa.select(Notice)
+        .where(Notice.place_id.in_([p.id for p in place.lineage()]), Notice.starts_at <= now,
+               sa.or_(Notice.ends_at.is_(None), Notice.ends_at > now))
+        .order_by(Notice.starts_at.desc())))
+
+
+def open_cases(place: Place) -> list[Case]:
+    """Problems at exactly this place that are still being handled, oldest first."""
+    return list(db.session.scalars(
+        sa.select(Case).where(Case.place_id == place.id, Case.status.in_(OPEN_STATUSES))
+        .order_by(Case.reported_at)))
+
+
+def tel_url(community: Community, sticker: Sticker) -> str:
+    """The `tel:` link of the one-tap call.
+
+    With Twilio voice configured, the service's number, a pause, then the sticker's digits
+    and # so the call knows the place (the voice channel routes it to whoever is on duty);
+    otherwise the community's duty hotline.
+    """
+    voice = current_app.config.get("TWILIO_VOICE_NUMBER")
+    if voice:
+        return f"tel:{_dialable(voice)},,{codes.dial_digits(sticker.code)}%23"
+    return f"tel:{_dialable(community.hotline)}"
+
+
+def hotline_tel(hotline: str) -> str:
+    return f"tel:{_dialable(hotline)}"
+
+
+def _dialable(number: str) -> str:
+    """A number as a tel: URI takes it: digits, + and the visual separator -."""
+    return "".join(ch for ch in number if ch.isdigit() or ch in "+-")

@@ -1,0 +1,123 @@
+"""The resident's two forms: leave a message, and the 回访 after resolution.
+
+Both re-show whatever the resident typed when something is wrong. CSRF is checked for every
+POST by the app-wide `CSRFProtect`, so the forms themselves carry no second token; the
+templates include `csrf_token()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import BooleanField, StringField, TextAreaField, ValidationError
+from wtforms.validators import Length, Optional
+
+from dispatch.models import Solved
+from dispatch.resident import phones, photos
+
+TEXT_MAX = 500
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class MessageForm(FlaskForm):
+    """Leave a message: category, text, photos, an optional call-back phone, anonymity."""
+
+    class Meta:
+        csrf = False  # checked app-wide by CSRFProtect
+
+    category = StringField()
+    text = TextAreaField(filters=[_strip], validators=[
+        Optional(), Length(max=TEXT_MAX, message=_l("留言最多 %(max)d 字，请删短一些。"))])
+    photos = MultipleFileField()
+    phone = StringField(filters=[_strip])
+    anonymous = BooleanField()
+
+    def __init__(self, *args: Any, category_codes: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.category_codes = category_codes
+        #: Filled by validation: the call-back phone in E.164 and the re-encoded photos.
+        self.e164: str | None = None
+        self.ready_photos: list[photos.Reencoded] = []
+
+    @property
+    def had_photos(self) -> bool:
+        """Whether photos were sent: a browser never re-fills them, so the page must say so."""
+        return bool(self._chosen_files())
+
+    def _chosen_files(self) -> list[Any]:
+        return [f for f in (self.photos.data or []) if getattr(f, "filename", "")]
+
+    def validate_category(self, field: StringField) -> None:
+        if field.data not in self.category_codes:
+            raise ValidationError(_l("请选择问题类型。"))
+
+    def validate_phone(self, field: StringField) -> None:
+        if not field.data:
+            return
+        try:
+            e164 = phones.normalise(field.data)
+        except phones.PhoneError:
+            raise ValidationError(_l("回拨电话不正确：请填 11 位手机号，或以 + 开头的国际号码。")
+                                  ) from None
+        if phones.is_blocked(e164):
+            raise ValidationError(_l("这个号码不能用于回拨。您可以删掉号码后提交，"
+                                     "或拨打社区值班电话。"))
+        self.e164 = e164
+
+    def validate_photos(self, field: MultipleFileField) -> None:
+        chosen = self._chosen_files()
+        if len(chosen) > photos.MAX_PHOTOS:
+            raise ValidationError(_l("最多只能上传 %(n)d 张照片。", n=photos.MAX_PHOTOS))
+        ready = []
+        for upload in chosen:
+            try:
+                ready.append(photos.reencode(upload.stream))
+            except photos.PhotoError as exc:
+                raise ValidationError(_PHOTO_ERRORS[exc.reason]) from None
+        self.ready_photos = ready
+
+
+_PHOTO_ERRORS = {
+    "too_big": _l("照片太大了：每张不能超过 10 MB。"),
+    "format": _l("照片格式不支持：请选择 JPG、PNG 或 WebP 格式的照片。"),
+    "not_image": _l("有一个文件不是照片，或者已经损坏。"),
+}
+
+
+class CallbackForm(FlaskForm):
+    """The 回访: contacted? solved yes/partly/no? satisfaction 1–5, comment."""
+
+    class Meta:
+        csrf = False  # checked app-wide by CSRFProtect
+
+    contacted = StringField()
+    solved = StringField()
+    satisfaction = StringField()
+    comment = TextAreaField(filters=[_strip], validators=[
+        Optional(), Length(max=TEXT_MAX, message=_l("意见最多 %(max)d 字，请删短一些。"))])
+
+    def validate_contacted(self, field: StringField) -> None:
+        if field.data not in (None, "", "yes", "no"):
+            raise ValidationError(_l("请选择是否有人联系过您。"))
+
+    def validate_solved(self, field: StringField) -> None:
+        if field.data not in {s.value for s in Solved}:
+            raise ValidationError(_l("请选择问题是否解决。"))
+
+    def validate_satisfaction(self, field: StringField) -> None:
+        if field.data not in (None, "", "1", "2", "3", "4", "5"):
+            raise ValidationError(_l("请选择 1 到 5 分。"))
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        """The validated answers as `dispatch.callbacks.answer` takes them."""
+        contacted = {"yes": True, "no": False}.get(self.contacted.data or "")
+        return {"solved": Solved(self.solved.data), "contacted": contacted,
+                "satisfaction": int(self.satisfaction.data) if self.satisfaction.data else None,
+                "comment": self.comment.data or None}

@@ -1,0 +1,113 @@
+"""A case as the resident sees it: its state and timeline in plain words, in local time.
+
+The dispatch engine writes resident-facing text into `CaseEvent.data["public"]` (display
+names only, 李师傅已接单); only those events are shown, plus the ones this side words itself
+(reported, joined, callback, reopened). Staff notes, delivery attempts and skipped rungs
+stay internal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_skeleton, format_time
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from dispatch.cases import EventKind
+from dispatch.community import settings
+from dispatch.db import utcnow
+from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
+from dispatch.resident import i18n
+
+OWN_WORDS = (EventKind.REPORTED, EventKind.JOINED, EventKind.CALLBACK, EventKind.REOPENED)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    at: datetime
+    when: str  # local time as shown: 10:02, or 11月27日 10:02 on another day
+    text: str
+
+
+def lines(case: Case, now: datetime | None = None) -> list[Line]:
+    """The public timeline of a case, oldest first."""
+    zone = ZoneInfo(case.community.timezone)
+    shown = []
+    for event in case.events:
+        text = event_text(event)
+        if text:
+            shown.append(Line(event.at, local_time(event.at, zone, now), text))
+    return shown
+
+
+def event_text(event: CaseEvent) -> str | None:
+    """What the resident reads for one event, or None if it is internal."""
+    kind = event.kind
+    if kind == EventKind.REPORTED:
+        return _("已收到反映")
+    if kind == EventKind.JOINED:
+        if event.data.get("report_kind") == "me_too":
+            return _("又有邻居也遇到了这个问题")
+        return _("又有邻居反映了这个问题")
+    if kind == EventKind.CALLBACK:
+        return {"yes": _("居民回访：已解决"), "partly": _("居民回访：部分解决"),
+                "no": _("居民回访：未解决")}.get(str(event.data.get("solved")), _("居民已回访"))
+    if kind == EventKind.REOPENED:
+        return _("未解决，已重新派单")
+    public = event.data.get("public")
+    if not public:
+        return None
+    if i18n.language() == "en" and event.data.get("public_en"):
+        return str(event.data["public_en"])
+    return str(public)
+
+
+def status_text(case: Case) -> str:
+    """One sentence for where the case stands."""
+    if case.status == CaseStatus.OPEN:
+        if case.first_notified_at:
+            return _("已通知负责人，等待接单")
+        return _("已收到，正在通知负责人")
+    if case.status == CaseStatus.ACCEPTED:
+        if case.accepted_by is not None:
+            return _("%(name)s已接单，正在处理", name=case.accepted_by.display_name)
+        return _("已有人接单，正在处理")
+    if case.status == CaseStatus.ON_SITE:
+        return _("处理人员已到场")
+    if case.status == CaseStatus.RESOLVED:
+        return _("已处理完毕，请您回访")
+    if case.resolution == Resolution.REFERRED:
+        return _("已转交有关部门办理")
+    if case.resolution == Resolution.NOT_FIXED:
+        return _("已办结（未解决）")
+    return _("已办结")
+
+
+def category_name(case: Case) -> str:
+    found = settings.category(case.community, case.category)
+    return i18n.category_name(found) if found else case.category
+
+
+def respond_within(minutes: int) -> str:
+    """The expected response in plain words: 30 分钟内, 24 小时内, 7 天内."""
+    if minutes < 60:
+        return ngettext("%(num)d 分钟内", "%(num)d 分钟内", minutes)
+    if minutes % 60 == 0 and minutes <= 48 * 60:
+        hours = minutes // 60
+        return ngettext("%(num)d 小时内", "%(num)d 小时内", hours)
+    days = max(1, round(minutes / (24 * 60)))
+    return ngettext("%(num)d 天内", "%(num)d 天内", days)
+
+
+def local_time(at: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
+    """A moment in the community's time zone: the time alone today, with the date otherwise."""
+    local = at.astimezone(zone)
+    today = (now or utcnow()).astimezone(zone).date()
+    locale = i18n.language()
+    clock = format_time(local, "HH:mm", locale=locale)
+    if local.date() == today:
+        return clock
+    return f"{format_skeleton('MMMd', local, locale=locale)} {clock}"

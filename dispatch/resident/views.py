@@ -1,0 +1,380 @@
+"""The resident pages: what a sticker opens, the receipt, and the private status page.
+
+No login and no JavaScript needed: every action is a plain link or form. Unknown, retired
+and revoked codes all get the same helpful 404 page (with the community's hotline where the
+sticker is known), and every visit to a sticker URL is kept as a `Scan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+from dispatch import callbacks, cases
+from dispatch.community import settings
+from dispatch.db import db
+from dispatch.models import (
+    Case,
+    CaseStatus,
+    Community,
+    PlaceKind,
+    Report,
+    ReportKind,
+    Scan,
+    Sticker,
+    StickerStatus,
+)
+from dispatch.resident import board, i18n, limits, photos, timeline
+from dispatch.resident.forms import TEXT_MAX, CallbackForm, MessageForm
+from qr import codes
+
+bp = Blueprint("resident", __name__)
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,43}")
+
+
+# --- the sticker page ---------------------------------------------------------------------
+
+@bp.get("/S/<code>")  # the printed QR codes are upper case: see qr.labels.sticker_url
+@bp.get("/s/<code>")
+@limits.pages
+@limits.misses
+def sticker(code: str) -> Any:
+    """The page a sticker opens: lift emergencies first, call, notices, open problems, message."""
+    found = codes.find(code)
+    if not _usable(found):
+        return _unusable(code, found)
+    _record_scan(found, code, "view")
+    return _show_sticker(found, _message_form(found, bound=False))
+
+
+@bp.post("/s/<code>/message")
+@limits.misses
+@limits.reports_ip
+@limits.reports_sticker
+@limits.reports_phone
+def message(code: str) -> Any:
+    """File a message; on any problem, show the form again with everything typed still there."""
+    found = codes.find(code)
+    if not _usable(found):
+        return _unusable(code, found)
+    form = _message_form(found)
+    if not form.validate():
+        return _show_sticker(found, form, status=422)
+    filed = cases.file_report(found.place, form.category.data, text=form.text.data or None,
+                              callback_phone=form.e164, anonymous=form.anonymous.data,
+                              sticker=found, client_hash=_client_hash())
+    if form.ready_photos:
+        photos.attach(filed.report, form.ready_photos)
+        db.session.commit()
+    return _to_receipt(filed)
+
+
+@bp.post("/s/<code>/me-too/<int:case_id>")
+@limits.misses
+@limits.reports_ip
+@limits.reports_sticker
+def me_too(code: str, case_id: int) -> Any:
+    """我也遇到了: add a report to a problem already open at this place."""
+    found = codes.find(code)
+    if not _usable(found):
+        return _unusable(code, found)
+    case = db.session.get(Case, case_id)
+    if case is None or case.place_id != found.place_id:
+        return _show_sticker(found, _message_form(found, bound=False), status=404,
+                             problem=_("没有找到这个问题。请看下面的列表，或者留言反映。"))
+    # If the case closed meanwhile, file_report opens a new one: the problem is back.
+    filed = cases.file_report(found.place, case.category, kind=ReportKind.ME_TOO, join=case,
+                              sticker=found, client_hash=_client_hash())
+    return _to_receipt(filed)
+
+
+@bp.get("/s/<code>/call")
+@limits.misses
+@limits.calls_ip
+@limits.calls_sticker
+def call(code: str) -> Any:
+    """Record the tap on the call button, then hand the phone its `tel:` link."""
+    found = codes.find(code)
+    if not _usable(found):
+        return _unusable(code, found)
+    _record_scan(found, code, "call")
+    return redirect(board.tel_url(found.place.community, found), 302)
+
+
+def _usable(found: Sticker | None) -> bool:
+    return found is not None and found.status == StickerStatus.ACTIVE
+
+
+def _unusable(code: str, found: Sticker | None) -> tuple[str, int]:
+    """The one helpful page for unknown, retired and revoked codes; nothing reaches a member."""
+    _record_scan(found, code, "unknown" if found is None else str(found.status))
+    community = found.place.community if found is not None else None
+    return render_template("resident/unusable.html", **_hotline(community)), 404
+
+
+def _record_scan(found: Sticker | None, code: str, action: str) -> None:
+    db.session.add(Scan(sticker_id=found.id if found else None, code_seen=code[:64],
+                        action=action))
+    db.session.commit()
+
+
+def _message_form(found: Sticker, *, bound: bool = True) -> MessageForm:
+    """The message form, bound to the submitted request or blank (lift faults preselected)."""
+    known = [c.code for c in settings.categories(found.place.community)]
+    if bound:
+        return MessageForm(category_codes=known)
+    data = {}
+    if found.place.kind == PlaceKind.ELEVATOR and "elevator" in known:
+        data["category"] = "elevator"
+    return MessageForm(formdata=None, data=data, category_codes=known)
+
+
+def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
+                  problem: str | None = None) -> tuple[str, int]:
+    place = found.place
+    community = place.community
+    g.here = url_for(".sticker", code=found.code)
+    zone = ZoneInfo(community.timezone)
+    notices = [{"text": n.text,
+                "until": timeline.local_time(n.ends_at, zone) if n.ends_at else None}
+               for n in board.notices(place)]
+    open_cases = [{"id": c.id, "category": timeline.category_name(c),
+                   "status": timeline.status_text(c), "reports": c.report_count,
+                   "since": timeline.local_time(c.reported_at, zone)}
+                  for c in board.open_cases(place)]
+    return render_template(
+        "resident/sticker.html", sticker=found, place=place, community=community,
+        is_elevator=place.kind == PlaceKind.ELEVATOR, lift_line=board.EMERGENCY_LIFT_LINE,
+        call_href=url_for(".call", code=found.code), responders=board.responders(place),
+        notices=notices, open_cases=open_cases, form=form, problem=problem, text_max=TEXT_MAX,
+        max_photos=photos.MAX_PHOTOS,
+        categories=[(c.code, i18n.category_name(c)) for c in settings.categories(community)],
+        **_hotline(community)), status
+
+
+def _to_receipt(filed: cases.Filed) -> Response:
+    """Remember which report is this resident's, for the receipt, and go there (303)."""
+    session["receipt"] = {"case": filed.case.id, "report": filed.report.id,
+                          "opened": filed.opened}
+    return redirect(url_for(".receipt", token=filed.case.public_token), 303)
+
+
+def _client_hash() -> str:
+    """A keyed hash of the client address: enough to spot abuse, useless to anyone else."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, (request.remote_addr or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# --- receipt and status page --------------------------------------------------------------
+
+@bp.get("/c/<token>/receipt")
+@limits.pages
+@limits.misses
+def receipt(token: str) -> Any:
+    """The receipt: case number, expected response, and the private status link."""
+    case = _case(token)
+    if case is None:
+        return _missing_case()
+    mine = session.get("receipt") or {}
+    report = db.session.get(Report, mine["report"]) if mine.get("case") == case.id else None
+    category = settings.category(case.community, case.category)
+    status_path = url_for(".status", token=case.public_token)
+    return _private(render_template(
+        "resident/receipt.html", case=case, category=timeline.category_name(case),
+        within=timeline.respond_within(category.respond_minutes) if category else None,
+        report=report, joined=report is not None and not mine.get("opened"),
+        status_path=status_path,
+        status_url=str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + status_path,
+        **_hotline(case.community)))
+
+
+@bp.get("/c/<token>")
+@limits.pages
+@limits.misses
+def status(token: str) -> Any:
+    """The private status page: the timeline, and the 回访 once the case is resolved."""
+    case = _case(token)
+    if case is None:
+        return _missing_case()
+    return _show_status(case, CallbackForm(formdata=None))
+
+
+@bp.get("/c/<token>/live")
+@limits.pages
+@limits.misses
+def live(token: str) -> Any:
+    """The status page's changing parts as JSON, for the script that updates it in place."""
+    case = _case(token)
+    if case is None:
+        return jsonify(error="not found"), 404
+    html = render_template("resident/_timeline.html", lines=timeline.lines(case))
+    return _private(jsonify(status=str(case.status), status_text=timeline.status_text(case),
+                            timeline=html))
+
+
+@bp.post("/c/<token>/callback")
+@limits.misses
+@limits.callbacks_ip
+def callback(token: str) -> Any:
+    """Take the 回访: "solved" closes the case, "not solved" reopens it."""
+    case = _case(token)
+    if case is None:
+        return _missing_case()
+    back = url_for(".status", token=case.public_token)
+    if case.status != CaseStatus.RESOLVED:
+        flash(_("这个案件现在不需要回访，谢谢您。"))
+        return redirect(back, 303)
+    form = CallbackForm()
+    if not form.validate():
+        return _show_status(case, form, status=422)
+    try:
+        answered = callbacks.answer(case, **form.answers)
+    except callbacks.NotAwaitingCallback:
+        flash(_("这个案件现在不需要回访，谢谢您。"))
+        return redirect(back, 303)
+    if answered.joined:
+        flash(_("同一问题已有正在处理的案件 %(number)s，您的意见已转给它。",
+                number=answered.follow.number))
+    elif answered.reopened:
+        flash(_("已重新派单，我们会尽快处理。感谢您的回访。"))
+    else:
+        flash(_("感谢您的回访！"))
+    return redirect(back, 303)
+
+
+def _case(token: str) -> Case | None:
+    if not TOKEN.fullmatch(token):
+        return None
+    return db.session.scalar(sa.select(Case).where(Case.public_token == token))
+
+
+def _missing_case() -> tuple[str, int]:
+    return render_template("resident/unusable.html", **_hotline(None)), 404
+
+
+def _show_status(case: Case, form: CallbackForm, *, status: int = 200,
+                 problem: str | None = None) -> Any:
+    g.here = url_for(".status", token=case.public_token)
+    follow = db.session.get(Case, case.merged_into_id) if case.merged_into_id else None
+    body = render_template(
+        "resident/status.html", case=case, category=timeline.category_name(case),
+        status_text=timeline.status_text(case), lines=timeline.lines(case), form=form,
+        follow=follow, problem=problem, text_max=TEXT_MAX,
+        poll_seconds=current_app.config["RESIDENT_POLL_SECONDS"],
+        **_hotline(case.community))
+    return _private(Response(body, status=status))
+
+
+def _private(body: str | Response) -> Response:
+    """A status link is a secret: keep it out of caches, search engines and Referer headers."""
+    response = make_response(body)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+# --- language, errors and what every page shares ------------------------------------------
+
+@bp.get("/lang/<lang>")
+def switch_language(lang: str) -> Any:
+    """Switch between Chinese and English; the choice is kept in a cookie for a year."""
+    target = request.args.get("next", "")
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        target = "/"
+    response = redirect(target, 303)
+    if lang in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, lang, max_age=i18n.COOKIE_MAX_AGE, samesite="Lax",
+                            httponly=True, secure=request.is_secure)
+    return response
+
+
+@bp.after_request
+def no_referrer(response: Response) -> Response:
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+@bp.context_processor
+def page_language() -> dict[str, Any]:
+    """The page's language and the link that switches to the other one."""
+    current = i18n.language()
+    other = "en" if current == "zh" else "zh"
+    here = g.get("here") or (request.full_path.rstrip("?") if request.method == "GET"
+                             else request.path)
+    return {"html_lang": i18n.HTML_LANG[current], "other_lang": other,
+            "other_lang_name": i18n.LANGUAGES[other],
+            "switch_url": url_for("resident.switch_language", lang=other, next=here)}
+
+
+@bp.errorhandler(429)
+def too_many(error: Exception) -> tuple[str, int]:
+    """Too many requests: say so kindly, and give the hotline, which always works."""
+    return render_template("resident/limited.html", **_hotline(_community_of_request())), 429
+
+
+@bp.errorhandler(413)
+def too_large(error: Exception) -> tuple[str, int]:
+    """The upload was larger than MAX_CONTENT_LENGTH, so nothing of it could be read."""
+    code = (request.view_args or {}).get("code")
+    return render_template("resident/too_large.html",
+                           limit_mb=int(current_app.config["MAX_CONTENT_LENGTH"]) // 2**20,
+                           back_url=url_for(".sticker", code=code) if code else None,
+                           **_hotline(_community_of_request())), 413
+
+
+@bp.errorhandler(CSRFError)
+def expired(error: CSRFError) -> Any:
+    """The page sat open too long (or cookies are off): show it again with everything typed."""
+    problem = _("页面停留太久已过期。您填写的内容都还在，请检查后再点一次按钮。")
+    args = request.view_args or {}
+    if "code" in args:
+        found = codes.find(str(args["code"]))
+        if _usable(found):
+            form = _message_form(found, bound=request.endpoint == "resident.message")
+            return _show_sticker(found, form, status=400, problem=problem)
+    elif "token" in args and (case := _case(str(args["token"]))) is not None:
+        return _show_status(case, CallbackForm(), status=400, problem=problem)
+    return render_template("resident/unusable.html", **_hotline(None)), 400
+
+
+def _community_of_request() -> Community | None:
+    """The community a request is about, for its hotline on an error page."""
+    args = request.view_args or {}
+    if "code" in args:
+        found = codes.find(str(args["code"]))
+        return found.place.community if found else None
+    if "token" in args:
+        case = _case(str(args["token"]))
+        return case.community if case else None
+    return None
+
+
+def _hotline(community: Community | None) -> dict[str, Any]:
+    """The number to show: the community's duty hotline, or the generic one."""
+    if community is not None:
+        return {"hotline": community.hotline, "hotline_tel": board.hotline_tel(community.hotline),
+                "hotline_known": True}
+    generic = str(current_app.config["RESIDENT_FALLBACK_HOTLINE"])
+    return {"hotline": generic, "hotline_tel": board.hotline_tel(generic), "hotline_known": False}

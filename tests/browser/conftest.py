@@ -1,0 +1,82 @@
+"""A real server and Debian's Chromium for the browser tests.
+
+The app runs in a werkzeug server thread on 127.0.0.1 (port chosen by the OS) against the
+demo community on SQLite; Playwright drives /usr/bin/chromium at a phone's viewport.
+Screenshots go to test-artifacts/ (ignored by git, kept by CI as artifacts).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from dispatch.community import load_demo
+from tests.conftest import unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
+
+
+@dataclass
+class Live:
+    """The running server: its app (for setting up and checking data) and base URL."""
+
+    app: Flask
+    url: str
+
+
+@pytest.fixture
+def live(app: Flask) -> Iterator[Live]:
+    """The app with the demo community, served on a real socket."""
+    with app.app_context():
+        load_demo()
+    app.config["RESIDENT_POLL_SECONDS"] = 0.5
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = url
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield Live(app, url)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, launched once per test session."""
+    if shutil.which(CHROMIUM) is None:
+        unavailable("Chromium at /usr/bin/chromium", FileNotFoundError(CHROMIUM))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Any:
+    """`shots(page, "01-scan")` saves a full-page screenshot under test-artifacts/."""
+    folder = ARTIFACTS / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> None:
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    return take

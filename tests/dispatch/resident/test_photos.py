@@ -1,0 +1,62 @@
+"""Photos are decoded and written again: no metadata survives, odd inputs are refused."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from PIL import Image
+
+from dispatch.resident import photos
+from tests.dispatch.resident.helpers import jpeg_with_gps, png_bytes
+
+
+def test_reencoding_drops_gps_and_camera_metadata_and_applies_orientation() -> None:
+    result = photos.reencode(BytesIO(jpeg_with_gps((640, 480))))
+    image = Image.open(BytesIO(result.data))
+    assert image.format == "JPEG" and (result.width, result.height) == (480, 640)
+    assert len(image.getexif()) == 0 and "exif" not in image.info
+    assert b"PhoneMaker" not in result.data
+
+
+def test_large_photos_are_scaled_down_for_slow_lines() -> None:
+    result = photos.reencode(BytesIO(png_bytes((4000, 1000), mode="RGB")))
+    assert (result.width, result.height) == (photos.MAX_SIDE, 400)
+
+
+def test_transparent_png_becomes_white_not_black() -> None:
+    result = photos.reencode(BytesIO(png_bytes((20, 20))))
+    assert Image.open(BytesIO(result.data)).getpixel((10, 10)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "not_image"),
+    (b"hello, not an image", "not_image"),
+    (jpeg_with_gps()[:200], "not_image"),  # truncated
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "not_image"),
+])
+def test_files_that_are_not_photos_are_refused(content: bytes, reason: str) -> None:
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(content))
+    assert raised.value.reason == reason
+
+
+def test_other_image_formats_are_refused() -> None:
+    out = BytesIO()
+    Image.new("RGB", (10, 10)).save(out, "BMP")
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(out.getvalue()))
+    assert raised.value.reason == "format"
+
+
+def test_decompression_bombs_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(photos, "MAX_PIXELS", 100)
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(png_bytes((20, 20))))
+    assert raised.value.reason == "too_big"
+
+
+def test_files_over_the_byte_limit_are_refused_before_decoding() -> None:
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(b"\0" * 101), max_bytes=100)
+    assert raised.value.reason == "too_big"
