@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
 from dispatch import jobs
-from dispatch.db import db
+from dispatch.db import db, utcnow
 
 bp = Blueprint("health", __name__)
 
@@ -60,8 +60,27 @@ def _jobs() -> dict[str, Any]:
         workers = Worker.all(connection=runner.redis)
     except Exception as exc:
         return {"ok": False, "kind": runner.kind, "error": type(exc).__name__}
-    return {"ok": bool(workers), "kind": runner.kind, "workers": len(workers),
-            "queued": runner.queue.count}
+    result = {"ok": bool(workers), "kind": runner.kind, "workers": len(workers),
+              "queued": runner.queue.count}
+    if workers:
+        result.update(_heartbeat(workers))
+    return result
+
+
+#: An idle RQ worker beats about every `worker_ttl` − 15 s and its key expires 60 s after
+#: `worker_ttl`; a beat older than this means the worker is hung, not merely idle.
+HEARTBEAT_STALE_SECONDS = 420 + 60
+
+
+def _heartbeat(workers: list[Any]) -> dict[str, Any]:
+    """The freshest worker heartbeat: `ok` only if some worker has beaten recently."""
+    beats = [w.last_heartbeat for w in workers if w.last_heartbeat is not None]
+    if not beats:
+        return {"ok": False, "last_heartbeat": None}
+    latest = max(beats)
+    age = (utcnow() - latest).total_seconds()
+    return {"ok": age <= HEARTBEAT_STALE_SECONDS, "last_heartbeat": latest.isoformat(),
+            "heartbeat_age_s": round(age, 1)}
 
 
 def _ms(started: float) -> float:

@@ -1,0 +1,97 @@
+"""Operations: `/metrics` in the Prometheus text format, and the worker heartbeat in /healthz."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from dispatch.db import db, utcnow
+from dispatch.models import Case, Channel, Notification, NotificationStatus
+from tests.conftest import base_config
+from tests.dispatch.staff.history import march, two_grid_community
+
+LINE = re.compile(r'^(?P<name>[a-z_]+)(\{(?P<labels>[^}]*)\})? (?P<value>[-0-9.e+]+)$')
+
+
+def scrape(app: Flask) -> dict[tuple[str, str], float]:
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    samples: dict[tuple[str, str], float] = {}
+    for line in response.get_data(as_text=True).splitlines():
+        if line.startswith("#"):
+            continue
+        match = LINE.match(line)
+        assert match, line
+        samples[(match["name"], match["labels"] or "")] = float(match["value"])
+    return samples
+
+
+def test_metrics_count_cases_accept_times_backlog_lag_and_outcomes(any_app: Flask) -> None:
+    now = utcnow()
+    with any_app.app_context():
+        two_grid_community()
+        cases = march()
+        waiting = db.session.get(Case, cases["F"].id)
+        waiting.next_step_at = now - timedelta(seconds=90)
+        for n, (channel, status, due) in enumerate((
+                (Channel.SMS, NotificationStatus.PENDING, now - timedelta(seconds=40)),
+                (Channel.SMS, NotificationStatus.DELIVERED, None),
+                (Channel.VOICE, NotificationStatus.FAILED, None),
+                (Channel.SMS, NotificationStatus.PENDING, now + timedelta(minutes=5)))):
+            db.session.add(Notification(case_id=waiting.id, channel=channel, to_address="x",
+                                        purpose="alert", body="…", dedupe_key=f"k{n}",
+                                        status=status, next_attempt_at=due, created_at=now))
+        db.session.commit()
+    samples = scrape(any_app)
+    assert samples[("linli_cases", 'community="TS",status="open"')] == 1
+    assert samples[("linli_cases", 'community="TS",status="accepted"')] == 2  # J and February's
+    assert samples[("linli_cases", 'community="TS",status="closed"')] == 7
+    buckets = {labels: value for (name, labels), value in samples.items()
+               if name == "linli_case_time_to_accept_seconds_bucket"}
+    # accepted after 3, 5 (February), 10, 20, 45 minutes and 2 hours
+    assert buckets['le="300"'] == 2 and buckets['le="600"'] == 3 and buckets['le="1800"'] == 4
+    assert buckets['le="3600"'] == 5 and buckets['le="7200"'] == 6 and buckets['le="+Inf"'] == 6
+    assert samples[("linli_case_time_to_accept_seconds_count", "")] == 6
+    assert samples[("linli_case_time_to_accept_seconds_sum", "")] == pytest.approx(12180)
+    assert samples[("linli_outbox_backlog", 'channel="sms"')] == 2
+    assert samples[("linli_sweeper_lag_seconds", 'kind="step"')] == pytest.approx(90, abs=5)
+    assert samples[("linli_sweeper_lag_seconds", 'kind="outbox"')] == pytest.approx(40, abs=5)
+    assert samples[("linli_notifications", 'channel="voice",status="failed"')] == 1
+    assert samples[("linli_notifications", 'channel="sms",status="pending"')] == 2
+
+
+def test_nothing_due_means_no_lag(app: Flask) -> None:
+    samples = scrape(app)
+    assert samples[("linli_sweeper_lag_seconds", 'kind="step"')] == 0
+    assert samples[("linli_case_time_to_accept_seconds_count", "")] == 0
+
+
+@pytest.mark.redis
+def test_healthz_reports_the_freshest_worker_heartbeat(sqlite_template: Path,
+                                                        redis_url: str) -> None:
+    from redis import Redis
+    from rq import Queue, Worker
+
+    from dispatch import jobs
+
+    app = create_app(base_config(SQLALCHEMY_DATABASE_URI=f"sqlite:///{sqlite_template}",
+                                 REDIS_URL=redis_url))
+    connection = Redis.from_url(redis_url)
+    worker = Worker([Queue(jobs.QUEUE_NAME, connection=connection)], connection=connection)
+    worker.register_birth()
+    try:
+        checks = app.test_client().get("/healthz").get_json()["checks"]
+        assert checks["jobs"]["ok"] is True and checks["jobs"]["workers"] == 1
+        assert checks["jobs"]["heartbeat_age_s"] < 5
+        connection.hset(worker.key, "last_heartbeat", "2026-01-01T00:00:00.000000Z")
+        body = app.test_client().get("/healthz")
+        assert body.status_code == 503
+        assert body.get_json()["checks"]["jobs"]["ok"] is False  # hung: no beat for months
+    finally:
+        worker.register_death()
