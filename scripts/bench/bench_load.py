@@ -1,0 +1,385 @@
+"""Load benchmark of the production setup: `scripts/deploy-local` (gunicorn, RQ workers, the
+sweeper) on the local PostgreSQL and Redis, driven by this separate client process on loopback.
+
+    .venv/bin/python -m scripts.bench.bench_load                 # everything, about 4 minutes
+    .venv/bin/python -m scripts.bench.bench_load --only page     # page | provider | workers
+    .venv/bin/python -m scripts.bench.bench_load --scan-seconds 20   # a shorter provider run
+
+1. **Resident page** `GET /s/<code>` vs a minimal Flask "hello" app served the same way
+   (gunicorn, same processes, threads and worker class), in the same run: throughput with
+   `--concurrency` connections for `--seconds`, then latency p50/p99 at a fixed 200 req/s.
+   Goal: ≥ 50 % of hello's throughput, p99 < 50 ms at 200 req/s.
+2. **Scan to provider**: residents POST messages (each a new case) at 20/s for 60 s; the fake
+   Twilio (its own process, `serve-fake` below) logs when each SMS request arrives. Latency
+   is from the start of the POST to the SMS reaching the provider. Goal: p50 < 100 ms,
+   p99 < 500 ms. Per-phone pacing is turned off here (every building leader of the demo would
+   otherwise be held to one SMS a minute): this measures the pipeline, not the policy.
+3. **Worker throughput**: with the queue filled by new cases, one `flask worker --burst` per
+   worker class; notifications sent per second per worker, forking vs simple.
+
+Everything runs in a PostgreSQL schema and a Redis database of its own, dropped at the end;
+every loop is bounded in time and count, and all traffic stays on 127.0.0.1. Per-address rate
+limits are raised (all load comes from one address) through `tests.ops.tuned`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379"
+PAGE_GOAL_RATIO, PAGE_GOAL_P99_MS = 0.5, 50.0
+SCAN_GOAL_P50_MS, SCAN_GOAL_P99_MS = 100.0, 500.0
+CATEGORIES = ("repair", "safety", "noise", "dispute", "help", "other")
+GUNICORN = [str(ROOT / ".venv/bin/gunicorn"), "--workers", "2", "--threads", "4",
+            "--worker-class", "gthread"]
+
+
+def hello_app() -> Any:
+    """The baseline: the smallest Flask app, served by the same gunicorn command."""
+    from flask import Flask
+
+    app = Flask("hello")
+    app.add_url_rule("/s/<code>", "hello", lambda code: "hello")
+    return app
+
+
+# --- the fake provider, in a process of its own ------------------------------------------
+
+def serve_fake(port: int, log_path: str) -> None:
+    """The fake Twilio, appending (arrival time, To, Body) of every SMS request to a file."""
+    from tests.fakes.twilio_server import FakeTwilio, Recorded
+
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
+
+    class Logging(FakeTwilio):
+        def handle(self, record: Recorded) -> tuple[int, dict[str, Any]]:
+            if record.method == "POST" and record.resource == "Messages":
+                log.write(json.dumps([record.at, record.form.get("To"),
+                                      record.form.get("Body")], ensure_ascii=False) + "\n")
+            return super().handle(record)
+
+    fake = Logging().start("127.0.0.1", port)
+    print(f"fake twilio on {fake.url}", flush=True)
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        time.sleep(1)
+
+
+# --- HTTP load ------------------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def closed_loop(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    """As many requests as `concurrency` connections can make in `seconds`."""
+    times: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def one() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop and len(times) < 1_000_000:
+                started = time.perf_counter()
+                async with http.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                times.append(time.perf_counter() - started)
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    return {"rps": len(times) / seconds, "p50": pct(times, 0.5) * 1000,
+            "p99": pct(times, 0.99) * 1000, "errors": errors}
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Requests started at a fixed `rate` whatever the answers (no coordinated omission)."""
+    times: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def one() -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                    await response.read()
+                    errors += response.status != 200
+            except (aiohttp.ClientError, TimeoutError):
+                errors += 1
+            times.append(time.perf_counter() - started)
+        tasks = []
+        begin = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return {"rps": rate, "p50": pct(times, 0.5) * 1000, "p99": pct(times, 0.99) * 1000,
+            "errors": errors}
+
+
+async def token_of(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url) as response:
+        page = await response.text()
+    return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+
+
+async def scans(base: str, targets: list[tuple[str, str]], rate: float) -> dict[str, float]:
+    """POST one message per target at `rate`; returns {tag: POST start time} and the answers."""
+    starts: dict[str, float] = {}
+    answers: dict[int, int] = {}
+    # unsafe: keep cookies from an IP address host (127.0.0.1): the CSRF token's session.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        token = await token_of(http, f"{base}/s/{targets[0][0]}")
+
+        async def one(n: int, code: str, category: str) -> None:
+            tag = f"bench-{n:05d}"
+            starts[tag] = time.time()
+            async with http.post(f"{base}/s/{code}/message", allow_redirects=False, data={
+                    "csrf_token": token, "category": category, "text": f"{tag} 压测"}) as r:
+                answers[r.status] = answers.get(r.status, 0) + 1
+
+        tasks = []
+        begin = time.perf_counter()
+        for n, (code, category) in enumerate(targets):
+            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(n, code, category)))
+        await asyncio.gather(*tasks)
+    return {"starts": starts, "answers": answers}  # type: ignore[dict-item]
+
+
+# --- the deployment -------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.schema = f"linli_bench_{uuid.uuid4().hex[:8]}"
+        self.run = Path(args.run_dir or f"/tmp/{self.schema}")
+        self.run.mkdir(parents=True, exist_ok=True)
+        self.port, self.fake_port, self.hello_port = 18700, 18701, 18702
+        self.engine = sa.create_engine(PG, connect_args={
+            "options": f"-csearch_path={self.schema}"})
+        self.redis_db = self._claim_redis()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.results: dict[str, Any] = {}
+
+    def _claim_redis(self) -> int:
+        from redis import Redis
+
+        for number in range(15, 0, -1):
+            if Redis.from_url(f"{REDIS}/{number}").set("linli:test-session", "bench", nx=True,
+                                                        ex=3600):
+                return number
+        raise SystemExit("every Redis database is claimed")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        from tests.ops.deployment import NO_LIMITS
+        from tests.ops.test_drills import UNPACED
+
+        return {**os.environ, "PYTHONPATH": str(ROOT), "RUN_DIR": str(self.run),
+                "PORT": str(self.port), "REDIS_URL": f"{REDIS}/{self.redis_db}",
+                "DATABASE_URL": f"{PG}?options=-csearch_path%3D{self.schema}",
+                "SECRET_KEY": "bench-secret-key-0123456789", "SWEEP_SECONDS": "5",
+                "LINLI_APP": "tests.ops.tuned:create_app()",
+                "LINLI_CONFIG_JSON": json.dumps({**NO_LIMITS, **UNPACED, "TWILIO_TIMEOUT": 5}),
+                "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 31 + "1",
+                "TWILIO_AUTH_TOKEN": "fake-auth-token-0123456789abcdef",
+                "TWILIO_FROM": "+15005550006",
+                "TWILIO_API_BASE_URL": f"http://127.0.0.1:{self.fake_port}", **extra}
+
+    def deploy(self, command: str, **extra: str) -> None:
+        subprocess.run([str(ROOT / "scripts/deploy-local"), command], env=self.env(**extra),
+                       cwd=ROOT, check=True, timeout=120)
+
+    def spawn(self, *command: str, **extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.run / f"bench-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(list(command), cwd=ROOT, env=self.env(**extra), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def setup(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
+        self.spawn(sys.executable, "-m", "scripts.bench.bench_load", "serve-fake",
+                   "--port", str(self.fake_port), "--log", str(self.run / "sms.jsonl"))
+        self.deploy("start", MIGRATE="1", LOAD_DEMO="1")
+        with self.engine.connect() as conn:
+            self.stickers = list(conn.scalars(sa.text(
+                "SELECT s.code FROM sticker s JOIN place p ON p.id = s.place_id "
+                "WHERE s.status = 'active' ORDER BY s.id")))
+
+    def teardown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.deploy("stop")
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+        from redis import Redis
+
+        Redis.from_url(f"{REDIS}/{self.redis_db}").flushdb()
+
+    # -- 1. the resident page ----------------------------------------------------------------
+
+    def page(self) -> None:
+        a = self.args
+        hello = self.spawn(*GUNICORN, "--bind", f"127.0.0.1:{self.hello_port}",
+                           "scripts.bench.bench_load:hello_app()")
+        wait_http(f"http://127.0.0.1:{self.hello_port}/s/x")
+        code = self.stickers[0]
+        urls = {"hello": f"http://127.0.0.1:{self.hello_port}/s/{code}",
+                "resident": f"http://127.0.0.1:{self.port}/s/{code}"}
+        for name, url in urls.items():
+            asyncio.run(closed_loop(url, a.concurrency, 2))  # warm-up
+            self.results[f"{name}_max"] = asyncio.run(closed_loop(url, a.concurrency, a.seconds))
+            self.results[f"{name}_200"] = asyncio.run(open_loop(url, 200, a.seconds))
+            print(name, self.results[f"{name}_max"], self.results[f"{name}_200"], flush=True)
+        os.killpg(hello.pid, 15)
+        ratio = self.results["resident_max"]["rps"] / self.results["hello_max"]["rps"]
+        self.results["page_ratio"] = ratio
+
+    # -- 2. scan to provider -----------------------------------------------------------------
+
+    def provider(self) -> None:
+        a = self.args
+        count = int(a.scan_rate * a.scan_seconds)
+        targets = [(code, category) for category in CATEGORIES for code in self.stickers]
+        targets = targets[len(self.stickers):][:count]  # 'repair' is left to the workers phase
+        ran = asyncio.run(scans(f"http://127.0.0.1:{self.port}", targets, a.scan_rate))
+        time.sleep(5)  # the last messages reach the provider
+        starts: dict[str, float] = ran["starts"]  # type: ignore[assignment]
+        with self.engine.connect() as conn:
+            number_of = {text.split()[0]: f"DH-{case_id:06d}" for text, case_id in conn.execute(
+                sa.text("SELECT text, case_id FROM report WHERE text LIKE 'bench-%'"))}
+        arrived: dict[str, float] = {}
+        for line in (self.run / "sms.jsonl").read_text().splitlines():
+            at, _to, body = json.loads(line)
+            for number in re.findall(r"DH-\d{6}", body or ""):
+                arrived.setdefault(number, at)
+        latencies = [arrived[number_of[tag]] - start for tag, start in starts.items()
+                     if tag in number_of and number_of[tag] in arrived]
+        self.results["scan"] = {
+            "posted": len(starts), "answers": ran["answers"], "measured": len(latencies),
+            "p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
+            "max": max(latencies, default=0) * 1000}
+        print("scan", self.results["scan"], flush=True)
+
+    # -- 3. worker throughput ----------------------------------------------------------------
+
+    def workers(self) -> None:
+        """Stop the deployment's workers, queue new cases, drain them with one burst worker."""
+        self.deploy("stop")
+        self.deploy("start", MIGRATE="0", LOAD_DEMO="0", WORKERS="0", SWEEPERS="0")
+        per_class = self.args.worker_cases
+        codes = iter(self.stickers)
+        for worker_class in ("fork", "simple"):
+            batch = [(next(codes), "repair") for _ in range(per_class)]
+            with self.engine.connect() as conn:
+                before = conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM notification"))
+            asyncio.run(scans(f"http://127.0.0.1:{self.port}", batch, 50))
+            burst = self.spawn(str(ROOT / ".venv/bin/flask"), "--app", self.env()["LINLI_APP"],
+                               "worker", "--burst", "--worker-class", worker_class)
+            burst.wait(300)
+            with self.engine.connect() as conn:
+                sent, first, last = conn.execute(sa.text(
+                    "SELECT count(*), min(sent_at), max(sent_at) FROM notification "
+                    "WHERE id > :before AND status IN ('sent', 'delivered')"),
+                    {"before": before}).one()
+                steps = conn.scalar(sa.text(
+                    "SELECT min(at) FROM case_event WHERE kind = 'notified' AND case_id IN "
+                    "(SELECT case_id FROM notification WHERE id > :before)"), {"before": before})
+            span = (last - min(first, steps or first)).total_seconds()
+            self.results[f"worker_{worker_class}"] = {
+                "cases": per_class, "sent": sent, "seconds": span,
+                "per_second": sent / span if span else 0.0}
+            print(worker_class, self.results[f"worker_{worker_class}"], flush=True)
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer")
+
+
+def report(results: dict[str, Any]) -> None:
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    if "page_ratio" in results:
+        r, h = results["resident_max"], results["hello_max"]
+        r200 = results["resident_200"]
+        ok = results["page_ratio"] >= PAGE_GOAL_RATIO and r200["p99"] < PAGE_GOAL_P99_MS
+        print(f"resident page: {r['rps']:.0f} req/s vs hello {h['rps']:.0f} req/s "
+              f"(ratio {results['page_ratio']:.2f}); at 200 req/s p50 {r200['p50']:.1f} ms "
+              f"p99 {r200['p99']:.1f} ms (hello p50 {results['hello_200']['p50']:.1f} "
+              f"p99 {results['hello_200']['p99']:.1f}) — goal {'met' if ok else 'MISSED'}")
+    if "scan" in results:
+        s = results["scan"]
+        ok = s["measured"] > 0 and s["p50"] < SCAN_GOAL_P50_MS and s["p99"] < SCAN_GOAL_P99_MS
+        print(f"scan to provider: {s['measured']}/{s['posted']} measured, p50 {s['p50']:.0f} ms "
+              f"p99 {s['p99']:.0f} ms max {s['max']:.0f} ms — goal {'met' if ok else 'MISSED'}")
+    for worker_class in ("fork", "simple"):
+        if f"worker_{worker_class}" in results:
+            w = results[f"worker_{worker_class}"]
+            print(f"worker {worker_class}: {w['per_second']:.1f} notifications/s "
+                  f"({w['sent']} in {w['seconds']:.1f} s)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    fake = sub.add_parser("serve-fake")
+    fake.add_argument("--port", type=int, required=True)
+    fake.add_argument("--log", required=True)
+    parser.add_argument("--only", choices=["page", "provider", "workers"])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--scan-rate", type=float, default=20)
+    parser.add_argument("--scan-seconds", type=float, default=60)
+    parser.add_argument("--worker-cases", type=int, default=150)
+    parser.add_argument("--run-dir")
+    args = parser.parse_args(argv)
+    if args.command == "serve-fake":
+        serve_fake(args.port, args.log)
+        return
+    bench = Bench(args)
+    try:
+        bench.setup()
+        for phase in ("page", "provider", "workers"):
+            if args.only in (None, phase):
+                getattr(bench, phase)()
+    finally:
+        bench.teardown()
+        report(bench.results)
+        (bench.run / "results.json").write_text(json.dumps(bench.results, default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()
