@@ -535,6 +535,23 @@ def escalate_now(case_id: int, member_id: int, now: datetime | None = None) -> C
     return case
 
 
+def escalate_for_staff(case_id: int, staff_name: str, now: datetime | None = None) -> Case:
+    """Staff send an open or accepted case up one rung at once; the timeline names them."""
+    now = now or utcnow()
+    case = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update())
+    if case is None:
+        raise ActionRefused("没有这个事项")
+    _refuse_closed(case)
+    if case.status != CaseStatus.OPEN:
+        _reopen_ladder(case)
+    case.token += 1
+    case.step = max(case.step, 1)
+    _climb(case, now, now, why=f"工作人员{staff_name}要求立即上报")
+    _schedule(case)
+    db.session.commit()
+    return case
+
+
 def _lock(case_id: int, member_id: int) -> tuple[Case, Member]:
     """The case row, locked, and the acting member, who must belong to its community."""
     case = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update()

@@ -156,11 +156,9 @@ def _tell_assigned(case: Case, to: Member, staff: StaffUser, now: datetime) -> N
 
 
 def refer_up(case: Case, staff: StaffUser, *, now: datetime | None = None) -> None:
-    """Send the case up one rung now, through the engine. Commits.
+    """Send the case up one rung now, through the engine, which names the staff member. Commits.
 
-    An accepted case goes through `escalate_now` on behalf of its acceptor. An open case has
-    no member to act for: its next ladder step is made due now and run (`run_step`), which
-    climbs exactly as the timer would have. Either way a staff note says who asked.
+    An accepted case goes back on the ladder one rung up, as when its acceptor escalates.
     """
     from dispatch import escalation
 
@@ -169,14 +167,7 @@ def refer_up(case: Case, staff: StaffUser, *, now: datetime | None = None) -> No
     now = now or utcnow()
     record(case, EventKind.NOTE, f"工作人员{staff.name}要求立即上报上一级", at=now,
            staff_id=staff.id)
-    if case.accepted_by_id is not None:
-        _engine_call(escalation.escalate_now, case.id, case.accepted_by_id, now)
-        return
-    case.step = max(case.step, 1)
-    case.token += 1
-    case.next_step_at = now
-    db.session.commit()
-    escalation.run_step(case.id, case.token, now)
+    _engine_call(escalation.escalate_for_staff, case.id, staff.name, now)
 
 
 def _engine_call(action: Any, *args: Any) -> None:

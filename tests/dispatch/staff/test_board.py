@@ -224,9 +224,10 @@ def test_an_open_case_can_be_referred_up(app: Flask, console: dict[str, Any]) ->
     case = case_row(app, case_id)
     assert case.rung > 1 and case.status == CaseStatus.OPEN
     with app.app_context():
-        kinds = set(db.session.scalars(sa.select(CaseEvent.kind).where(
-            CaseEvent.case_id == case_id)))
-    assert {"note", "escalated"} <= kinds
+        events = db.session.execute(sa.select(CaseEvent.kind, CaseEvent.message).where(
+            CaseEvent.case_id == case_id)).all()
+    assert {"note", "escalated"} <= {kind for kind, _ in events}
+    assert any(kind == "escalated" and "要求立即上报" in message for kind, message in events)
 
 
 def test_assigning_an_open_case_makes_the_member_its_acceptor_and_tells_them(
