@@ -9,7 +9,9 @@ from dispatch.models import Notification
 
 #: Errors after which the provider may or may not have the message: look before sending again,
 #: and send exactly the same text and bundle if it does not.
-UNCERTAIN = frozenset({"timeout", "connection", "http-500", "http-502", "http-503", "http-504"})
+LOOKUP_FAILED = "lookup-failed"
+UNCERTAIN = frozenset({"timeout", "connection", "http-500", "http-502", "http-503", "http-504",
+                       LOOKUP_FAILED})
 
 
 @dataclass(frozen=True, slots=True)

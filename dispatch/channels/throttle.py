@@ -169,6 +169,9 @@ def _bundle(carrier: Notification, now: datetime) -> None:
                       Notification.channel == Channel.SMS,
                       Notification.purpose == Purpose.ALERT,
                       Notification.status == NotificationStatus.PENDING,
+                      # a row awaiting a retry after an uncertain failure is resent alone, as
+                      # it was (its own text and riders): the provider may already have it
+                      Notification.sent_text.is_(None),
                       Notification.id != carrier.id, Case.status == CaseStatus.OPEN)
                .order_by(Notification.id)
                .limit(BUNDLE_MAX - 1)

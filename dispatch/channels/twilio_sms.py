@@ -14,14 +14,15 @@ adopts the SID of one with the same text instead of sending another.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import requests
 from flask import Flask
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from dispatch import links
 from dispatch.channels import throttle, twilio_client
-from dispatch.channels.base import UNCERTAIN, SendResult
+from dispatch.channels.base import LOOKUP_FAILED, UNCERTAIN, SendResult
 from dispatch.models import Notification
 from dispatch.replies import describe, hint
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/webhooks/twilio/sms/status"
 #: Seconds an SMS may wait in Twilio's queue before it is dropped.
 VALIDITY_SECONDS = 600
+#: How many recent messages to a phone are searched for one that went out despite an error.
+LOOKBACK = 200
 
 
 class TwilioSmsSender:
@@ -48,7 +51,12 @@ class TwilioSmsSender:
                                                                            two_way=True)
         config = self.app.config
         if notification.error_code in UNCERTAIN:
-            earlier = find_sent(self.app, notification.to_address, text, notification)
+            try:
+                earlier = find_sent(self.app, notification.to_address, text, notification)
+            except (TwilioException, requests.RequestException) as exc:
+                # Not knowing whether Twilio has it, sending could make a second copy: wait.
+                return SendResult.failed(LOOKUP_FAILED, f"could not look up: {exc}"[:500],
+                                         retryable=True)
             if earlier is not None:
                 log.info("notification %s: Twilio already had it as %s; not sent again",
                          notification.id, earlier)
@@ -80,11 +88,13 @@ def call_twilio(create: object) -> SendResult:
 
 
 def find_sent(app: Flask, to: str, text: str, notification: Notification) -> str | None:
-    """The SID of a message to `to` with this text made since the row was written, if any."""
-    try:
-        recent = twilio_client.client(app).messages.list(to=to, limit=20)
-    except (TwilioRestException, requests.RequestException):
-        return None
+    """The SID of a message to `to` with this text made since the row was written, if any.
+
+    Raises the SDK's errors when Twilio cannot be asked.
+    """
+    # A busy volunteer can get dozens of alerts in a storm: look far enough back.
+    recent = twilio_client.client(app).messages.list(
+        to=to, date_sent_after=notification.created_at - timedelta(minutes=1), limit=LOOKBACK)
     for message in recent:
         created = message.date_created
         if message.body == text and (created is None or created >= notification.created_at

@@ -139,3 +139,20 @@ def test_a_row_in_flight_makes_a_later_one_for_the_same_phone_wait(
     now = utcnow()
     assert throttle.hold_until(second, now) == now + timedelta(minutes=1)
     assert throttle.hold_until(first, now) is None
+
+
+def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
+        twilio_any_app: Flask, fake_twilio: FakeTwilio) -> None:
+    safety, help_ = open_case("TS-B1-U1", "safety"), open_case("TS-B1-U1", "help")
+    fake_twilio.fail_next(http_status=503, resource="Messages")
+    carrier = send(row_for(safety, "L1"))
+    rider = reload(row_for(help_, "L1"))
+    noise = send(row_for(open_case("TS-B1-U1", "noise"), "L1"))  # a newer alert goes out
+    assert noise.provider_id is not None and not throttle.bundled(noise)
+    assert reload(carrier).bundled_into_id is None
+    later = max(carrier.next_attempt_at, noise.sent_at + timedelta(minutes=1))  # phone's gap
+    outbox.send(carrier.id, later + timedelta(seconds=1))
+    carrier, rider = reload(carrier), reload(rider)
+    assert carrier.provider_id is not None and rider.provider_id == carrier.provider_id
+    first, _, retry = fake_twilio.sent("Messages")
+    assert first.form["Body"] == retry.form["Body"]

@@ -116,6 +116,23 @@ def test_a_timeout_after_twilio_took_the_message_adopts_its_sid_instead_of_resen
     assert [r.method for r in fake_twilio.requests] == ["POST", "GET"]
 
 
+def test_while_twilio_cannot_be_asked_after_a_timeout_nothing_is_sent_again(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    fake_twilio.fail_next(hang=2.0, create=True, resource="Messages")
+    row = send(row_for(open_case(), "E1"))
+    [taken] = fake_twilio.messages
+    fake_twilio.fail_next(http_status=500, resource="Messages")  # the look-up fails too
+    outbox.send(row.id, row.next_attempt_at)
+    db.session.expire_all()
+    row = db.session.get(type(row), row.id)
+    assert row.status == NotificationStatus.PENDING and row.error_code == "lookup-failed"
+    outbox.send(row.id, row.next_attempt_at)
+    db.session.expire_all()
+    row = db.session.get(type(row), row.id)
+    assert row.status == NotificationStatus.SENT and row.provider_id == taken
+    assert len(fake_twilio.sent("Messages")) == 1
+
+
 def test_a_timeout_before_twilio_took_it_is_sent_again_exactly_once(
         twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     fake_twilio.fail_next(hang=2.0, resource="Messages")
