@@ -12,11 +12,12 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import urllib.parse
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.local_server import LocalServer
 
 ACCESS_KEY_ID = "LTAI5tFakeKeyForTests"
 ACCESS_KEY_SECRET = "fake-secret-for-tests"
@@ -35,7 +36,7 @@ class SmsRequest:
         return json.loads(self.params.get("TemplateParam", "{}"))
 
 
-class FakeAliyun:
+class FakeAliyun(LocalServer):
     """Serve the SMS API on 127.0.0.1; queue answers with `answer_next`."""
 
     def __init__(self, key_id: str = ACCESS_KEY_ID, secret: str = ACCESS_KEY_SECRET) -> None:
@@ -43,31 +44,6 @@ class FakeAliyun:
         self.secret = secret
         self.requests: list[SmsRequest] = []
         self._answers: list[tuple[int, dict[str, Any]]] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> FakeAliyun:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeAliyun:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def answer_next(self, code: str = "OK", *, http_status: int = 200,
                     message: str = "") -> None:
@@ -132,3 +108,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
+
+
+FakeAliyun.handler = _Handler  # defined below the class it serves

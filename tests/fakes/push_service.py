@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import http_ece
@@ -23,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from tests.fakes.local_server import LocalServer
 
 
 def b64url(data: bytes) -> str:
@@ -62,37 +63,12 @@ class Subscriber:
     received: list[Received] = field(default_factory=list)
 
 
-class PushService:
+class PushService(LocalServer):
     """The fake push service; `subscribe()` makes a browser subscription on it."""
 
     def __init__(self) -> None:
         self.subscribers: dict[str, Subscriber] = {}
         self.errors: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> PushService:
-        handler = type("Handler", (_Handler,), {"service": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> PushService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def origin(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def subscribe(self) -> dict[str, Any]:
         """A browser's `PushSubscription.toJSON()` for a new subscriber here."""
@@ -101,14 +77,14 @@ class PushService:
         self.subscribers[path] = subscriber
         public = subscriber.key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        return {"endpoint": self.origin + path,
+        return {"endpoint": self.url + path,
                 "keys": {"p256dh": b64url(public), "auth": b64url(subscriber.auth)}}
 
     def received(self, subscription: dict[str, Any]) -> list[Received]:
-        return self.subscribers[subscription["endpoint"].removeprefix(self.origin)].received
+        return self.subscribers[subscription["endpoint"].removeprefix(self.url)].received
 
     def answer_with(self, subscription: dict[str, Any], status: int) -> None:
-        self.subscribers[subscription["endpoint"].removeprefix(self.origin)].answer = status
+        self.subscribers[subscription["endpoint"].removeprefix(self.url)].answer = status
 
     def accept(self, path: str, headers: Any, body: bytes) -> int:
         """Check and decrypt one push; returns the status to answer."""
@@ -142,7 +118,7 @@ class PushService:
                       f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
         assert json.loads(unb64url(head)) == {"typ": "JWT", "alg": "ES256"}, "bad JWT header"
         claims = json.loads(unb64url(body))
-        assert claims["aud"] == self.origin, f"audience {claims['aud']!r}"
+        assert claims["aud"] == self.url, f"audience {claims['aud']!r}"
         assert time.time() < claims["exp"] <= time.time() + 24 * 3600, "bad expiry"
         return claims, key
 
@@ -152,12 +128,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = self.service.accept(self.path, self.headers, body)
+        status = self.fake.accept(self.path, self.headers, body)
         self.send_response(status)
         if status == 201:
-            self.send_header("Location", f"{self.service.origin}/message/{secrets.token_hex(8)}")
+            self.send_header("Location", f"{self.fake.url}/message/{secrets.token_hex(8)}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
+
+
+PushService.handler = _Handler  # defined below the class it serves

@@ -25,10 +25,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.local_server import LocalServer
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
@@ -46,6 +48,7 @@ ERRORS: dict[int, tuple[int, str]] = {
 
 #: A sender posts (url, form, headers) and returns the HTTP status it got back.
 Sender = Callable[[str, dict[str, str], dict[str, str]], int]
+
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Fault:
     resource: str | None = None  # only requests to this resource (Messages, Calls)
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     """The fake's state: accounts, messages and calls made, requests seen, faults queued."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
@@ -96,39 +99,8 @@ class FakeTwilio:
         self.deliver_after: float | None = None
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- running -------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeTwilio:
-        """Serve on a thread; port 0 picks a free one (see `url`)."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fake-twilio")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL to put in TWILIO_API_BASE_URL."""
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # -- test controls -------------------------------------------------------------------
 
@@ -378,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         fake.stop()
 
+
+
+FakeTwilio.handler = _Handler  # defined below the class it serves
 
 if __name__ == "__main__":
     main()
