@@ -32,6 +32,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, o
         "SMS_BACKEND": _choice(environ, "SMS_BACKEND", SMS_BACKENDS, "console"),
         "TIME_ZONE": _time_zone(environ),
         "SWEEP_SECONDS": _positive_float(environ, "SWEEP_SECONDS", 5.0),
+        "TRUSTED_PROXIES": _proxies(environ),
     }
     settings.update(_channel_settings(environ, str(settings["SMS_BACKEND"])))
     return settings
@@ -159,6 +160,14 @@ def _time_zone(environ: Mapping[str, str]) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"TIME_ZONE: unknown time zone {name!r}") from exc
     return name
+
+
+def _proxies(environ: Mapping[str, str]) -> int:
+    """How many reverse proxies in front of the app set X-Forwarded-For (0: none)."""
+    raw = environ.get("TRUSTED_PROXIES", "0").strip()
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError(f"TRUSTED_PROXIES: expected a number of proxies from 0 to 5, got {raw!r}")
+    return int(raw)
 
 
 def _positive_float(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -41,6 +41,7 @@ def test_postgres_urls_get_the_psycopg_driver(tmp_path: Path) -> None:
     ("SMS_BACKEND", "pigeon"),
     ("TIME_ZONE", "Mars/Olympus"),
     ("SWEEP_SECONDS", "soon"),
+    ("TRUSTED_PROXIES", "all"),
 ])
 def test_a_malformed_setting_is_named_in_the_error(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: "):
@@ -62,3 +63,18 @@ def test_importing_the_app_module_builds_nothing() -> None:
     import app
 
     assert "app" not in vars(app) or callable(app.create_app)
+
+
+def test_behind_a_trusted_proxy_the_resident_address_comes_from_its_header(
+        sqlite_template: Path) -> None:
+    from flask import request
+
+    from app import create_app
+    from tests.conftest import base_config
+
+    app = create_app(base_config(SQLALCHEMY_DATABASE_URI=f"sqlite:///{sqlite_template}",
+                                 TRUSTED_PROXIES=1))
+    app.add_url_rule("/whoami", "whoami", lambda: request.remote_addr or "")
+    answer = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert answer.get_data(as_text=True) == "203.0.113.7"
+
