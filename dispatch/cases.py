@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from dispatch.models import (
     Case,
     CaseEvent,
     CaseStatus,
+    Photo,
     Place,
     Report,
     ReportKind,
@@ -91,8 +93,11 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
                 text: str | None = None, callback_phone: str | None = None,
                 anonymous: bool = False, sticker: Sticker | None = None,
                 client_hash: str | None = None, join: Case | None = None,
-                now: datetime | None = None) -> Filed:
+                photos: Sequence[Photo] = (), now: datetime | None = None) -> Filed:
     """Record a report, on `join` if it is still open, else on the open case of its kind.
+
+    The report's photos are stored in the same transaction, so a report never lands without
+    the photos the resident sent with it.
 
     Commits. Raises `ValueError` for a category the community does not have.
     """
@@ -116,6 +121,7 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
     report = Report(case=case, place_id=place.id, sticker_id=sticker.id if sticker else None,
                     kind=kind, category=category, text=text, callback_phone=callback_phone,
                     anonymous=anonymous, client_hash=client_hash, created_at=now)
+    report.photos.extend(photos)
     db.session.add(report)
     case.report_count += 1
     if opened:

@@ -14,8 +14,7 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dispatch.db import db
-from dispatch.models import Photo, Report
+from dispatch.models import Photo
 
 MAX_PHOTOS = 3
 MAX_BYTES = 10 * 1024 * 1024  # per photo, as uploaded
@@ -77,9 +76,7 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def attach(report: Report, photos: list[Reencoded]) -> list[Photo]:
-    """Store re-encoded photos on a report (added to the session, not committed)."""
-    rows = [Photo(report=report, content_type=p.content_type, data=p.data, width=p.width,
-                  height=p.height) for p in photos]
-    db.session.add_all(rows)
-    return rows
+def rows(photos: list[Reencoded]) -> list[Photo]:
+    """Re-encoded photos as rows for `cases.file_report` to store with their report."""
+    return [Photo(content_type=p.content_type, data=p.data, width=p.width, height=p.height)
+            for p in photos]

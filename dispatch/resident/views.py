@@ -84,10 +84,8 @@ def message(code: str) -> Any:
         return _show_sticker(found, form, status=422)
     filed = cases.file_report(found.place, form.category.data, text=form.text.data or None,
                               callback_phone=form.e164, anonymous=form.anonymous.data,
-                              sticker=found, client_hash=_client_hash())
-    if form.ready_photos:
-        photos.attach(filed.report, form.ready_photos)
-        db.session.commit()
+                              sticker=found, client_hash=_client_hash(),
+                              photos=photos.rows(form.ready_photos))
     return _to_receipt(filed)
 
 

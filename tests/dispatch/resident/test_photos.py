@@ -5,8 +5,13 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 from PIL import Image
 
+from dispatch import cases
+from dispatch.db import db
+from dispatch.models import Photo, Place
 from dispatch.resident import photos
 from tests.dispatch.resident.helpers import jpeg_with_gps, png_bytes
 
@@ -60,3 +65,14 @@ def test_files_over_the_byte_limit_are_refused_before_decoding() -> None:
     with pytest.raises(photos.PhotoError) as raised:
         photos.reencode(BytesIO(b"\0" * 101), max_bytes=100)
     assert raised.value.reason == "too_big"
+
+
+def test_a_reports_photos_are_committed_with_the_report(app: Flask, community: int) -> None:
+    with app.app_context():
+        place = db.session.scalar(sa.select(Place).where(Place.code == "TS-B1-U1"))
+        ready = [photos.reencode(BytesIO(jpeg_with_gps()))]
+        filed = cases.file_report(place, "repair", text="漏水", photos=photos.rows(ready))
+        report_id = filed.report.id
+        db.session.remove()  # nothing left pending: what is stored was committed
+        stored = db.session.scalars(sa.select(Photo).where(Photo.report_id == report_id)).all()
+    assert len(stored) == 1 and stored[0].content_type == "image/jpeg"
