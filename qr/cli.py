@@ -19,7 +19,7 @@ from tqdm import tqdm
 from dispatch.db import db
 from dispatch.models import PlaceKind, Sticker
 from qr import codes
-from qr.printing import Selection, labels, print_selection, resolve_scope
+from qr.printing import Selection, print_selection, resolve_scope
 from qr.sheet import LAYOUTS, Layout
 
 stickers_cli = AppGroup("stickers", help="Print sticker sheets; reissue, retire, revoke codes.")
@@ -46,21 +46,25 @@ def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     selection = Selection(scope, tuple(PlaceKind(k) for k in kinds) or codes.STICKER_KINDS)
-    base_url = current_app.config["PUBLIC_BASE_URL"]
-    total, _ = labels(selection, base_url)
-    if total == 0:
-        raise click.ClickException(f"{scope}: no {', '.join(kinds) or 'sticker'} places to print")
     out_path = out_path or Path(f"stickers-{scope}.pdf")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     today = datetime.now(ZoneInfo(community.timezone)).date()
-    layout = Layout.preset(layout_name)
-    with tqdm(total=total, unit="张", disable=total < 200 or not sys.stderr.isatty(),
-              desc="printing") as bar:
-        def progress(done: int) -> None:
-            bar.update(done - bar.n)
+    bar = tqdm(unit="张", desc="printing", disable=True)
 
-        summary = print_selection(selection, base_url, out_path, layout=layout,
-                                  printed_on=today, max_per_file=max_per_file, progress=progress)
+    def start(total: int) -> None:
+        nonlocal bar
+        bar = tqdm(total=total, unit="张", desc="printing",
+                   disable=total < 200 or not sys.stderr.isatty())
+
+    try:
+        summary = print_selection(selection, current_app.config["PUBLIC_BASE_URL"], out_path,
+                                  layout=Layout.preset(layout_name), printed_on=today,
+                                  max_per_file=max_per_file, on_total=start,
+                                  progress=lambda done: bar.update(done - bar.n))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        bar.close()
     seconds = time.perf_counter() - started
     click.echo(f"{summary.stickers} stickers, {summary.pages} pages, {len(summary.files)} "
                f"file(s) in {seconds:.1f} s:")

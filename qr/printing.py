@@ -88,17 +88,21 @@ def labels(selection: Selection, public_base_url: str, *,
     return total or 0, stream()
 
 
-def title_for(scope: str) -> str:
-    """The page header: 东湖花园 · 3栋, or the community name for a whole-community run."""
-    community, root = resolve_scope(scope)
-    return community.name if root is None else f"{community.name} · {root.name}"
-
-
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,
                     layout: Layout, printed_on: date, max_per_file: int = 2000,
+                    on_total: Callable[[int], None] | None = None,
                     progress: Callable[[int], None] | None = None) -> SheetSummary:
-    """Write the selection's stickers to PDF sheet(s)."""
-    _, stream = labels(selection, public_base_url)
-    return write_sheets(stream, out_path, layout=layout, title=title_for(selection.scope),
-                        printed_on=printed_on, max_per_file=max_per_file,
-                        progress=progress)
+    """Write the selection's stickers to PDF sheet(s); `on_total` hears the count first.
+
+    Raises LookupError for an unknown scope or a selection with nothing to print.
+    """
+    total, stream = labels(selection, public_base_url)
+    if total == 0:
+        kinds = ", ".join(str(k) for k in selection.kinds)
+        raise LookupError(f"{selection.scope}: no {kinds} places to print")
+    if on_total is not None:
+        on_total(total)
+    community, root = resolve_scope(selection.scope)
+    title = community.name if root is None else f"{community.name} · {root.name}"
+    return write_sheets(stream, out_path, layout=layout, title=title, printed_on=printed_on,
+                        max_per_file=max_per_file, progress=progress)

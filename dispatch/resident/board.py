@@ -97,10 +97,11 @@ def tel_url(community: Community, sticker: Sticker) -> str:
     voice = current_app.config.get("TWILIO_VOICE_NUMBER")
     if voice:
         return f"tel:{_dialable(voice)},,{codes.dial_digits(sticker.code)}%23"
-    return f"tel:{_dialable(community.hotline)}"
+    return hotline_tel(community.hotline)
 
 
 def hotline_tel(hotline: str) -> str:
+    """The `tel:` link of a phone number as printed (0752-2345678)."""
     return f"tel:{_dialable(hotline)}"
 
 

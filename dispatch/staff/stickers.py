@@ -28,7 +28,7 @@ from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
 from qr import codes
 from qr.labels import StickerLabel, sticker_url
-from qr.printing import Selection, labels, places_in, print_selection
+from qr.printing import Selection, places_in, print_selection
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -83,12 +83,13 @@ def sheet(code: str) -> Any:
     place = _building(code)
     layout = Layout.preset(request.args.get("layout", "3x4"))
     today = datetime.now(ZoneInfo(place.community.timezone)).date()
-    if not labels(Selection(place.code), current_app.config["PUBLIC_BASE_URL"])[0]:
-        abort(404)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / f"stickers-{place.code}.pdf"
-        print_selection(Selection(place.code), current_app.config["PUBLIC_BASE_URL"], out,
-                        layout=layout, printed_on=today, max_per_file=10_000)
+        try:
+            print_selection(Selection(place.code), current_app.config["PUBLIC_BASE_URL"], out,
+                            layout=layout, printed_on=today, max_per_file=10_000)
+        except LookupError:  # nothing to print here
+            abort(404)
         data = out.read_bytes()
     log("stickers.sheet", place.code, layout=layout.name)
     db.session.commit()
