@@ -25,6 +25,7 @@ from app import create_app
 from dispatch import jobs
 from dispatch.community import import_data, tables_to_data
 from dispatch.db import db
+from dispatch.resident import scans
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +129,7 @@ def pg_app(pg_schema: str) -> Iterator[Flask]:
 
 
 def _dispose(app: Flask) -> None:
+    scans.writer(app).close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

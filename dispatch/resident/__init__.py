@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dispatch.resident import i18n, limits, views
+from dispatch.resident import i18n, limits, pages, scans, views
 
 #: Defaults a deployment may override in its config.
 DEFAULTS = {
@@ -29,4 +29,6 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, value)
     i18n.init_app(app)
     limits.init_app(app)
+    pages.init_app(app)
+    scans.init_app(app)
     app.register_blueprint(views.bp)

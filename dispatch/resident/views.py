@@ -41,11 +41,10 @@ from dispatch.models import (
     PlaceKind,
     Report,
     ReportKind,
-    Scan,
     Sticker,
     StickerStatus,
 )
-from dispatch.resident import board, i18n, limits, photos, timeline
+from dispatch.resident import board, i18n, limits, pages, photos, scans, timeline
 from dispatch.resident.forms import TEXT_MAX, CallbackForm, MessageForm
 from qr import codes
 
@@ -62,11 +61,18 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{16,43}")
 @limits.misses
 def sticker(code: str) -> Any:
     """The page a sticker opens: lift emergencies first, call, notices, open problems, message."""
+    plain = pages.plain_visit()
+    if plain and (page := pages.cached(code)) is not None:
+        scans.record(page.sticker_id, code, "view")
+        return pages.serve(page)
     found = codes.find(code)
     if not _usable(found):
         return _unusable(code, found)
     _record_scan(found, code, "view")
-    return _show_sticker(found, _message_form(found, bound=False))
+    html, status = _show_sticker(found, _message_form(found, bound=False))
+    if plain:
+        pages.keep(found, html)
+    return html, status
 
 
 @bp.post("/s/<code>/message")
@@ -133,9 +139,7 @@ def _unusable(code: str, found: Sticker | None) -> tuple[str, int]:
 
 
 def _record_scan(found: Sticker | None, code: str, action: str) -> None:
-    db.session.add(Scan(sticker_id=found.id if found else None, code_seen=code[:64],
-                        action=action))
-    db.session.commit()
+    scans.record(found.id if found else None, code, action)
 
 
 def _message_form(found: Sticker, *, bound: bool = True) -> MessageForm:

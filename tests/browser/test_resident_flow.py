@@ -18,6 +18,7 @@ from dispatch import escalation
 from dispatch.db import db
 from dispatch.models import Callback, Case, CaseStatus, Member, Photo, Place, PlaceKind, Scan
 from dispatch.models import Sticker as StickerRow
+from dispatch.resident import scans
 from tests.browser.conftest import PHONE, Live
 from tests.dispatch.resident.helpers import jpeg_with_gps
 
@@ -137,6 +138,7 @@ def test_resident_flow_with_javascript(live: Live, chromium: Any, shots: Any,
         shots(page, "06-closed")
     finally:
         context.close()
+    scans.flush(live.app)
     with live.app.app_context():
         case = db.session.scalar(sa.select(Case).where(Case.public_token == token))
         callback = db.session.scalar(sa.select(Callback))

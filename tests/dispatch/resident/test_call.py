@@ -8,6 +8,7 @@ from flask import Flask
 
 from dispatch.db import db
 from dispatch.models import Scan
+from dispatch.resident import scans
 from qr import codes
 from tests.dispatch.resident.helpers import Resident
 
@@ -17,6 +18,7 @@ def test_call_records_the_tap_then_hands_over_the_hotline(app: Flask, resident: 
     response = resident.client.get(f"/s/{code}/call")
     assert response.status_code == 302
     assert response.headers["Location"] == "tel:0752-1234567"
+    assert scans.flush(app) == 1
     with app.app_context():
         scan = db.session.scalar(sa.select(Scan))
         assert (scan.action, scan.code_seen, scan.sticker_id is not None) == ("call", code, True)

@@ -12,6 +12,7 @@ from flask import Flask
 from dispatch import cases
 from dispatch.db import db, utcnow
 from dispatch.models import Notice, Place, Scan
+from dispatch.resident import scans
 from qr import codes
 from tests.dispatch.resident.helpers import Resident
 
@@ -120,9 +121,10 @@ def test_me_too_on_a_case_of_another_place_files_nothing(app: Flask, resident: R
 def test_every_view_is_recorded_as_a_scan(app: Flask, resident: Resident) -> None:
     resident.scan("TS-B1-U1")
     resident.scan("TS-B1-U1")
+    scans.flush(app)
     with app.app_context():
-        scans = db.session.scalars(sa.select(Scan)).all()
-        assert [(s.action, s.sticker_id is not None) for s in scans] == [("view", True)] * 2
+        seen = db.session.scalars(sa.select(Scan)).all()
+        assert [(s.action, s.sticker_id is not None) for s in seen] == [("view", True)] * 2
 
 
 @pytest.mark.parametrize("state", ["unknown", "revoked", "retired"])
@@ -145,6 +147,7 @@ def test_unusable_codes_get_the_same_helpful_404_and_are_recorded(
         assert 'href="tel:12345"' in html
     else:
         assert 'href="tel:0752-1234567"' in html
+    scans.flush(app)
     with app.app_context():
         scan = db.session.scalar(sa.select(Scan))
         assert (scan.action, scan.code_seen) == (state, code)
@@ -161,6 +164,7 @@ def test_a_revoked_sticker_files_nothing_and_reaches_no_member(app: Flask,
                                   data={"csrf_token": token, "category": "repair"})
     called = resident.client.get(f"/s/{code}/call")
     assert posted.status_code == called.status_code == 404
+    scans.flush(app)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(cases.Case.id))) == 0
         assert [s.action for s in db.session.scalars(sa.select(Scan).order_by(Scan.id))] == [

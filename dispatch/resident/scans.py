@@ -1,0 +1,124 @@
+"""Sticker visits (`Scan` rows), written in batches off the resident's request.
+
+A scan is a statistic, not a case: nobody waits for it, and the page a resident opens in a
+lift must not wait for a database commit to count it. Each web process keeps the visits of
+the last `SCAN_FLUSH_SECONDS` in memory and a background thread writes them in one INSERT.
+The thread exists only while there is something to write and the process writes what it
+holds when it exits normally, so a process killed outright (SIGKILL, OOM) loses at most the
+last second or so of visits — never a report, which is always committed before its answer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from typing import Any
+
+from flask import Flask, current_app
+
+from dispatch.db import db, utcnow
+from dispatch.models import Scan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLUSH_SECONDS = 1.0
+#: While the database is down visits wait in memory, up to this many (then the oldest go).
+MAX_PENDING = 20_000
+
+
+class ScanWriter:
+    """The visits one app has seen and not yet written, and the thread that writes them."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
+        self.closing = False
+
+    def record(self, sticker_id: int | None, code_seen: str, action: str) -> None:
+        with self.lock:
+            self.pending.append({"sticker_id": sticker_id, "code_seen": code_seen[:64],
+                                 "action": action[:16], "at": utcnow()})
+            if self.thread is None and not self.closing:
+                self.thread = threading.Thread(target=self._loop, name="linli-scans",
+                                               daemon=True)
+                self.thread.start()
+
+    def flush(self) -> int:
+        """Write what is pending now, on the caller's thread; returns how many rows."""
+        with self.lock:
+            rows, self.pending = self.pending, []
+        if not rows:
+            return 0
+        try:
+            with self.app.app_context(), db.engine.begin() as connection:
+                connection.execute(Scan.__table__.insert(), rows)
+        except Exception:
+            # The database is down: keep the visits for the next round rather than drop them.
+            with self.lock:
+                self.pending[:0] = rows
+                del self.pending[:-MAX_PENDING]
+            raise
+        return len(rows)
+
+    def close(self) -> None:
+        """Stop the thread and write what is left (the app is going away)."""
+        with self.lock:
+            self.closing, thread = True, self.thread
+        self.wake.set()
+        if thread is not None:
+            thread.join(timeout=10)
+        self.flush()
+
+    def _loop(self) -> None:
+        interval = float(self.app.config["SCAN_FLUSH_SECONDS"])
+        while True:
+            self.wake.wait(interval)
+            self.wake.clear()
+            if self.closing:
+                return
+            try:
+                self.flush()
+            except Exception:
+                log.warning("could not write %d scans; retrying", len(self.pending),
+                            exc_info=True)
+            with self.lock:
+                if not self.pending:
+                    self.thread = None
+                    return
+
+
+_writers: weakref.WeakSet[ScanWriter] = weakref.WeakSet()
+
+
+def record(sticker_id: int | None, code_seen: str, action: str) -> None:
+    """Count a visit to a sticker URL (`view`, `call`, or why the code was unusable)."""
+    writer(current_app).record(sticker_id, code_seen, action)
+
+
+def flush(app: Flask) -> int:
+    """Write the app's pending visits now (at exit, and in tests before reading `Scan`)."""
+    return writer(app).flush()
+
+
+def writer(app: Flask) -> ScanWriter:
+    return app.extensions["linli.scans"]
+
+
+@atexit.register
+def _flush_all() -> None:
+    for each in list(_writers):
+        try:
+            each.flush()
+        except Exception:
+            log.exception("scans lost at exit")
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("SCAN_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS)
+    app.extensions["linli.scans"] = new = ScanWriter(app)
+    _writers.add(new)
