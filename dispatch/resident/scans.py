@@ -83,9 +83,10 @@ class ScanWriter:
                 return
             try:
                 self.flush()
-            except Exception:
-                log.warning("could not write %d scans; retrying", len(self.pending),
-                            exc_info=True)
+            except Exception as exc:  # the database is down: one line a second, not a trace
+                first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+                log.warning("could not write %d scans (%s); retrying", len(self.pending),
+                            first_line)
             with self.lock:
                 if not self.pending:
                     self.thread = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import secrets
 import threading
@@ -62,6 +63,8 @@ class Recorded:
     auth: tuple[str, str] | None
     headers: dict[str, str]
     at: float = field(default_factory=time.time)
+    #: The client's (address, port): which process sent it (`tests/ops/deployment.py`).
+    peer: tuple[str, int] | None = None
 
     @property
     def resource(self) -> str:
@@ -230,6 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeTwilio
     protocol_version = "HTTP/1.1"
 
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionResetError):  # a client killed between requests
+            super().handle()
+
     def do_GET(self) -> None:
         self._answer("GET")
 
@@ -244,7 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
                           form=dict(urllib.parse.parse_qsl(body, keep_blank_values=True)),
                           query=dict(urllib.parse.parse_qsl(parts.query)),
                           auth=_basic_auth(self.headers.get("Authorization")),
-                          headers=dict(self.headers.items()))
+                          headers=dict(self.headers.items()),
+                          peer=(str(self.client_address[0]), int(self.client_address[1])))
         try:
             status, payload = self.fake.handle(record)
         except ValueError as exc:

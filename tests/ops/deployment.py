@@ -94,6 +94,21 @@ class Deployment:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
 
+    def holding_port(self, port: int) -> str | None:
+        """The name of the process (or its children) whose TCP socket has local `port`.
+
+        A fake provider sees the client's port of each request; this says which process of
+        the deployment sent it, so a drill can kill exactly the one caught in a send.
+        """
+        sockets = {f"socket:[{fields[9]}]"
+                   for fields in (line.split() for line in
+                                  Path("/proc/net/tcp").read_text().splitlines()[1:])
+                   if int(fields[1].rsplit(":", 1)[1], 16) == port}
+        for name, pid in self.pids().items():
+            if any(_open_files(member) & sockets for member in [pid, *descendants(pid)]):
+                return name
+        return None
+
     def relaunch(self, name: str, *command: str) -> None:
         """Start a process again under the same name (after `kill`), as the script does."""
         with open(self.run_dir / f"{name}.log", "ab") as log:
@@ -131,6 +146,16 @@ class Resident:
         return self.http.post(f"{self.base_url}/s/{self.code}/message",
                               data={"csrf_token": self.token, "category": category,
                                     "text": text}, allow_redirects=False, timeout=30)
+
+
+def _open_files(pid: int) -> set[str]:
+    """What the process's file descriptors point at (`socket:[inode]` for sockets)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                found.add(os.readlink(fd))
+    return found
 
 
 def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
