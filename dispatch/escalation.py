@@ -7,7 +7,8 @@ and `token` the fence. `advance()` is the one function that takes a due step; th
 (`run_step`), the sweeper and members' actions all go through it or through the same helpers,
 each holding the case row lock and bumping the token, so a stale or duplicated job finds a
 token that no longer matches and does nothing. Outbox rows and timeline events are written in
-the deciding transaction; the next step's job and the sends are queued only after it commits.
+the deciding transaction; the next step's job and the sends are queued only after it commits
+(a step job sends its messages itself, right after the commit: see `jobs.run`).
 
 What a due step does, by case status:
 
@@ -29,6 +30,7 @@ Timeline convention: `CaseEvent.message` is for staff, in Chinese, and may name 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from dispatch import duty, jobs, links, outbox, routing
 from dispatch.cases import STEP_JOB, EventKind, record
@@ -51,6 +54,8 @@ from dispatch.models import (
     Member,
     Notification,
     NotificationStatus,
+    Place,
+    Report,
     Resolution,
     Responsibility,
     Role,
@@ -207,14 +212,26 @@ def run_step(case_id: int, token: int, now: datetime | None = None) -> bool:
     a duplicate) or whose step is not due yet does nothing at all.
     """
     now = now or utcnow()
-    case = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update()
-                             .execution_options(populate_existing=True))
+    case = db.session.scalar(_locked_for_step(), {"case": case_id})
     if case is None or case.token != token or not is_due(case, now):
         db.session.rollback()
         return False
     advance(case, now)
     db.session.commit()
     return True
+
+
+@functools.cache
+def _locked_for_step() -> sa.Select[tuple[Case]]:
+    """The case row `case`, locked, loaded with what a step reads besides it: the community
+    (time zone, routing rules) and the place up to its grid (routing, the message text; deeper
+    places still load on demand). Built once per process, like the send path's statements."""
+    return (sa.select(Case).where(Case.id == sa.bindparam("case"))
+            .options(joinedload(Case.community),
+                     joinedload(Case.place).joinedload(Place.parent).joinedload(Place.parent)
+                     .joinedload(Place.parent))
+            .with_for_update(of=Case)
+            .execution_options(populate_existing=True))
 
 
 def is_due(case: Case, now: datetime) -> bool:
@@ -291,6 +308,7 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
     reached: list[tuple[duty.Duty, Notification]] = []
     public: list[tuple[str, str]] = []
     step = case.step + 1 if repeat else 1
+    quote = _first_text(case)
     for answer in duties:
         responder = by_member.get(id(answer.covering_for or answer.member))
         label = _role_label(answer, responder)
@@ -301,7 +319,7 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
         assert answer.contact is not None
         notification = outbox.add(
             case, answer.member, answer.contact, Message.ALERT,
-            _alert_body(case, answer.member, repeat=repeat),
+            _alert_body(case, answer.member, quote, repeat=repeat),
             dedupe_key=f"c{case.id}:t{case.token}:r{rung}:s{step}:alert:m{answer.member.id}",
             rung=rung)
         if notification is None:
@@ -655,8 +673,15 @@ def _category_name(case: Case) -> str:
     return found.name if found else case.category
 
 
-def _alert_body(case: Case, member: Member, *, repeat: bool) -> str:
-    first = next((r.text for r in case.reports if r.text), None)
+def _first_text(case: Case) -> str | None:
+    """What the first resident who wrote something said (a busy case has hundreds of reports)."""
+    return db.session.scalar(
+        sa.select(Report.text).where(Report.case_id == case.id, Report.text.is_not(None),
+                                     Report.text != "")
+        .order_by(Report.id).limit(1))
+
+
+def _alert_body(case: Case, member: Member, first: str | None, *, repeat: bool) -> str:
     lines = [f"【邻里{'·催办' if repeat else ''}】{_category_name(case)}：{case.place.full_name}"
              f"（{case.number}）"]
     if case.report_count > 1:

@@ -42,10 +42,46 @@ def run(path: str, *args: Any) -> Any:
 
     A fresh context is a fresh database session, so a job never inherits another job's
     half-finished transaction, whichever worker class runs it.
+
+    What the job queues for right now runs here too, right after it (see `_run_follow_ups`):
+    a ladder step's messages go out from the worker that decided them, without a trip through
+    Redis and a job of their own each.
     """
     func = _resolve(path)
     with worker_app().app_context():
-        return func(*args)
+        follow_ups: list[_FollowUp] = []
+        db.session.info[_FOLLOW_UPS] = follow_ups
+        try:
+            result = func(*args)
+        except BaseException:
+            _run_follow_ups(follow_ups, budget=0.0)
+            raise
+        _run_follow_ups(follow_ups, budget=FOLLOW_UP_SECONDS)
+        return result
+
+
+def _run_follow_ups(follow_ups: list[_FollowUp], budget: float) -> None:
+    """Run the jobs a job queued for right now, in order, for up to `budget` seconds; queue the
+    rest (and everything, once one fails) on the runner as usual.
+
+    Each is idempotent and guarded by the database (an outbox row is claimed before it is
+    sent; a step checks its fencing token), so running here instead of in another worker
+    changes who does the work, not what is done. Should this process die first, the rows are
+    still due in the database and the sweeper sends them, as it does for a lost job. The budget
+    keeps a slow provider from holding back the other messages: they go to the other workers.
+    """
+    deadline = time.monotonic() + budget
+    while follow_ups:
+        path, args, job_id = follow_ups.pop(0)
+        if time.monotonic() >= deadline:
+            enqueue(path, *args, job_id=job_id)
+            continue
+        try:
+            _resolve(path)(*args)
+        except Exception:
+            db.session.rollback()
+            deadline = 0.0
+            log.exception("job %s%r failed; the sweeper will retry it", path, args)
 
 
 def worker_app() -> Flask:
@@ -92,11 +128,20 @@ def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
 
 
 _AFTER_COMMIT = "linli.after_commit"
+#: `session.info` key, set by `run`: jobs queued for right now, which that job runs itself.
+_FOLLOW_UPS = "linli.follow_ups"
+#: Seconds a job may spend on its follow-ups before the rest go to the queue.
+FOLLOW_UP_SECONDS = 0.25
+_FollowUp = tuple[str, tuple[Any, ...], "str | None"]
 
 
 def _enqueue_committed(session: Session) -> None:
+    follow_ups = session.info.get(_FOLLOW_UPS)
     for path, args, at, job_id in session.info.pop(_AFTER_COMMIT, []):
-        enqueue(path, *args, at=at, job_id=job_id)
+        if follow_ups is not None and at is None:
+            follow_ups.append((path, args, job_id))
+        else:
+            enqueue(path, *args, at=at, job_id=job_id)
 
 
 def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
@@ -277,9 +322,13 @@ def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None
     """
     from redis import Redis
 
+    from dispatch import channels
+
     set_worker_app(app)
-    # Work every horse would otherwise repeat after each fork: mapping the models.
+    # Work every horse would otherwise repeat after each fork: mapping the models, building
+    # the senders (a provider SDK's imports cost more than most jobs).
     sa.orm.configure_mappers()
+    channels.prepare(app)
     connection = Redis.from_url(app.config["REDIS_URL"])
     worker = WORKER_CLASSES[worker_class]([rq.Queue(QUEUE_NAME, connection=connection)],
                                           connection=connection)

@@ -20,15 +20,16 @@ recipient may get it twice — at most once more per interruption — and the ti
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from dispatch import channels, jobs
 from dispatch.cases import EventKind, record
 from dispatch.channels import SendResult
-from dispatch.db import db, utcnow
+from dispatch.db import UTCDateTime, db, utcnow
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -86,8 +87,10 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
     now = now or utcnow()
     if not _claim(notification_id, now):
         return None
-    notification = db.session.get(Notification, notification_id)
-    assert notification is not None
+    notification = db.session.scalars(_claimed(), {"row": notification_id}).one()
+    # Whether this may be the case's first alert out (a case, once notified, stays so).
+    first = (notification.purpose == Purpose.ALERT and notification.case is not None
+             and notification.case.first_notified_at is None)
     stale = _stale(notification)
     if stale:
         notification.status = NotificationStatus.CANCELLED
@@ -98,30 +101,55 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
     # The per-recipient gate imports this module, hence the import here.
     from dispatch.channels import throttle
 
-    held = throttle.before_send(notification, now)
-    if held is not None:
-        return held
-    result = _deliver(notification)
-    _store(notification, result, utcnow() if now is None else now)
-    throttle.after_send(notification, now)
-    return notification.status
+    try:
+        held = throttle.before_send(notification, now)  # commits the claim
+        if held is not None:
+            return held
+        result = _deliver(notification)
+        status = _store(notification, result, now, first=first)
+        throttle.after_send(notification, status, now)
+    finally:
+        throttle.forget_riders(notification_id)
+    return status
 
 
 def _claim(notification_id: int, now: datetime) -> bool:
-    """pending and due → sending, in one committed statement: only one caller can win."""
+    """pending and due → sending, in one statement: only one caller can win.
+
+    The claim is committed with the pacing decisions (`throttle.before_send`), before the
+    provider is called; a row someone else is claiming is skipped, not waited for.
+    """
+    result = db.session.execute(_claiming(), {"row": notification_id, "now": now})
+    if result.rowcount != 1:
+        db.session.rollback()
+        return False
+    return True
+
+
+@functools.cache
+def _claiming() -> sa.Update:
+    """The claim's statement, built once per process: every message runs it, and building it
+    costs more than running it. Parameters: `row`, `now`."""
+    now = sa.bindparam("now", type_=UTCDateTime())
     due = sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)
     claimable = (sa.select(Notification.id)
-                 .where(Notification.id == notification_id,
+                 .where(Notification.id == sa.bindparam("row"),
                         Notification.status == NotificationStatus.PENDING, due)
                  .with_for_update(skip_locked=True))
-    result = db.session.execute(
-        sa.update(Notification)
-        .where(Notification.id.in_(claimable.scalar_subquery()))
-        .values(status=NotificationStatus.SENDING, attempts=Notification.attempts + 1,
-                updated_at=now)
-        .execution_options(synchronize_session=False))
-    db.session.commit()
-    return result.rowcount == 1
+    return (sa.update(Notification)
+            .where(Notification.id.in_(claimable.scalar_subquery()))
+            .values(status=NotificationStatus.SENDING, attempts=Notification.attempts + 1,
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+
+
+@functools.cache
+def _claimed() -> sa.Select[tuple[Notification]]:
+    """The row as claimed, and its case (where the stop conditions are), in one statement
+    built once per process. Parameter: `row`."""
+    return (sa.select(Notification).where(Notification.id == sa.bindparam("row"))
+            .options(joinedload(Notification.case))
+            .execution_options(populate_existing=True))
 
 
 def _stale(notification: Notification) -> str | None:
@@ -145,23 +173,27 @@ def _deliver(notification: Notification) -> SendResult:
         return SendResult.failed("exception", f"{type(exc).__name__}: {exc}", retryable=True)
 
 
-def _store(notification: Notification, result: SendResult, now: datetime) -> None:
-    """Record the provider's answer; the first alert sent is the case's first-notified time."""
+def _store(notification: Notification, result: SendResult, now: datetime, *, first: bool
+           ) -> NotificationStatus:
+    """Record the provider's answer (commits) and return the row's new status; the `first`
+    alert sent is the case's first-notified time."""
     notification.updated_at = now
     if result.ok:
-        if notification.case_id is not None and notification.purpose == Purpose.ALERT:
-            # The case row first, as every other writer does, so two writers never deadlock.
-            db.session.execute(
-                sa.update(Case)
-                .where(Case.id == notification.case_id, Case.first_notified_at.is_(None))
-                .values(first_notified_at=now)
-                .execution_options(synchronize_session=False))
+        if first:
+            # The case row first, as every other writer does, so two writers never deadlock:
+            # the row's own changes (its text, too) are flushed after it, in one UPDATE.
+            with db.session.no_autoflush:
+                db.session.execute(
+                    sa.update(Case)
+                    .where(Case.id == notification.case_id, Case.first_notified_at.is_(None))
+                    .values(first_notified_at=now)
+                    .execution_options(synchronize_session=False))
         notification.status = NotificationStatus.SENT
         notification.provider_id = result.provider_id
         notification.sent_at = now
         notification.error_code = None
         db.session.commit()
-        return
+        return NotificationStatus.SENT
     notification.error_code = result.error_code
     notification.last_error = result.error
     who = f"{CHANNEL_NAMES.get(notification.channel, '消息')}（发给"
@@ -176,11 +208,13 @@ def _store(notification: Notification, result: SendResult, now: datetime) -> Non
     else:
         notification.status = NotificationStatus.FAILED
         message = f"{who}发送失败（{result.error_code}），不再重试"
+    status = notification.status
     if notification.case is not None:
         record(notification.case, EventKind.SEND_FAILED, message, at=now,
                member_id=notification.member_id, notification=notification.id,
                error_code=result.error_code, attempts=notification.attempts)
     db.session.commit()
+    return status
 
 
 def recover_interrupted(now: datetime | None = None, limit: int = 100) -> list[int]:

@@ -15,6 +15,7 @@ START keep their usual carrier meaning.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -98,25 +99,30 @@ def parse(text: str) -> Reply:
 def assign_code(notification: Notification) -> str | None:
     """Give the row its reply code, in the caller's transaction; None if it cannot be answered.
 
-    Locks the contacts with this phone number first, so concurrent senders serialise here.
+    The caller holds the row lock on the contacts with this phone number
+    (`throttle.before_send` takes it), so concurrent senders never hand out the same number.
     """
     if notification.purpose not in ANSWERABLE or notification.case_id is None:
         return None
     if notification.reply_code:
         return notification.reply_code
-    phone = notification.to_address
-    db.session.execute(sa.select(Contact.id).where(Contact.address == phone)
-                       .order_by(Contact.id).with_for_update())
-    held = db.session.execute(
-        sa.select(Notification.reply_code, Notification.case_id)
-        .join(Case, Case.id == Notification.case_id)
-        .where(Notification.to_address == phone, Notification.channel == Channel.SMS,
-               Notification.reply_code.is_not(None), Case.status.in_(HOLDING))).all()
+    held = db.session.execute(_held(), {"phone": notification.to_address}).all()
     same_case = next((code for code, case_id in held if case_id == notification.case_id), None)
     taken = {code for code, _ in held}
     code = same_case or str(next(n for n in range(1, len(taken) + 2) if str(n) not in taken))
     notification.reply_code = code
     return code
+
+
+@functools.cache
+def _held() -> sa.Select[tuple[str, int]]:
+    """The codes held on `phone`, with their cases; built once per process (every SMS that can
+    be answered runs it)."""
+    return (sa.select(Notification.reply_code, Notification.case_id)
+            .join(Case, Case.id == Notification.case_id)
+            .where(Notification.to_address == sa.bindparam("phone"),
+                   Notification.channel == Channel.SMS,
+                   Notification.reply_code.is_not(None), Case.status.in_(HOLDING)))
 
 
 def hint(notification: Notification) -> str:

@@ -14,11 +14,12 @@ to the maintainer at the building rung" needs no second entry in the responsibil
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager
 
 from dispatch.community import settings
 from dispatch.db import db
@@ -55,17 +56,24 @@ def answering_for(place: Place, category: str) -> list[Responder]:
 
 def _responsibilities(place: Place, roles: Sequence[Role]) -> list[Responsibility]:
     """Responsibilities in `roles` for the place, its ancestors, or the whole community."""
-    return list(db.session.scalars(
-        sa.select(Responsibility)
-        .join(Responsibility.member)
-        .where(Member.community_id == place.community_id,
-               Responsibility.role.in_(roles),
-               sa.or_(Responsibility.place_id.is_(None),
-                      Responsibility.place_id.in_([p.id for p in place.lineage()])))
-        .options(selectinload(Responsibility.member).selectinload(Member.shifts),
-                 selectinload(Responsibility.member).selectinload(Member.overrides),
-                 selectinload(Responsibility.member).selectinload(Member.contacts))
-    ))
+    return list(db.session.scalars(_holding(), {
+        "community": place.community_id, "roles": list(roles),
+        "places": [p.id for p in place.lineage()]}))
+
+
+@functools.cache
+def _holding() -> sa.Select[tuple[Responsibility]]:
+    """`_responsibilities`' statement, with what `duty.on_duty` reads of each member; built
+    once per process, as every ladder step runs it."""
+    return (sa.select(Responsibility)
+            .join(Responsibility.member)
+            .where(Member.community_id == sa.bindparam("community"),
+                   Responsibility.role.in_(sa.bindparam("roles", expanding=True)),
+                   sa.or_(Responsibility.place_id.is_(None),
+                          Responsibility.place_id.in_(sa.bindparam("places", expanding=True))))
+            .options(contains_eager(Responsibility.member).selectinload(Member.shifts),
+                     contains_eager(Responsibility.member).selectinload(Member.overrides),
+                     contains_eager(Responsibility.member).selectinload(Member.contacts)))
 
 
 def rank(lineage: Sequence[Place], category: str, roles: Sequence[Role],

@@ -19,7 +19,7 @@ from dispatch.channels.base import Sender, SendResult
 from dispatch.channels.console import ConsoleSender
 from dispatch.models import Channel, Notification
 
-__all__ = ["BACKENDS", "SendResult", "Sender", "sender_for"]
+__all__ = ["BACKENDS", "SendResult", "Sender", "prepare", "sender_for"]
 
 
 #: SMS_BACKEND value → a factory building the sender for an app.
@@ -56,3 +56,15 @@ def sender_for(notification: Notification, app: Flask | None = None) -> Sender:
     if sender is None:
         sender = app.extensions["linli.sender"] = BACKENDS[app.config["SMS_BACKEND"]](app)
     return sender
+
+
+def prepare(app: Flask) -> None:
+    """Build the app's configured senders now, provider SDKs imported.
+
+    A forking worker calls this before it forks, so each work horse inherits them ready instead
+    of building them, and importing an SDK, for every job it runs.
+    """
+    app.extensions.setdefault("linli.sender", BACKENDS[app.config["SMS_BACKEND"]](app))
+    for channel, (setting, build) in CHANNEL_BACKENDS.items():
+        if app.config.get(setting):
+            app.extensions.setdefault(f"linli.sender.{channel}", build(app))

@@ -20,6 +20,7 @@ a lower id makes a later one wait its minute.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from flask import current_app
 from dispatch import channels, jobs, replies
 from dispatch.channels import fallback
 from dispatch.channels.base import UNCERTAIN
-from dispatch.db import db
+from dispatch.db import UTCDateTime, db
 from dispatch.models import Case, CaseStatus, Channel, Contact, Notification, NotificationStatus
 from dispatch.outbox import SEND_JOB, Purpose
 
@@ -40,6 +41,8 @@ ALERT_LIMIT = 5
 ALERT_WINDOW = timedelta(minutes=15)
 #: At most this many cases in one bundled SMS (the rest wait for the next one).
 BUNDLE_MAX = 6
+#: `session.info` key: the rows riding in each message being sent (see `bundled`).
+_RIDERS = "linli.riders"
 
 
 def limits() -> tuple[timedelta, int, timedelta]:
@@ -63,6 +66,7 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
         notification.bundled_into_id = None  # the carrier did not make it: go on alone
     sender = channels.sender_for(notification)
     if notification.channel not in PACED or not getattr(sender, "paced", False):
+        _keep_riders(notification, bundled_now=False)
         db.session.commit()
         return None
     _lock_phone(notification.to_address)
@@ -71,19 +75,37 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
         _hold(notification, hold, now)
         db.session.commit()
         return notification.status
-    if (notification.channel == Channel.SMS and notification.purpose == Purpose.ALERT
-            and notification.sent_text is None):  # a retry resends its first bundle unchanged
-        _bundle(notification, now)
+    took = (notification.channel == Channel.SMS and notification.purpose == Purpose.ALERT
+            and notification.sent_text is None  # a retry resends its first bundle unchanged
+            and _bundle(notification, now))
+    riders = _keep_riders(notification, bundled_now=took)
     if notification.channel == Channel.SMS and getattr(sender, "two_way", False):
-        for row in [notification, *bundled(notification)]:
+        for row in [notification, *riders]:
             replies.assign_code(row)
     db.session.commit()
     return None
 
 
-def after_send(notification: Notification, now: datetime) -> None:
-    """Settle the rows bundled into this one, and react if it failed for good (commits)."""
+def _keep_riders(notification: Notification, *, bundled_now: bool) -> list[Notification]:
+    """Find the rows riding in this one's message and keep them for the rest of its send.
+
+    Riders come only from this attempt's bundle or from an earlier attempt of the row, so a
+    first attempt that bundled nothing has none, without asking the database.
+    """
+    riders = _riders(notification.id) if bundled_now or notification.attempts > 1 else []
+    db.session.info.setdefault(_RIDERS, {})[notification.id] = riders
+    return riders
+
+
+def after_send(notification: Notification, status: NotificationStatus, now: datetime) -> None:
+    """Settle the rows bundled into this one, and react if it failed for good (commits).
+
+    `status` is what the send made of the row, just committed: a row sent alone needs
+    nothing more, and is not even read again.
+    """
     companions = bundled(notification)
+    if not companions and status != NotificationStatus.FAILED:
+        return
     if notification.provider_id is not None:
         for row in companions:
             _adopt(row, notification, now)
@@ -105,12 +127,28 @@ def after_send(notification: Notification, now: datetime) -> None:
 
 
 def bundled(notification: Notification) -> list[Notification]:
-    """The rows riding in this one's message, oldest first."""
-    if notification.id is None:
+    """The rows riding in this one's message, oldest first.
+
+    While the row is being sent they are the ones `before_send` found, kept for the session
+    (in `session.info`), so the sender's text and `after_send` need not look them up again:
+    a rider cannot leave a carrier that is still "sending".
+    """
+    key = sa.inspect(notification).identity  # without reloading a row expired by a commit
+    if key is None:
         return []
+    known = db.session.info.get(_RIDERS, {}).get(key[0])
+    return list(known) if known is not None else _riders(key[0])
+
+
+def forget_riders(notification_id: int) -> None:
+    """Drop the riders `before_send` kept for this row: its send is over, one way or another."""
+    db.session.info.get(_RIDERS, {}).pop(notification_id, None)
+
+
+def _riders(carrier_id: int) -> list[Notification]:
     return list(db.session.scalars(
         sa.select(Notification)
-        .where(Notification.bundled_into_id == notification.id,
+        .where(Notification.bundled_into_id == carrier_id,
                Notification.status == NotificationStatus.SENDING)
         .order_by(Notification.id)
         .execution_options(populate_existing=True)))
@@ -119,31 +157,49 @@ def bundled(notification: Notification) -> list[Notification]:
 def hold_until(notification: Notification, now: datetime) -> datetime | None:
     """When this row may go out, if not now: the per-phone gap and the alert SMS quota."""
     gap, allowed, window = limits()
-    same_phone = (Notification.to_address == notification.to_address,
-                  Notification.channel.in_(PACED))
-    in_flight = db.session.scalar(
-        sa.select(sa.func.count(Notification.id))
-        .where(*same_phone, Notification.status == NotificationStatus.SENDING,
-               Notification.bundled_into_id.is_(None), Notification.id < notification.id))
-    if in_flight:
+    quota = notification.channel == Channel.SMS and notification.purpose == Purpose.ALERT
+    flying, last_sent, counted = db.session.execute(_pacing(quota), {
+        "phone": notification.to_address, "row": notification.id, "since": now - window,
+        "skip": max(allowed - 1, 0)}).one()
+    if flying and gap:  # no gap (pacing off): a row in flight is no reason to wait
         return now + gap
-    last = db.session.scalar(
-        sa.select(sa.func.max(Notification.sent_at))
-        .where(*same_phone, Notification.sent_at.is_not(None)))
-    if last is not None and now - last < gap:
-        return last + gap
-    if notification.channel != Channel.SMS or notification.purpose != Purpose.ALERT:
-        return None
-    recent = list(db.session.scalars(
-        sa.select(sa.func.min(Notification.sent_at))
-        .where(Notification.to_address == notification.to_address,
-               Notification.channel == Channel.SMS, Notification.purpose == Purpose.ALERT,
-               Notification.sent_at > now - window, Notification.provider_id.is_not(None))
-        .group_by(Notification.provider_id)
-        .order_by(sa.func.min(Notification.sent_at))))
-    if len(recent) >= allowed:
-        return recent[-allowed] + window
+    if last_sent is not None and now - last_sent < gap:
+        return last_sent + gap
+    if counted is not None:
+        return counted + window
     return None
+
+
+@functools.cache
+def _pacing(quota: bool) -> sa.Select[tuple[int, datetime | None, datetime | None]]:
+    """What `hold_until` needs to know about a phone, in one statement built once per process
+    (it runs for every paced message, and building it costs more than running it):
+
+    - how many rows for the phone older than this one are being sent alone right now;
+    - when the phone was last sent anything;
+    - with `quota`: the oldest of its last `skip` + 1 alert SMS since `since` (one per provider
+      message: a bundle is one SMS), or NULL if it had fewer.
+    """
+    same_phone = (Notification.to_address == sa.bindparam("phone"),
+                  Notification.channel.in_(PACED))
+    in_flight = (sa.select(sa.func.count(Notification.id))
+                 .where(*same_phone, Notification.status == NotificationStatus.SENDING,
+                        Notification.bundled_into_id.is_(None),
+                        Notification.id < sa.bindparam("row")))
+    last = sa.select(sa.func.max(Notification.sent_at)).where(
+        *same_phone, Notification.sent_at.is_not(None))
+    first = sa.func.min(Notification.sent_at)
+    oldest_counted = (sa.select(first)
+                      .where(Notification.to_address == sa.bindparam("phone"),
+                             Notification.channel == Channel.SMS,
+                             Notification.purpose == Purpose.ALERT,
+                             Notification.sent_at > sa.bindparam("since", type_=UTCDateTime()),
+                             Notification.provider_id.is_not(None))
+                      .group_by(Notification.provider_id)
+                      .order_by(first.desc())
+                      .offset(sa.bindparam("skip")).limit(1))
+    return sa.select(in_flight.scalar_subquery(), last.scalar_subquery(),
+                     oldest_counted.scalar_subquery() if quota else sa.null())
 
 
 def _lock_phone(phone: str) -> None:
@@ -161,29 +217,37 @@ def _hold(notification: Notification, until: datetime, now: datetime) -> None:
                               job_id=f"send-{notification.id}-held-{int(until.timestamp())}")
 
 
-def _bundle(carrier: Notification, now: datetime) -> None:
-    """Claim the other alerts pending for this phone into the carrier's SMS."""
-    waiting = (sa.select(Notification.id)
-               .join(Case, Case.id == Notification.case_id)
-               .where(Notification.to_address == carrier.to_address,
-                      Notification.channel == Channel.SMS,
-                      Notification.purpose == Purpose.ALERT,
-                      Notification.status == NotificationStatus.PENDING,
-                      # a row awaiting a retry after an uncertain failure is resent alone, as
-                      # it was (its own text and riders): the provider may already have it
-                      Notification.sent_text.is_(None),
-                      Notification.id != carrier.id, Case.status == CaseStatus.OPEN)
-               .order_by(Notification.id)
-               .limit(BUNDLE_MAX - 1)
-               .with_for_update(of=Notification, skip_locked=True))
-    ids = list(db.session.scalars(waiting))
+def _bundle(carrier: Notification, now: datetime) -> bool:
+    """Claim the other alerts pending for this phone into the carrier's SMS; whether any."""
+    ids = list(db.session.scalars(_waiting(), {"phone": carrier.to_address,
+                                               "carrier": carrier.id}))
     if not ids:
-        return
+        return False
     db.session.execute(
         sa.update(Notification)
         .where(Notification.id.in_(ids), Notification.status == NotificationStatus.PENDING)
         .values(status=NotificationStatus.SENDING, bundled_into_id=carrier.id, updated_at=now)
         .execution_options(synchronize_session=False))
+    return True
+
+
+@functools.cache
+def _waiting() -> sa.Select[tuple[int]]:
+    """The other alerts pending for `phone` that can ride with `carrier`, locked; built once
+    per process (it runs for every alert SMS)."""
+    return (sa.select(Notification.id)
+            .join(Case, Case.id == Notification.case_id)
+            .where(Notification.to_address == sa.bindparam("phone"),
+                   Notification.channel == Channel.SMS,
+                   Notification.purpose == Purpose.ALERT,
+                   Notification.status == NotificationStatus.PENDING,
+                   # a row awaiting a retry after an uncertain failure is resent alone, as
+                   # it was (its own text and riders): the provider may already have it
+                   Notification.sent_text.is_(None),
+                   Notification.id != sa.bindparam("carrier"), Case.status == CaseStatus.OPEN)
+            .order_by(Notification.id)
+            .limit(BUNDLE_MAX - 1)
+            .with_for_update(of=Notification, skip_locked=True))
 
 
 def _adopt(row: Notification, carrier: Notification, now: datetime) -> None:

@@ -23,6 +23,8 @@ from twilio.rest import Client
 
 #: Seconds to wait for Twilio's answer; a send that times out is retried later, carefully.
 DEFAULT_TIMEOUT = 10.0
+#: Where the SDK sends messages and calls.
+API_URL = "https://api.twilio.com/2010-04-01"
 
 
 class RebasedHttpClient(TwilioHttpClient):
@@ -31,6 +33,15 @@ class RebasedHttpClient(TwilioHttpClient):
     def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(timeout=timeout)
         self.base = urlsplit(base_url.rstrip("/"))
+        # requests looks up proxies and CA bundles in the environment on every request (a
+        # scan of the whole environment, each SMS); it does not change under a running process,
+        # so look once, for the host this client talks to.
+        assert self.session is not None
+        found = self.session.merge_environment_settings(self.rebase(API_URL), self.proxy, None,
+                                                        None, None)
+        self.session.trust_env = False
+        self.proxy = found["proxies"]
+        self.session.verify = found["verify"]
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         return super().request(method, self.rebase(url), *args, **kwargs)

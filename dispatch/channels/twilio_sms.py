@@ -43,6 +43,8 @@ class TwilioSmsSender:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        # The SDK imports its API modules on first use: here, once (see `channels.prepare`).
+        self.messages = twilio_client.client(app).messages
 
     def send(self, notification: Notification) -> SendResult:
         # The first attempt's text is kept: a bundle's list and its signed link would otherwise
@@ -63,7 +65,7 @@ class TwilioSmsSender:
                 return SendResult.sent(earlier)
         service = config.get("TWILIO_MESSAGING_SERVICE_SID")
         sender = {"messaging_service_sid": service} if service else {"from_": config["TWILIO_FROM"]}
-        return call_twilio(lambda: twilio_client.client(self.app).messages.create(
+        return call_twilio(lambda: self.messages.create(
             to=notification.to_address, body=text,
             status_callback=config["PUBLIC_BASE_URL"] + STATUS_PATH,
             validity_period=int(config.get("SMS_VALIDITY_SECONDS", VALIDITY_SECONDS)),

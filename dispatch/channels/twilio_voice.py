@@ -29,12 +29,14 @@ class TwilioVoiceSender:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        # The SDK imports its API modules on first use: here, once (see `channels.prepare`).
+        self.calls = twilio_client.client(app).calls
 
     def send(self, notification: Notification) -> SendResult:
         config = self.app.config
         base = config["PUBLIC_BASE_URL"]
         caller = config.get("TWILIO_VOICE_NUMBER") or config.get("TWILIO_FROM")
-        return call_twilio(lambda: twilio_client.client(self.app).calls.create(
+        return call_twilio(lambda: self.calls.create(
             to=notification.to_address, from_=caller,
             url=f"{base}{ALERT_PATH}?n={notification.id}",
             status_callback=base + STATUS_PATH, timeout=RING_SECONDS).sid)

@@ -7,12 +7,13 @@ import time
 from datetime import timedelta
 
 import pytest
+import rq
 import sqlalchemy as sa
 from flask import Flask, current_app
 from redis import Redis
 
-from dispatch import jobs
-from dispatch.cases import file_report
+from dispatch import jobs, outbox
+from dispatch.cases import STEP_JOB, file_report
 from dispatch.db import db, utcnow
 from dispatch.models import CaseEvent, Notification, NotificationStatus
 from tests import factories
@@ -93,3 +94,81 @@ def test_a_forked_work_horse_never_talks_over_the_parents_database_connection(
     assert len(horse_pids) == 2 and parent_pid not in horse_pids
     with rq_app.app_context():  # and the parent's pooled connection still works
         assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == parent_pid
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups: what a job queues for right now runs in the same worker, right after it.
+
+
+def rows_of(case_id: int) -> list[Notification]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Notification).where(
+        Notification.case_id == case_id).order_by(Notification.id)))
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_step_job_sends_its_messages_itself_and_a_send_job_arriving_too_sends_nothing(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    queue = rq.Queue(jobs.QUEUE_NAME, connection=jobs.runner(rq_app).redis)
+    assert queue.count == 1  # the step job; no message is decided yet
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    rows = rows_of(case_id)
+    assert len(rows) == 2 and {r.status for r in rows} == {NotificationStatus.SENT}
+    assert queue.count == 0  # no send job of their own was queued
+    provider = rq_app.extensions["linli.sender"]
+    assert sorted(m.notification_id for m in provider.sent) == [r.id for r in rows]
+    # The send jobs of the old fast path, or a sweeper, arriving anyway: nothing goes out twice.
+    for row in rows:
+        queue.enqueue(jobs.run, outbox.SEND_JOB, row.id)
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert len(provider.sent) == 2
+    assert all(r.attempts == 1 for r in rows_of(case_id))
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_messages_a_step_job_has_no_time_left_for_go_to_the_queue_as_jobs_of_their_own(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    factories.import_community(factories.dispatch_community())
+    case = file_report(place("TS-B1-U1-E1"), "elevator").case
+    case_id, token = case.id, case.token
+    queue = rq.Queue(jobs.QUEUE_NAME, connection=jobs.runner(rq_app).redis)
+    queue.empty()
+    monkeypatch.setattr(jobs, "FOLLOW_UP_SECONDS", 0.0)
+    assert jobs.run(STEP_JOB, case_id, token) is True
+    rows = rows_of(case_id)
+    assert {r.status for r in rows} == {NotificationStatus.PENDING}
+    assert sorted(queue.job_ids) == sorted(f"send-{r.id}-0" for r in rows)
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert {r.status for r in rows_of(case_id)} == {NotificationStatus.SENT}
+
+
+FOLLOWED: list[str] = []
+
+
+def queue_follow_ups(*tags: str) -> None:
+    """A job for the test below: one follow-up per tag, for right now, after its commit."""
+    db.session.execute(sa.text("SELECT 1"))
+    for tag in tags:
+        jobs.enqueue_after_commit(f"{__name__}.follow_up", tag)
+    db.session.commit()
+
+
+def follow_up(tag: str) -> None:
+    if tag == "fails":
+        raise RuntimeError("a follow-up that fails")
+    FOLLOWED.append(tag)
+
+
+def test_follow_ups_run_in_order_and_after_one_fails_the_rest_go_to_the_runner(
+        app: Flask) -> None:
+    FOLLOWED.clear()
+    jobs.run(f"{__name__}.queue_follow_ups", "first", "second", "fails", "fourth")
+    assert FOLLOWED == ["first", "second"]
+    runner = jobs.runner(app)
+    assert runner.pending() == 1  # "fourth", queued as usual
+    runner.drain()
+    assert FOLLOWED == ["first", "second", "fourth"]

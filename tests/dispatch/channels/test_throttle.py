@@ -77,7 +77,7 @@ def test_a_bundled_row_whose_carrier_got_a_sid_is_never_sent_on_its_own(
         twilio_any_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
     safety, help_ = open_case("TS-B1-U1", "safety"), open_case("TS-B1-U1", "help")
     # The process dies after storing the carrier's SID, before settling the bundled row.
-    monkeypatch.setattr(throttle, "after_send", lambda notification, now: None)
+    monkeypatch.setattr(throttle, "after_send", lambda notification, status, now: None)
     carrier = send(row_for(safety, "L1"))
     rider = reload(row_for(help_, "L1"))
     assert rider.status == NotificationStatus.SENDING and rider.provider_id is None
@@ -139,6 +139,16 @@ def test_a_row_in_flight_makes_a_later_one_for_the_same_phone_wait(
     now = utcnow()
     assert throttle.hold_until(second, now) == now + timedelta(minutes=1)
     assert throttle.hold_until(first, now) is None
+
+
+def test_with_pacing_off_a_row_in_flight_does_not_hold_a_later_one(
+        twilio_any_app: Flask, fake_twilio: FakeTwilio) -> None:
+    twilio_any_app.config["THROTTLE_GAP_SECONDS"] = 0
+    first = row_for(open_case("TS-B1-U1", "safety"), "L1")
+    first.status = NotificationStatus.SENDING
+    db.session.commit()
+    second = row_for(open_case("TS-B1-U1", "help"), "L1")
+    assert throttle.hold_until(second, utcnow()) is None
 
 
 def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
