@@ -37,11 +37,15 @@ _CHANGED = "linli.pages.changed"
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """A rendered sticker page with `TOKEN_HOLE` for the token, and whose visits it counts."""
+
     sticker_id: int
     html: str
 
 
 class PageCache:
+    """One web process's kept pages, by (sticker code, language); its threads share it."""
+
     def __init__(self, seconds: float) -> None:
         self.pages: TTLCache[tuple[str, str], Page] = TTLCache(MAX_PAGES, seconds)
         self.lock = threading.Lock()
@@ -87,18 +91,18 @@ def _cache() -> PageCache | None:
     return current_app.extensions.get("linli.pages")
 
 
-def _note_change(session: Session, context: object) -> None:
-    session.info[_CHANGED] = True
+def _note_change(db_session: Session, context: object) -> None:
+    db_session.info[_CHANGED] = True
 
 
-def _clear_after_commit(session: Session) -> None:
-    if session.info.pop(_CHANGED, False) and has_app_context():
+def _clear_after_commit(db_session: Session) -> None:
+    if db_session.info.pop(_CHANGED, False) and has_app_context():
         clear(current_app)
 
 
-def _forget_change(session: Session, previous: SessionTransaction) -> None:
+def _forget_change(db_session: Session, previous: SessionTransaction) -> None:
     if previous.parent is None:  # the whole transaction, not a savepoint inside it
-        session.info.pop(_CHANGED, None)
+        db_session.info.pop(_CHANGED, None)
 
 
 def init_app(app: Flask) -> None:
