@@ -13,7 +13,7 @@ from flask import Flask
 from dispatch import links
 from dispatch.db import db
 from dispatch.models import Channel, Contact, Notification, NotificationStatus
-from tests.dispatch.channels.helpers import events, open_case, row_for, send
+from tests.dispatch.channels.helpers import events, link_names, open_case, row_for, send
 from tests.factories import member
 from tests.fakes.push_service import PushService, b64url, vapid_keys
 from tests.fakes.twilio_server import FakeTwilio
@@ -76,10 +76,9 @@ def test_an_alert_push_is_encrypted_signed_and_carries_the_action_links(
     e1 = member("E1").id
     assert push.payload["title"] == "邻里：电梯故障 1栋 1单元 · 1号电梯"
     assert push.payload["body"] == row.body
-    assert push.payload["url"] == links.url(links.Purpose.CASE, e1, case.id)
-    actions = {a["action"]: a["url"] for a in push.payload["actions"]}
-    assert actions == {"accept": links.url(links.Purpose.ACCEPT, e1, case.id),
-                       "resolve": links.url(links.Purpose.RESOLVE, e1, case.id)}
+    assert link_names(push.payload["url"]) == ("case", e1, case.id)
+    actions = {a["action"]: link_names(a["url"]) for a in push.payload["actions"]}
+    assert actions == {"accept": ("accept", e1, case.id), "resolve": ("resolve", e1, case.id)}
     assert push.ttl == 900 and push.urgency == "high"
     assert push.claims["sub"] == SUBJECT
     assert push.vapid_key == push_app.config["VAPID_PUBLIC_KEY"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import current_app
 
-from dispatch import escalation, outbox
+from dispatch import escalation, links, outbox
 from dispatch.cases import EventKind, file_report
 from dispatch.db import db, utcnow
 from dispatch.models import Case, Channel, Contact, Notification
@@ -48,3 +49,15 @@ def events(case: Case, kind: EventKind) -> list[str]:
     db.session.expire_all()
     fresh = db.session.get(Case, case.id)
     return [e.message for e in fresh.events if e.kind == kind]
+
+
+def link_names(url: str) -> tuple[str, int, int | None]:
+    """What a member link in a message names: (purpose, member id, case id).
+
+    Links carry the second they were signed in, so a test reads them back instead of signing
+    its own and comparing strings, which fails whenever the clock ticks in between.
+    """
+    base = current_app.config["PUBLIC_BASE_URL"] + "/m/"
+    assert url.startswith(base), url
+    purpose, token = url.removeprefix(base).split("/")
+    return (purpose, *links.read(links.Purpose(purpose), token))
