@@ -35,6 +35,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The Twilio SDK logs ten lines of headers per request at INFO: noise in the worker logs at
+    # a real cost per message (docs/benchmarks.md). Its warnings and errors still show.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     if app.config.get("TRUSTED_PROXIES"):
         # Behind TLS termination the client's address and scheme come from the proxy's headers;

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from dispatch import jobs
 from dispatch.community import settings
 from dispatch.db import db, utcnow
+from dispatch.jobs import STEP_JOB  # re-exported: the ladder's job, queued by who opens a case
 from dispatch.models import (
     Case,
     CaseEvent,
@@ -34,9 +35,6 @@ from dispatch.models import (
     Rung,
     Sticker,
 )
-
-#: The job that moves a case along its ladder (see `dispatch.escalation`).
-STEP_JOB = "dispatch.escalation.run_step"
 
 
 class EventKind(enum.StrEnum):

@@ -309,22 +309,26 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
     public: list[tuple[str, str]] = []
     step = case.step + 1 if repeat else 1
     quote = _first_text(case)
+    reachable: list[duty.Duty] = []
+    drafts: list[outbox.Draft] = []
     for answer in duties:
-        responder = by_member.get(id(answer.covering_for or answer.member))
-        label = _role_label(answer, responder)
         if not answer.reachable:
+            label = _role_label(answer, by_member.get(id(answer.covering_for or answer.member)))
             record(case, EventKind.SKIPPED, f"跳过{answer.member.name}（{label}）：{answer.reason}",
                    at=now, member_id=answer.member.id, rung=rung)
             continue
         assert answer.contact is not None
-        notification = outbox.add(
-            case, answer.member, answer.contact, Message.ALERT,
+        reachable.append(answer)
+        drafts.append(outbox.Draft(
+            answer.member, answer.contact, Message.ALERT,
             _alert_body(case, answer.member, quote, repeat=repeat),
             dedupe_key=f"c{case.id}:t{case.token}:r{rung}:s{step}:alert:m{answer.member.id}",
-            rung=rung)
+            rung=rung))
+    for answer, notification in zip(reachable, outbox.add_all(case, drafts), strict=True):
         if notification is None:
             continue
         reached.append((answer, notification))
+        responder = by_member.get(id(answer.covering_for or answer.member))
         if responder is not None:
             names = _public_role(responder)
             if names not in public:

@@ -61,7 +61,7 @@ def _jobs() -> dict[str, Any]:
     except Exception as exc:
         return {"ok": False, "kind": runner.kind, "error": type(exc).__name__}
     result = {"ok": bool(workers), "kind": runner.kind, "workers": len(workers),
-              "queued": runner.queue.count}
+              "queued": sum(queue.count for queue in runner.queues)}
     if workers:
         result.update(_heartbeat(workers))
     return result

@@ -31,6 +31,12 @@ from dispatch.db import db, utcnow
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "linli"
+#: Workers take jobs from this queue before any in `QUEUE_NAME`; it holds the ladder steps.
+STEPS_QUEUE_NAME = "linli-steps"
+#: A ladder step: decides who to tell about a case and sends them (`dispatch.escalation`).
+#: Steps go first because each one sends its case's first message itself; a burst of
+#: messages queued for earlier cases must not hold back the first word about a new one.
+STEP_JOB = "dispatch.escalation.run_step"
 #: Called by the runner every sweep interval; `dispatch.sweeper` registers itself here.
 SWEEP_JOB = "dispatch.sweeper.sweep"
 
@@ -61,21 +67,26 @@ def run(path: str, *args: Any) -> Any:
 
 
 def _run_follow_ups(follow_ups: list[_FollowUp], budget: float) -> None:
-    """Run the jobs a job queued for right now, in order, for up to `budget` seconds; queue the
-    rest (and everything, once one fails) on the runner as usual.
+    """Run the jobs a job queued for right now, in order, for up to `budget` seconds and only
+    the first while another step waits for a worker; queue the rest (and everything, once one
+    fails) on the runner as usual.
 
     Each is idempotent and guarded by the database (an outbox row is claimed before it is
     sent; a step checks its fencing token), so running here instead of in another worker
     changes who does the work, not what is done. Should this process die first, the rows are
     still due in the database and the sweeper sends them, as it does for a lost job. The budget
     keeps a slow provider from holding back the other messages: they go to the other workers.
+    Yielding to waiting steps keeps a burst (a whole party group for each of many cases) from
+    delaying the first message of the next case by more than one send.
     """
     deadline = time.monotonic() + budget
+    ran = 0
     while follow_ups:
         path, args, job_id = follow_ups.pop(0)
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (ran and runner(current_app).steps_waiting()):
             enqueue(path, *args, job_id=job_id)
             continue
+        ran += 1
         try:
             _resolve(path)(*args)
         except Exception:
@@ -112,6 +123,16 @@ def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | Non
     never looks for a row that is not there yet.
     """
     runner(current_app).enqueue(path, args, at=at, job_id=job_id)
+
+
+def requeue(path: str, *args: Any, job_id: str) -> bool:
+    """Hand overdue work the sweeper found back to the workers; False when the runner cannot
+    take it and the caller should do the work itself (no Redis, or Redis is down).
+
+    Workers take the work in queue order, steps first; a sweeper doing it itself would compete
+    with them for the processors, the new cases' steps included, exactly when they are busy.
+    """
+    return runner(current_app).requeue(path, args, job_id=job_id)
 
 
 def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
@@ -203,6 +224,14 @@ class EmbeddedRunner:
         with self._lock:
             return len(self._heap)
 
+    def steps_waiting(self) -> bool:
+        """Never: one thread runs the jobs here, in time order, so nothing can go first."""
+        return False
+
+    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str) -> bool:
+        """Never: the sweeper runs on this same thread, so it may as well do the work."""
+        return False
+
     def start(self) -> None:
         """Start the background thread once; later calls do nothing."""
         with self._lock:
@@ -257,10 +286,54 @@ class RQRunner:
 
         self.app = app
         self.redis = Redis.from_url(app.config["REDIS_URL"])
+        self.steps = Queue(STEPS_QUEUE_NAME, connection=self.redis)
         self.queue = Queue(QUEUE_NAME, connection=self.redis)
+
+    @property
+    def queues(self) -> list[rq.Queue]:
+        """The queues in the order workers take jobs from them."""
+        return [self.steps, self.queue]
+
+    def steps_waiting(self) -> bool:
+        """Whether a ladder step is queued for a worker (one Redis round trip); False when
+        Redis cannot say, so a job simply goes on with its own work."""
+        try:
+            return bool(self.redis.llen(self.steps.key))
+        except Exception:
+            return False
+
+    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str) -> bool:
+        """Queue the job under `job_id` unless a job of that id is still waiting or running.
+
+        The sweeper names its jobs apart from the fast path's, so one overdue item has at most
+        one such job however many sweeps see it. A finished or failed one (a database outage)
+        is replaced. A job left "started" by a worker that died stays in the way until RQ's
+        registry maintenance fails it; the rows it was working on are in the database still.
+        """
+        key = rq.job.Job.key_for(job_id)
+        try:
+            status = self.redis.hget(key, "status")
+            if status in _LIVE:
+                return True
+            if status is not None:
+                self.redis.delete(key)
+            self._queue_for(path).enqueue(run, path, *args, job_id=job_id, unique=True,
+                                          result_ttl=0, failure_ttl=86400)
+            log.warning("%s%r was overdue and no job was left to run it: queued %s", path, args,
+                        job_id)
+        except DuplicateJobError:
+            return True  # another sweeper queued it just now
+        except Exception as exc:
+            log.warning("could not requeue %s%r (%s); doing it here", path, args, exc)
+            return False
+        return True
+
+    def _queue_for(self, path: str) -> rq.Queue:
+        return self.steps if path == STEP_JOB else self.queue
 
     def enqueue(self, path: str, args: tuple[Any, ...], *, at: datetime | None = None,
                 job_id: str | None = None) -> None:
+        queue = self._queue_for(path)
         options: dict[str, Any] = {"job_id": job_id, "result_ttl": 0, "failure_ttl": 86400}
         if job_id:
             # Without unique=True an id already queued is overwritten and can run twice.
@@ -270,9 +343,9 @@ class RQRunner:
                 # RQ's scheduler keeps whole seconds and would move a job due at 10.7 s at
                 # 10 s; rounding up makes sure a step job never arrives before its row is due.
                 at = datetime.fromtimestamp(math.ceil(at.timestamp()), UTC)
-                self.queue.enqueue_at(at, run, path, *args, **options)
+                queue.enqueue_at(at, run, path, *args, **options)
             else:
-                self.queue.enqueue(run, path, *args, **options)
+                queue.enqueue(run, path, *args, **options)
         except DuplicateJobError:
             return  # the same step is already queued
         except Exception as exc:
@@ -285,6 +358,10 @@ class RQRunner:
     @property
     def alive(self) -> bool:
         return True
+
+
+#: RQ job states in which a job will still run (or is running): no second job is needed.
+_LIVE = {b"queued", b"scheduled", b"deferred", b"started"}
 
 
 class Worker(rq.Worker):
@@ -315,10 +392,11 @@ WORKER_CLASSES: dict[str, type[rq.Worker]] = {"fork": Worker, "simple": SimpleWo
 
 
 def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None:
-    """Run an RQ worker (forking by default) with the scheduler on the Linli queue, until stopped.
+    """Run an RQ worker (forking by default) with the scheduler on the Linli queues (steps
+    first), until stopped.
 
-    The scheduler moves `enqueue_at` jobs onto the queue when due; with several workers one of
-    them holds the scheduler lock and the others take over if it dies.
+    The scheduler moves `enqueue_at` jobs onto their queue when due; with several workers one
+    of them holds the scheduler lock and the others take over if it dies.
     """
     from redis import Redis
 
@@ -330,8 +408,9 @@ def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None
     sa.orm.configure_mappers()
     channels.prepare(app)
     connection = Redis.from_url(app.config["REDIS_URL"])
-    worker = WORKER_CLASSES[worker_class]([rq.Queue(QUEUE_NAME, connection=connection)],
-                                          connection=connection)
+    worker = WORKER_CLASSES[worker_class](
+        [rq.Queue(name, connection=connection) for name in (STEPS_QUEUE_NAME, QUEUE_NAME)],
+        connection=connection)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

@@ -21,6 +21,8 @@ recipient may get it twice — at most once more per interruption — and the ti
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -62,24 +64,52 @@ class Purpose:
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
 
 
+@dataclass(frozen=True)
+class Draft:
+    """One message decided, not yet written: see `add_all`."""
+
+    member: Member
+    contact: Contact
+    purpose: str
+    body: str
+    dedupe_key: str
+    rung: int | None = None
+
+
 def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *,
         dedupe_key: str, rung: int | None = None) -> Notification | None:
     """Write an outbox row in the caller's transaction; None if this decision was already made.
 
     The send job is queued for after the commit.
     """
-    exists = db.session.scalar(
-        sa.select(Notification.id).where(Notification.dedupe_key == dedupe_key))
-    if exists is not None:
-        return None
-    notification = Notification(
-        case=case, member=member, contact=contact, channel=contact.channel,
-        to_address=contact.address, purpose=purpose, body=body, dedupe_key=dedupe_key,
-        rung=rung, status=NotificationStatus.PENDING)
-    db.session.add(notification)
+    return add_all(case, [Draft(member, contact, purpose, body, dedupe_key, rung)])[0]
+
+
+def add_all(case: Case, drafts: Sequence[Draft]) -> list[Notification | None]:
+    """`add` for several messages at once (a rung's alerts), in two statements whatever their
+    number: one looks up the decisions already made, one INSERT writes the rest. A step that
+    alerts a whole party group pays for it once, not per member."""
+    if not drafts:
+        return []
+    keys = [draft.dedupe_key for draft in drafts]
+    made = set(db.session.scalars(
+        sa.select(Notification.dedupe_key).where(Notification.dedupe_key.in_(keys))))
+    rows: list[Notification | None] = []
+    for draft in drafts:
+        if draft.dedupe_key in made:
+            rows.append(None)
+            continue
+        made.add(draft.dedupe_key)
+        rows.append(Notification(
+            case=case, member=draft.member, contact=draft.contact, channel=draft.contact.channel,
+            to_address=draft.contact.address, purpose=draft.purpose, body=draft.body,
+            dedupe_key=draft.dedupe_key, rung=draft.rung, status=NotificationStatus.PENDING))
+    written = [row for row in rows if row is not None]
+    db.session.add_all(written)
     db.session.flush()
-    jobs.enqueue_after_commit(SEND_JOB, notification.id, job_id=f"send-{notification.id}-0")
-    return notification
+    for row in written:
+        jobs.enqueue_after_commit(SEND_JOB, row.id, job_id=f"send-{row.id}-0")
+    return rows
 
 
 def send(notification_id: int, now: datetime | None = None) -> NotificationStatus | None:

@@ -11,7 +11,11 @@ sweeper looks for due work and runs it through the same functions the jobs call:
 - pending outbox rows past due: sent (`outbox.send` claims each row itself).
 
 Work younger than `GRACE` is left to the fast path (RQ's scheduler moves a job on whole
-seconds), so the sweeper only steps in when a job really went missing.
+seconds), so the sweeper only steps in when a job really went missing. On RQ it does not do
+the work itself but puts a job of its own back on the queue (`jobs.requeue`): under load a
+backlog older than the grace is normal, and a sweeper working through it would compete with
+the workers for the processors while ignoring the queues' order (new cases' steps first). It
+does the work itself when it cannot queue it (Redis down) and on the embedded runner.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import escalation, outbox
+from dispatch import escalation, jobs, outbox
 from dispatch.db import db, utcnow
+from dispatch.jobs import STEP_JOB
 from dispatch.models import Case
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,8 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     recovered = outbox.recover_interrupted(clock or utcnow())
     sent = 0
     for notification_id in [*recovered, *outbox.due_ids(clock, grace=grace, limit=BATCH)]:
-        if outbox.send(notification_id, clock) is not None:
+        if (jobs.requeue(outbox.SEND_JOB, notification_id, job_id=f"sweep-send-{notification_id}")
+                or outbox.send(notification_id, clock) is not None):
             sent += 1
     if steps or sent:
         log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
@@ -47,23 +53,35 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
 
 
 def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
-    """Take every case step that is overdue by more than `grace`; returns how many."""
+    """Re-drive every case step that is overdue by more than `grace`; returns how many."""
+    cutoff = (now or utcnow()) - grace
+    due = db.session.execute(
+        sa.select(Case.id, Case.token)
+        .where(Case.next_step_at.is_not(None), Case.next_step_at <= cutoff)
+        .order_by(Case.next_step_at)
+        .limit(BATCH)).all()
+    db.session.rollback()
     taken = 0
-    for _ in range(BATCH):
-        at = now or utcnow()
-        case = db.session.scalar(
-            sa.select(Case)
-            .where(Case.next_step_at.is_not(None), Case.next_step_at <= at - grace)
-            .order_by(Case.next_step_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True))
-        if case is None:
-            db.session.rollback()
-            break
-        log.warning("sweep: case %s step due %s was not taken by a job; taking it now",
-                    case.id, case.next_step_at.isoformat())
-        escalation.advance(case, at)
-        db.session.commit()
-        taken += 1
+    for case_id, token in due:
+        queued = jobs.requeue(STEP_JOB, case_id, token, job_id=f"sweep-step-{case_id}-{token}")
+        if queued or _take_step(case_id, now or utcnow(), grace):
+            taken += 1
     return taken
+
+
+def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:
+    """Take an overdue step here, unless a worker holds the case (skipped, not waited for)."""
+    case = db.session.scalar(
+        sa.select(Case)
+        .where(Case.id == case_id, Case.next_step_at.is_not(None),
+               Case.next_step_at <= at - grace)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True))
+    if case is None:
+        db.session.rollback()
+        return False
+    log.warning("sweep: case %s step due %s was not taken by a job; taking it now",
+                case.id, case.next_step_at.isoformat())
+    escalation.advance(case, at)
+    db.session.commit()
+    return True

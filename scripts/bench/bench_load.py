@@ -278,12 +278,21 @@ class Bench:
             at, _to, body = json.loads(line)
             for number in re.findall(r"DH-\d{6}", body or ""):
                 arrived.setdefault(number, at)
-        latencies = [arrived[number_of[tag]] - start for tag, start in starts.items()
-                     if tag in number_of and number_of[tag] in arrived]
+        timed = sorted((start, arrived[number_of[tag]] - start) for tag, start in starts.items()
+                       if tag in number_of and number_of[tag] in arrived)
+        latencies = [latency for _, latency in timed]
         self.results["scan"] = {
             "posted": len(starts), "answers": ran["answers"], "measured": len(latencies),
             "p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
             "max": max(latencies, default=0) * 1000}
+        # Per 10 s of posting: a steady backlog grows window by window, a hiccup does not.
+        begin = min(starts.values(), default=0.0)
+        windows: dict[int, list[float]] = {}
+        for start, latency in timed:
+            windows.setdefault(int((start - begin) // 10), []).append(latency)
+        self.results["scan"]["windows"] = [
+            {"from_s": 10 * n, "measured": len(w), "p50": pct(w, 0.5) * 1000,
+             "p99": pct(w, 0.99) * 1000} for n, w in sorted(windows.items())]
         print("scan", self.results["scan"], flush=True)
 
     # -- 3. worker throughput ----------------------------------------------------------------
@@ -356,6 +365,8 @@ def report(results: dict[str, Any]) -> None:
         ok = s["measured"] > 0 and s["p50"] < SCAN_GOAL_P50_MS and s["p99"] < SCAN_GOAL_P99_MS
         print(f"scan to provider: {s['measured']}/{s['posted']} measured, p50 {s['p50']:.0f} ms "
               f"p99 {s['p99']:.0f} ms max {s['max']:.0f} ms — goal {'met' if ok else 'MISSED'}")
+        print("  per 10 s of posting (p50/p99 ms): " + ", ".join(
+            f"{w['from_s']}s {w['p50']:.0f}/{w['p99']:.0f}" for w in s["windows"]))
     for worker_class in ("fork", "simple"):
         if f"worker_{worker_class}" in results:
             w = results[f"worker_{worker_class}"]

@@ -112,8 +112,9 @@ def test_a_step_job_sends_its_messages_itself_and_a_send_job_arriving_too_sends_
         rq_app: Flask) -> None:
     factories.import_community(factories.dispatch_community())
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
-    queue = rq.Queue(jobs.QUEUE_NAME, connection=jobs.runner(rq_app).redis)
-    assert queue.count == 1  # the step job; no message is decided yet
+    runner = jobs.runner(rq_app)
+    queue = runner.queue
+    assert (runner.steps.count, queue.count) == (1, 0)  # the step job; no message decided yet
     jobs.work(rq_app, burst=True, worker_class="simple")
     rows = rows_of(case_id)
     assert len(rows) == 2 and {r.status for r in rows} == {NotificationStatus.SENT}
@@ -144,6 +145,27 @@ def test_messages_a_step_job_has_no_time_left_for_go_to_the_queue_as_jobs_of_the
     assert sorted(queue.job_ids) == sorted(f"send-{r.id}-0" for r in rows)
     jobs.work(rq_app, burst=True, worker_class="simple")
     assert {r.status for r in rows_of(case_id)} == {NotificationStatus.SENT}
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_while_another_step_waits_a_step_job_sends_its_first_message_and_queues_the_rest(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    first = file_report(place("TS-B1-U1-E1"), "elevator").case
+    first_id, token = first.id, first.token
+    runner.steps.empty()
+    second_id = file_report(place("TS-B2-U1"), "noise").case.id
+    assert runner.steps.job_ids == [f"step-{second_id}-0"]  # a new case waits for a worker
+    assert jobs.run(STEP_JOB, first_id, token) is True
+    sent, queued = rows_of(first_id)
+    assert sent.status == NotificationStatus.SENT  # the first word about the case went out
+    assert queued.status == NotificationStatus.PENDING
+    assert runner.queue.job_ids == [f"send-{queued.id}-0"]  # behind the waiting step
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert {r.status for r in rows_of(first_id) + rows_of(second_id)} == {
+        NotificationStatus.SENT}
 
 
 FOLLOWED: list[str] = []

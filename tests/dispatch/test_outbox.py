@@ -63,6 +63,19 @@ def case_events(notification: Notification, kind: EventKind) -> list[str]:
     return [e.message for e in case.events if e.kind == kind]
 
 
+def test_rows_are_written_once_per_decision_however_often_it_is_made(ctx: Flask) -> None:
+    first = pending_alert()
+    case, member, contact = first.case, first.member, first.contact
+    drafts = [outbox.Draft(member, contact, "taken", "有人接单了", dedupe_key=key)
+              for key in (first.dedupe_key, "taken:1", "taken:1", "taken:2")]
+    written = outbox.add_all(case, drafts)
+    assert [row and row.dedupe_key for row in written] == [None, "taken:1", None, "taken:2"]
+    assert written[1].id and written[3].id and written[1].to_address == contact.address
+    db.session.commit()
+    assert outbox.add(case, member, contact, "taken", "再说一次", dedupe_key="taken:2") is None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 4
+
+
 def test_a_row_is_sent_once_with_the_provider_id_and_the_console_keeps_the_message(
         ctx: Flask) -> None:
     row = pending_alert()

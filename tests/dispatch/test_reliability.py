@@ -264,7 +264,7 @@ def test_redis_flushed_mid_escalation_the_sweeper_finishes_with_nothing_lost(
     wait_for("the building rung", lambda: notified(case_id))
     redis: Redis = jobs.runner(rq_app).redis
     wait_for("the grid rung's job to be scheduled", lambda: redis.zcard(
-        f"rq:scheduled:{jobs.QUEUE_NAME}"))
+        f"rq:scheduled:{jobs.STEPS_QUEUE_NAME}"))
     lock = redis.get("linli:test-session")
     redis.flushdb()  # the scheduled step for the grid rung is gone
     redis.set("linli:test-session", lock, ex=3600)
@@ -274,7 +274,8 @@ def test_redis_flushed_mid_escalation_the_sweeper_finishes_with_nothing_lost(
         NotificationStatus.SENT})
     keys = [(n.member_id, n.rung, n.purpose) for n in messages(case_id)]
     assert len(keys) == 7 and len(set(keys)) == 6  # X1 twice at the district: asked, repeated
-    assert "was not taken by a job; taking it now" in processes.log("sweeper")
+    assert "was overdue and no job was left to run it: queued sweep-step-" in processes.log(
+        "sweeper")
 
 
 @pytest.mark.postgres
@@ -295,6 +296,9 @@ def test_a_worker_killed_mid_send_the_message_is_sent_at_most_twice_and_the_time
         NotificationStatus.PENDING]
     after_timeout = utcnow() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
     sweeper.sweep(after_timeout)
+    # The sweeper queues both for the workers; the killed one was the only one: this process
+    # stands in for its replacement.
+    jobs.work(rq_app, burst=True, worker_class="simple")
     wait_for("every message to be sent", lambda: {n.status for n in messages(case_id)} == {
         NotificationStatus.SENT})
     logs = processes.log("doomed")

@@ -7,15 +7,20 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import rq
 import sqlalchemy as sa
 from flask import Flask
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from dispatch import sweeper
+from dispatch import jobs, sweeper
 from dispatch.cases import file_report
-from dispatch.db import db
+from dispatch.db import db, utcnow
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.factories import place
+from tests.ops.deployment import free_port
 
 MONDAY = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 SEC = timedelta(seconds=1)
@@ -52,3 +57,45 @@ def test_a_case_a_worker_holds_is_skipped_not_waited_for(pg_app: Flask) -> None:
             worker.rollback()
         assert sweeper.sweep_steps(MONDAY + timedelta(minutes=1)) == 1
         assert notified(case.id) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doing_it(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    runner.steps.empty()  # the step job is lost
+    later = utcnow() + sweeper.GRACE + SEC
+    assert sweeper.sweep(later) == 1
+    assert notified(case_id) == 0  # not taken here: queued, first in line for the workers
+    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]
+    assert sweeper.sweep(later) == 1
+    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]  # queued once, seen twice
+    # A sweeper job that failed (say the database was down) is replaced by the next sweep.
+    failed = runner.steps.fetch_job(f"sweep-step-{case_id}-0")
+    runner.steps.remove(failed)
+    failed.set_status(rq.job.JobStatus.FAILED)
+    assert sweeper.sweep(later) == 1
+    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert notified(case_id) == 1
+    assert set(db.session.scalars(sa.select(Notification.status))) == {NotificationStatus.SENT}
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_when_redis_is_down_the_sweeper_does_the_work_itself(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    # Nothing listens there; no retries, so the test does not wait out redis-py's backoff.
+    down = Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(runner, "redis", down)
+    monkeypatch.setattr(runner, "steps", rq.Queue(jobs.STEPS_QUEUE_NAME, connection=down))
+    monkeypatch.setattr(runner, "queue", rq.Queue(jobs.QUEUE_NAME, connection=down))
+    assert sweeper.sweep(utcnow() + sweeper.GRACE + SEC) == 3  # the step, its two messages
+    assert notified(case_id) == 1
+    assert len(rq_app.extensions["linli.sender"].sent) == 2

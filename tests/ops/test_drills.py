@@ -220,7 +220,10 @@ def test_redis_restarted_under_load_loses_nothing(
         wait_until("every ladder and message to finish", lambda: settled(load.filed), 90, 1)
         assert load.answers == {303: len(stickers)}, load.answers
         account_for(fake, load)
-        assert "taking it now" in deployment.log_text("sweeper-*.log")
+        # The sweeper re-drove what the restart lost: queued again, or done itself while
+        # Redis was away.
+        swept = deployment.log_text("sweeper-*.log")
+        assert "no job was left to run it" in swept or "taking it now" in swept
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_resends_that_message_once(
