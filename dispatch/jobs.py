@@ -303,13 +303,9 @@ class RQRunner:
             return False
 
     def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str) -> bool:
-        """Queue the job under `job_id` unless a job of that id is still waiting or running.
-
-        The sweeper names its jobs apart from the fast path's, so one overdue item has at most
-        one such job however many sweeps see it. A finished or failed one (a database outage)
-        is replaced. A job left "started" by a worker that died stays in the way until RQ's
-        registry maintenance fails it; the rows it was working on are in the database still.
-        """
+        """Queue the job under `job_id` unless a job of that id is still waiting or running
+        (`sweeper.job_id_for` chooses the ids); a finished or failed one (a database outage)
+        is replaced."""
         key = rq.job.Job.key_for(job_id)
         try:
             status = self.redis.hget(key, "status")

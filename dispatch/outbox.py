@@ -131,6 +131,11 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
     # The per-recipient gate imports this module, hence the import here.
     from dispatch.channels import throttle
 
+    # From the claim's commit on, the row is this sender's alone ("sending"), so what the
+    # session holds of it stays true across the commits below: reading it all again after
+    # each one would cost a SELECT per commit, on every message.
+    session = db.session()
+    expiring, session.expire_on_commit = session.expire_on_commit, False
     try:
         held = throttle.before_send(notification, now)  # commits the claim
         if held is not None:
@@ -139,6 +144,7 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
         status = _store(notification, result, now, first=first)
         throttle.after_send(notification, status, now)
     finally:
+        session.expire_on_commit = expiring
         throttle.forget_riders(notification_id)
     return status
 

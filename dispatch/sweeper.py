@@ -44,7 +44,8 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     recovered = outbox.recover_interrupted(clock or utcnow())
     sent = 0
     for notification_id in [*recovered, *outbox.due_ids(clock, grace=grace, limit=BATCH)]:
-        if (jobs.requeue(outbox.SEND_JOB, notification_id, job_id=f"sweep-send-{notification_id}")
+        job_id = job_id_for("send", notification_id, at=clock or utcnow())
+        if (jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id)
                 or outbox.send(notification_id, clock) is not None):
             sent += 1
     if steps or sent:
@@ -63,10 +64,21 @@ def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE) -> int
     db.session.rollback()
     taken = 0
     for case_id, token in due:
-        queued = jobs.requeue(STEP_JOB, case_id, token, job_id=f"sweep-step-{case_id}-{token}")
-        if queued or _take_step(case_id, now or utcnow(), grace):
+        at = now or utcnow()
+        queued = jobs.requeue(STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token,
+                                                                          at=at))
+        if queued or _take_step(case_id, at, grace):
             taken += 1
     return taken
+
+
+def job_id_for(kind: str, *item: int, at: datetime) -> str:
+    """The id of the sweeper's job for an overdue item: the same for every sweep within a
+    minute, so an item is queued once however many sweeps (and sweepers) see it, and new each
+    minute, so a job a dead worker left "started" holds its item back for a minute at most.
+    An item that waits longer in a backlog gets one more job a minute; the extra ones find the
+    work done (the row claimed, the token moved on) and do nothing."""
+    return f"sweep-{kind}-{'-'.join(map(str, item))}-{int(at.timestamp() // 60)}"
 
 
 def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:

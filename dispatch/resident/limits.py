@@ -6,7 +6,8 @@ them and tests can make them tiny. Chosen so that a resident never meets them by
 mobile carriers put many phones behind one address, so the per-address limits are loose and
 the tight ones sit on what an abuser cannot rotate cheaply (the sticker, the phone number).
 
-- `RESIDENT_LIMIT_PAGES`: any resident page, per address.
+- `RESIDENT_LIMIT_PAGES`: any resident page, per address; the sticker page only when it is
+  rendered, not when a kept copy is served (see `refuse_if_misses_spent`).
 - `RESIDENT_LIMIT_MISSES`: unknown or unusable codes and status links, per address. Only
   misses count, but once spent every resident page answers 429 for the window, so
   guessing codes teaches nothing.
@@ -20,11 +21,14 @@ the tight ones sit on what an abuser cannot rotate cheaply (the sticker, the pho
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 
 from dispatch.resident import phones
 from qr import codes
@@ -43,6 +47,7 @@ DEFAULT_LIMITS = {
 }
 
 limiter = Limiter(get_remote_address)
+log = logging.getLogger(__name__)
 
 
 def configured(name: str) -> Callable[[], str]:
@@ -77,7 +82,8 @@ def missed(response: Response) -> bool:
 
 
 pages = limiter.shared_limit(configured("RESIDENT_LIMIT_PAGES"), scope="resident-pages")
-misses = limiter.shared_limit(configured("RESIDENT_LIMIT_MISSES"), scope="resident-misses",
+MISSES_SCOPE = "resident-misses"
+misses = limiter.shared_limit(configured("RESIDENT_LIMIT_MISSES"), scope=MISSES_SCOPE,
                               deduct_when=missed)
 reports_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_REPORTS_IP"),
                                   scope="resident-reports")
@@ -92,6 +98,36 @@ calls_sticker = limiter.shared_limit(configured("RESIDENT_LIMIT_CALLS_STICKER"),
                                      scope="resident-calls-sticker", key_func=sticker_key)
 callbacks_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_CALLBACKS_IP"),
                                     scope="resident-callbacks")
+
+
+def refuse_if_misses_spent() -> None:
+    """The one limit a kept sticker page (`dispatch.resident.pages`) passes: 429 once this
+    address has spent its misses, read from the counters the `misses` decorator keeps.
+
+    A kept page costs less to serve than flask-limiter's bookkeeping around its two limits
+    (docs/benchmarks.md), so its view asks the `limits` strategy directly (one Redis GET per
+    window) and is not counted against `RESIDENT_LIMIT_PAGES`: counting what costs nothing
+    protects nothing, and floods of any page from one address are the reverse proxy's to stop
+    (docs/deploy.md). The misses still count, so guessing codes teaches nothing.
+    """
+    config = current_app.config
+    if not config.get("RATELIMIT_ENABLED", True):
+        return
+    prefix = config.get("RATELIMIT_KEY_PREFIX")
+    identity = [*([prefix] if prefix else []), get_remote_address(), MISSES_SCOPE]
+    try:
+        spent = not all(limiter.limiter.test(item, *identity)
+                        for item in _parsed(config["RESIDENT_LIMIT_MISSES"]))
+    except Exception:  # as RATELIMIT_SWALLOW_ERRORS: a Redis outage never takes pages down
+        log.warning("could not read the misses limit", exc_info=True)
+        return
+    if spent:
+        abort(429)
+
+
+@functools.cache
+def _parsed(rates: str) -> list[RateLimitItem]:
+    return parse_many(rates)
 
 
 def init_app(app: Flask) -> None:

@@ -57,14 +57,23 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{16,43}")
 
 @bp.get("/S/<code>")  # the printed QR codes are upper case: see qr.labels.sticker_url
 @bp.get("/s/<code>")
-@limits.pages
-@limits.misses
 def sticker(code: str) -> Any:
-    """The page a sticker opens: lift emergencies first, call, notices, open problems, message."""
+    """The page a sticker opens: lift emergencies first, call, notices, open problems, message.
+
+    Served as kept in memory when it can be (no SQL; see `dispatch.resident.pages`), else
+    rendered from the database.
+    """
     plain = pages.plain_visit()
     if plain and (page := pages.cached(code)) is not None:
+        limits.refuse_if_misses_spent()
         scans.record(page.sticker_id, code, "view")
         return pages.serve(page)
+    return _rendered_sticker(code, plain)
+
+
+@limits.pages
+@limits.misses
+def _rendered_sticker(code: str, plain: bool) -> Any:
     found = codes.find(code)
     if not _usable(found):
         return _unusable(code, found)

@@ -68,17 +68,22 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
     runner.steps.empty()  # the step job is lost
     later = utcnow() + sweeper.GRACE + SEC
+    job_id = sweeper.job_id_for("step", case_id, 0, at=later)
     assert sweeper.sweep(later) == 1
     assert notified(case_id) == 0  # not taken here: queued, first in line for the workers
-    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]
+    assert runner.steps.job_ids == [job_id]
     assert sweeper.sweep(later) == 1
-    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]  # queued once, seen twice
+    assert runner.steps.job_ids == [job_id]  # queued once, seen twice
     # A sweeper job that failed (say the database was down) is replaced by the next sweep.
-    failed = runner.steps.fetch_job(f"sweep-step-{case_id}-0")
+    failed = runner.steps.fetch_job(job_id)
     runner.steps.remove(failed)
     failed.set_status(rq.job.JobStatus.FAILED)
     assert sweeper.sweep(later) == 1
-    assert runner.steps.job_ids == [f"sweep-step-{case_id}-0"]
+    assert runner.steps.job_ids == [job_id]
+    # A minute on, an item still waiting gets one more job (which will find nothing to do).
+    a_minute_on = later + timedelta(minutes=1)
+    assert sweeper.sweep(a_minute_on) == 1
+    assert runner.steps.job_ids == [job_id, sweeper.job_id_for("step", case_id, 0, at=a_minute_on)]
     jobs.work(rq_app, burst=True, worker_class="simple")
     assert notified(case_id) == 1
     assert set(db.session.scalars(sa.select(Notification.status))) == {NotificationStatus.SENT}

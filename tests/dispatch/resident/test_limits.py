@@ -113,12 +113,18 @@ def test_limits_are_kept_in_redis_when_redis_url_is_set(redis_url: str, app: Fla
     second = None
     try:
         assert type(limiter.storage).__name__ == "RedisStorage"
+        second = worker()
+        # The other worker keeps this sticker's page in memory from a first view…
+        kept = f"/s/{stickers['TS-B1-U1']}"
+        assert second.test_client().get(kept).status_code == 200
+        assert second.extensions["linli.pages"].pages
         client = first.test_client()
         for _ in range(2):
             assert client.get("/S/AAAAAAAAAAAA").status_code == 404
         assert any(b"resident-misses" in key for key in Redis.from_url(redis_url).keys("*"))
-        second = worker()
         assert second.test_client().get("/S/AAAAAAAAAAAA").status_code == 429
+        # …and refuses it too, once this address has spent its misses in the first worker.
+        assert second.test_client().get(kept).status_code == 429
     finally:
         for built in (first, second):
             if built is not None:
