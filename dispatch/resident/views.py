@@ -60,12 +60,11 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{16,43}")
 def sticker(code: str) -> Any:
     """The page a sticker opens: lift emergencies first, call, notices, open problems, message.
 
-    Served as kept in memory when it can be (no SQL; see `dispatch.resident.pages`), else
-    rendered from the database.
+    Served as kept in memory when it can be (no SQL, no rate limit: see
+    `dispatch.resident.pages` and `dispatch.resident.limits`), else rendered from the database.
     """
     plain = pages.plain_visit()
     if plain and (page := pages.cached(code)) is not None:
-        limits.refuse_if_misses_spent()
         scans.record(page.sticker_id, code, "view")
         return pages.serve(page)
     return _rendered_sticker(code, plain)

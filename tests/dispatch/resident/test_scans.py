@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch.db import db
+from dispatch.db import db, utcnow
 from dispatch.models import Scan
 from dispatch.resident import scans
 from tests.dispatch.resident.helpers import Resident
@@ -46,3 +46,18 @@ def test_visits_wait_in_memory_while_the_database_refuses_them(app: Flask,
         conn.execute(sa.text("ALTER TABLE scan_away RENAME TO scan"))
     assert scans.flush(app) == 2
     assert _count(app) == 2
+
+
+@pytest.mark.postgres
+def test_on_postgresql_visits_are_copied_in_with_their_times(pg_app: Flask) -> None:
+    writer = scans.writer(pg_app)
+    with pg_app.app_context():
+        before = utcnow()
+        writer.record(None, "ABCDEFGHJKMN", "unknown")
+        writer.record(None, "x" * 80, "revoked")
+        assert scans.flush(pg_app) == 2
+        rows = db.session.execute(sa.select(Scan.code_seen, Scan.action, Scan.at)
+                                  .order_by(Scan.id)).all()
+    assert [(code, action) for code, action, _ in rows] == [
+        ("ABCDEFGHJKMN", "unknown"), ("x" * 64, "revoked")]
+    assert all(before <= at <= utcnow() for _, _, at in rows)
