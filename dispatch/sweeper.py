@@ -2,20 +2,23 @@
 
 Redis may lose a queued job (a flush, a restart without persistence); the database never
 loses the row that says the work is due. Every few seconds (`SWEEP_SECONDS`, at most 5) the
-sweeper looks for due work and runs it through the same functions the jobs call:
+sweeper looks for due work:
 
-- cases whose `next_step_at` has passed: `escalation.advance`, one case per transaction,
-  claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so a worker or another sweeper busy with
-  a case is skipped rather than waited for (SQLite has one writer at a time and no such clause);
-- outbox rows stuck in "sending" past `outbox.SENDING_TIMEOUT`: handed back and sent again;
-- pending outbox rows past due: sent (`outbox.send` claims each row itself).
+- cases whose `next_step_at` has passed: their step;
+- outbox rows stuck in "sending" past `outbox.SENDING_TIMEOUT`: handed back, to be sent again;
+- pending outbox rows past due: their send.
 
 Work younger than `GRACE` is left to the fast path (RQ's scheduler moves a job on whole
 seconds), so the sweeper only steps in when a job really went missing. On RQ it does not do
 the work itself but puts a job of its own back on the queue (`jobs.requeue`): under load a
 backlog older than the grace is normal, and a sweeper working through it would compete with
-the workers for the processors while ignoring the queues' order (new cases' steps first). It
-does the work itself when it cannot queue it (Redis down) and on the embedded runner.
+the workers for the processors while ignoring the queues' order (new cases' steps first).
+
+It does the work itself, through the same functions the jobs call, when it cannot queue it
+(Redis down) and on the embedded runner: a step with `escalation.advance`, one case per
+transaction, claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so a worker or another sweeper
+busy with a case is skipped rather than waited for (SQLite has one writer at a time and no
+such clause); a message with `outbox.send`, which claims its row itself.
 """
 
 from __future__ import annotations
