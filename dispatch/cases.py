@@ -74,6 +74,14 @@ class Filed:
     opened: bool
 
 
+def step_job_id(case_id: int, token: int, *, at_once: bool = False) -> str:
+    """The id a case's step job is queued under: one job per step, however often it is queued
+    (the sweeper looks for it too, before queuing one of its own). `at_once` names the job
+    that brings a step forward, which must not collide with the one already queued for later.
+    """
+    return f"step-{case_id}-{token}" + ("-now" if at_once else "")
+
+
 def open_key(place: Place, category: str) -> str:
     return f"{place.id}:{category}"
 
@@ -129,7 +137,7 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
                report_kind=str(kind))
     db.session.commit()
     if opened:
-        jobs.enqueue(STEP_JOB, case.id, case.token, job_id=f"step-{case.id}-{case.token}")
+        jobs.enqueue(STEP_JOB, case.id, case.token, job_id=step_job_id(case.id, case.token))
     return Filed(case, report, opened)
 
 
@@ -189,7 +197,7 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     case.stuck_at = None
     record(case, EventKind.REOPENED, f"重新派单：{reason}", at=now, reason=reason)
     db.session.commit()
-    jobs.enqueue(STEP_JOB, case.id, case.token, job_id=f"step-{case.id}-{case.token}")
+    jobs.enqueue(STEP_JOB, case.id, case.token, job_id=step_job_id(case.id, case.token))
     return case
 
 

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from dispatch import duty, jobs, links, outbox, routing
-from dispatch.cases import STEP_JOB, EventKind, record
+from dispatch.cases import STEP_JOB, EventKind, record, step_job_id
 from dispatch.community import settings
 from dispatch.community.load import parse_days
 from dispatch.db import db, utcnow
@@ -254,7 +254,7 @@ def _schedule(case: Case) -> None:
     """Queue the job for the case's next step, fenced by its current token, after commit."""
     if case.next_step_at is not None:
         jobs.enqueue_after_commit(STEP_JOB, case.id, case.token, at=case.next_step_at,
-                                  job_id=f"step-{case.id}-{case.token}")
+                                  job_id=step_job_id(case.id, case.token))
 
 
 def _climb(case: Case, now: datetime, due: datetime | None, why: str | None = None) -> None:

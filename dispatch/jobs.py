@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,14 +125,27 @@ def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | Non
     runner(current_app).enqueue(path, args, at=at, job_id=job_id)
 
 
-def requeue(path: str, *args: Any, job_id: str) -> bool:
-    """Hand overdue work the sweeper found back to the workers; False when the runner cannot
-    take it and the caller should do the work itself (no Redis, or Redis is down).
+def workers_listening() -> bool:
+    """Whether any worker is registered for the queues: the sweeper queues work only then.
+
+    False without Redis, while Redis is down, and after Redis lost its data (a restart
+    without persistence forgets the workers too; RQ workers may not survive it either), so the
+    sweeper does the work itself whenever a queued job might wait for nobody.
+    """
+    return runner(current_app).workers_listening()
+
+
+def requeue(path: str, *args: Any, job_id: str, queued_as: Sequence[str] = ()) -> bool:
+    """Hand overdue work the sweeper found back to the workers, as a job `job_id`, unless a
+    job for it is still waiting in a queue (`job_id`, or one of the fast path's `queued_as`):
+    then it is only late, and a second job would only add to the backlog it is late in.
+    False when the runner cannot take it and the caller should do the work itself (no Redis,
+    or Redis is down).
 
     Workers take the work in queue order, steps first; a sweeper doing it itself would compete
     with them for the processors, the new cases' steps included, exactly when they are busy.
     """
-    return runner(current_app).requeue(path, args, job_id=job_id)
+    return runner(current_app).requeue(path, args, job_id=job_id, queued_as=queued_as)
 
 
 def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
@@ -228,8 +241,13 @@ class EmbeddedRunner:
         """Never: one thread runs the jobs here, in time order, so nothing can go first."""
         return False
 
-    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str) -> bool:
-        """Never: the sweeper runs on this same thread, so it may as well do the work."""
+    def workers_listening(self) -> bool:
+        """No: the sweeper runs on this same thread, so it may as well do the work."""
+        return False
+
+    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str,
+                queued_as: Sequence[str] = ()) -> bool:
+        """Never: see `workers_listening`."""
         return False
 
     def start(self) -> None:
@@ -302,14 +320,24 @@ class RQRunner:
         except Exception:
             return False
 
-    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str) -> bool:
-        """Queue the job under `job_id` unless a job of that id is still waiting or running
-        (`sweeper.job_id_for` chooses the ids); a finished or failed one (a database outage)
-        is replaced."""
+    def workers_listening(self) -> bool:
+        try:
+            return rq.Worker.count(connection=self.redis, queue=self.steps) > 0
+        except Exception:
+            return False
+
+    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str,
+                queued_as: Sequence[str] = ()) -> bool:
+        """See `jobs.requeue`. The sweeper's own job may also be running (then nothing is
+        queued); a finished or failed one (a database outage) is replaced. A fast-path job
+        counts only while waiting: a "started" one may belong to a worker that died."""
         key = rq.job.Job.key_for(job_id)
         try:
-            status = self.redis.hget(key, "status")
-            if status in _LIVE:
+            pipe = self.redis.pipeline(transaction=False)
+            for one in (job_id, *queued_as):
+                pipe.hget(rq.job.Job.key_for(one), "status")
+            status, *fast = pipe.execute()
+            if status in _LIVE or any(s in _WAITING for s in fast):
                 return True
             if status is not None:
                 self.redis.delete(key)
@@ -356,8 +384,10 @@ class RQRunner:
         return True
 
 
-#: RQ job states in which a job will still run (or is running): no second job is needed.
-_LIVE = {b"queued", b"scheduled", b"deferred", b"started"}
+#: RQ job states in which a job will still run.
+_WAITING = {b"queued", b"scheduled", b"deferred"}
+#: … or is running.
+_LIVE = _WAITING | {b"started"}
 
 
 class Worker(rq.Worker):

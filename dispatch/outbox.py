@@ -108,8 +108,18 @@ def add_all(case: Case, drafts: Sequence[Draft]) -> list[Notification | None]:
     db.session.add_all(written)
     db.session.flush()
     for row in written:
-        jobs.enqueue_after_commit(SEND_JOB, row.id, job_id=f"send-{row.id}-0")
+        jobs.enqueue_after_commit(SEND_JOB, row.id, job_id=send_job_id(row.id, 0))
     return rows
+
+
+def send_job_id(notification_id: int, attempts: int) -> str:
+    """The id of the job that sends a row after `attempts` attempts (the first, a retry)."""
+    return f"send-{notification_id}-{attempts}"
+
+
+def held_job_id(notification_id: int, until: datetime) -> str:
+    """The id of the job that sends a row held back by pacing until `until`."""
+    return f"send-{notification_id}-held-{int(until.timestamp())}"
 
 
 def send(notification_id: int, now: datetime | None = None) -> NotificationStatus | None:
@@ -240,7 +250,7 @@ def _store(notification: Notification, result: SendResult, now: datetime, *, fir
         notification.next_attempt_at = now + wait
         message = f"{who}发送失败（{result.error_code}），{int(wait.total_seconds())} 秒后重试"
         jobs.enqueue_after_commit(SEND_JOB, notification.id, at=notification.next_attempt_at,
-                                  job_id=f"send-{notification.id}-{notification.attempts}")
+                                  job_id=send_job_id(notification.id, notification.attempts))
     else:
         notification.status = NotificationStatus.FAILED
         message = f"{who}发送失败（{result.error_code}），不再重试"
@@ -299,14 +309,18 @@ def _riding_in_live_carrier() -> sa.ColumnElement[bool]:
         carrier.status.in_((NotificationStatus.PENDING, NotificationStatus.SENDING)))
 
 
-def due_ids(now: datetime | None = None, *, grace: timedelta = timedelta(0),
-            limit: int = 500) -> list[int]:
-    """Pending rows whose send is overdue by more than `grace`: their job was lost or failed."""
+def due(now: datetime | None = None, *, grace: timedelta = timedelta(0),
+        limit: int = 500) -> list[tuple[int, list[str]]]:
+    """Pending rows whose send is overdue by more than `grace` (their job was lost or failed,
+    or is still waiting in a queue), each with the ids its send job may be queued under."""
     now = now or utcnow()
     cutoff = now - grace
-    return list(db.session.scalars(
-        sa.select(Notification.id)
+    rows = db.session.execute(
+        sa.select(Notification.id, Notification.attempts, Notification.next_attempt_at)
         .where(Notification.status == NotificationStatus.PENDING,
                sa.func.coalesce(Notification.next_attempt_at, Notification.created_at) <= cutoff)
         .order_by(Notification.id)
-        .limit(limit)))
+        .limit(limit)).all()
+    return [(row_id, [send_job_id(row_id, attempts),
+                      *([held_job_id(row_id, until)] if until is not None else [])])
+            for row_id, attempts, until in rows]

@@ -14,11 +14,12 @@ the work itself but puts a job of its own back on the queue (`jobs.requeue`): un
 backlog older than the grace is normal, and a sweeper working through it would compete with
 the workers for the processors while ignoring the queues' order (new cases' steps first).
 
-It does the work itself, through the same functions the jobs call, when it cannot queue it
-(Redis down) and on the embedded runner: a step with `escalation.advance`, one case per
-transaction, claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so a worker or another sweeper
-busy with a case is skipped rather than waited for (SQLite has one writer at a time and no
-such clause); a message with `outbox.send`, which claims its row itself.
+It does the work itself, through the same functions the jobs call, when no worker would take
+it (none registered: Redis down, or restarted without its data) and on the embedded runner:
+a step with `escalation.advance`, one case per transaction, claimed with FOR UPDATE SKIP
+LOCKED on PostgreSQL, so a worker or another sweeper busy with a case is skipped rather than
+waited for (SQLite has one writer at a time and no such clause); a message with
+`outbox.send`, which claims its row itself.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from dispatch import escalation, jobs, outbox
+from dispatch.cases import STEP_JOB, step_job_id
 from dispatch.db import db, utcnow
-from dispatch.jobs import STEP_JOB
 from dispatch.models import Case
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,15 @@ BATCH = 500
 def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     """Run one sweep; returns how many items it re-drove."""
     clock = now
-    steps = sweep_steps(clock, grace=grace)
+    queue = jobs.workers_listening()
+    steps = sweep_steps(clock, grace=grace, queue=queue)
     recovered = outbox.recover_interrupted(clock or utcnow())
     sent = 0
-    for notification_id in [*recovered, *outbox.due_ids(clock, grace=grace, limit=BATCH)]:
+    due = [(row_id, []) for row_id in recovered]  # no job waits for these: theirs died
+    for notification_id, queued_as in [*due, *outbox.due(clock, grace=grace, limit=BATCH)]:
         job_id = job_id_for("send", notification_id, at=clock or utcnow())
-        if (jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id)
+        if ((queue and jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id,
+                                    queued_as=queued_as))
                 or outbox.send(notification_id, clock) is not None):
             sent += 1
     if steps or sent:
@@ -56,8 +60,12 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     return steps + sent
 
 
-def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
-    """Re-drive every case step that is overdue by more than `grace`; returns how many."""
+def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE,
+                queue: bool | None = None) -> int:
+    """Re-drive every case step that is overdue by more than `grace`; returns how many.
+    `queue`: hand them to the workers (default: if any listen), else take them here."""
+    if queue is None:
+        queue = jobs.workers_listening()
     cutoff = (now or utcnow()) - grace
     due = db.session.execute(
         sa.select(Case.id, Case.token)
@@ -68,8 +76,9 @@ def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE) -> int
     taken = 0
     for case_id, token in due:
         at = now or utcnow()
-        queued = jobs.requeue(STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token,
-                                                                          at=at))
+        queued = queue and jobs.requeue(
+            STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token, at=at),
+            queued_as=[step_job_id(case_id, token), step_job_id(case_id, token, at_once=True)])
         if queued or _take_step(case_id, at, grace):
             taken += 1
     return taken

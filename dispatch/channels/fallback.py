@@ -21,7 +21,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from dispatch import jobs, outbox
-from dispatch.cases import STEP_JOB, EventKind, record
+from dispatch.cases import STEP_JOB, EventKind, record, step_job_id
 from dispatch.db import db
 from dispatch.models import (
     Case,
@@ -153,9 +153,8 @@ def _page_next_rung(notification: Notification, member: Member, case: Case,
            f"{member.name}无法接收通知（{notification.error_code}），本级已无人可通知，"
            f"立即通知下一级", at=now, member_id=member.id, rung=locked.rung)
     locked.next_step_at = min(locked.next_step_at, now)
-    # A job id of its own: the step already queued for later holds the plain one.
     jobs.enqueue_after_commit(STEP_JOB, locked.id, locked.token,
-                              job_id=f"step-{locked.id}-{locked.token}-now")
+                              job_id=step_job_id(locked.id, locked.token, at_once=True))
 
 
 def tell_staff(member: Member, problem: str, now: datetime, **data: object) -> None:

@@ -31,7 +31,7 @@ from dispatch.channels import fallback
 from dispatch.channels.base import UNCERTAIN
 from dispatch.db import UTCDateTime, db
 from dispatch.models import Case, CaseStatus, Channel, Contact, Notification, NotificationStatus
-from dispatch.outbox import SEND_JOB, Purpose
+from dispatch.outbox import SEND_JOB, Purpose, held_job_id
 
 #: Channels that ring or buzz a phone, when their sender says it is `paced` (real providers;
 #: the console sender is not, so the demo and the engine's tests see every message at once).
@@ -214,7 +214,7 @@ def _hold(notification: Notification, until: datetime, now: datetime) -> None:
     notification.next_attempt_at = until
     notification.updated_at = now
     jobs.enqueue_after_commit(SEND_JOB, notification.id, at=until,
-                              job_id=f"send-{notification.id}-held-{int(until.timestamp())}")
+                              job_id=held_job_id(notification.id, until))
 
 
 def _bundle(carrier: Notification, now: datetime) -> bool:

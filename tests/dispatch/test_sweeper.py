@@ -65,9 +65,14 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
         rq_app: Flask) -> None:
     factories.import_community(factories.dispatch_community())
     runner = jobs.runner(rq_app)
+    listening = rq.Worker(runner.queues, connection=runner.redis)
+    listening.register_birth()  # a worker is there to take what is queued
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
-    runner.steps.empty()  # the step job is lost
     later = utcnow() + sweeper.GRACE + SEC
+    # Its step job is still waiting (workers are busy): late, not lost, so not queued twice.
+    sweeper.sweep(later)
+    assert runner.steps.job_ids == [f"step-{case_id}-0"]
+    runner.steps.empty()  # now the step job is lost
     job_id = sweeper.job_id_for("step", case_id, 0, at=later)
     assert sweeper.sweep(later) == 1
     assert notified(case_id) == 0  # not taken here: queued, first in line for the workers
@@ -87,6 +92,13 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
     jobs.work(rq_app, burst=True, worker_class="simple")
     assert notified(case_id) == 1
     assert set(db.session.scalars(sa.select(Notification.status))) == {NotificationStatus.SENT}
+    # With no worker registered (Redis restarted and forgot them), the sweeper works itself.
+    listening.register_death()
+    assert not jobs.workers_listening()
+    second = file_report(place("TS-B2-U1"), "safety").case.id
+    runner.steps.empty()
+    assert sweeper.sweep(utcnow() + sweeper.GRACE + SEC) >= 1
+    assert notified(second) == 1 and not runner.steps.job_ids
 
 
 @pytest.mark.redis

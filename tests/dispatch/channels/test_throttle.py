@@ -157,10 +157,11 @@ def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
     fake_twilio.fail_next(http_status=503, resource="Messages")
     carrier = send(row_for(safety, "L1"))
     rider = reload(row_for(help_, "L1"))
-    noise = send(row_for(open_case("TS-B1-U1", "noise"), "L1"))  # a newer alert goes out
-    assert noise.provider_id is not None and not throttle.bundled(noise)
+    # A newer alert goes out (urgent, so L1's do-not-disturb hours do not hold it back).
+    newer = send(row_for(open_case("TS-B1-U1-E1", "elevator"), "L1"))
+    assert newer.provider_id is not None and not throttle.bundled(newer)
     assert reload(carrier).bundled_into_id is None
-    later = max(carrier.next_attempt_at, noise.sent_at + timedelta(minutes=1))  # phone's gap
+    later = max(carrier.next_attempt_at, newer.sent_at + timedelta(minutes=1))  # phone's gap
     outbox.send(carrier.id, later + timedelta(seconds=1))
     carrier, rider = reload(carrier), reload(rider)
     assert carrier.provider_id is not None and rider.provider_id == carrier.provider_id
