@@ -330,7 +330,8 @@ class RQRunner:
                 queued_as: Sequence[str] = ()) -> bool:
         """See `jobs.requeue`. The sweeper's own job may also be running (then nothing is
         queued); a finished or failed one (a database outage) is replaced. A fast-path job
-        counts only while waiting: a "started" one may belong to a worker that died."""
+        counts only while waiting in a queue: a "started" one may belong to a worker that
+        died, a "scheduled" one to a scheduler that did."""
         key = rq.job.Job.key_for(job_id)
         try:
             pipe = self.redis.pipeline(transaction=False)
@@ -384,9 +385,11 @@ class RQRunner:
         return True
 
 
-#: RQ job states in which a job will still run.
-_WAITING = {b"queued", b"scheduled", b"deferred"}
-#: … or is running.
+#: RQ job states in which a job waits in a queue for a worker. Not "scheduled": overdue work
+#: whose job is still scheduled means the scheduler is not moving it (its worker died holding
+#: the scheduler lock, say), and it may not for a minute.
+_WAITING = {b"queued", b"deferred"}
+#: … or is being run.
 _LIVE = _WAITING | {b"started"}
 
 

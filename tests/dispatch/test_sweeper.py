@@ -103,6 +103,25 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
 
 @pytest.mark.redis
 @pytest.mark.postgres
+def test_an_overdue_step_whose_job_is_still_only_scheduled_is_queued_anyway(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    listening = rq.Worker(runner.queues, connection=runner.redis)
+    listening.register_birth()
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    # The job sits in the scheduler's registry: the worker holding the scheduler lock died.
+    job = runner.steps.fetch_job(f"step-{case_id}-0")
+    runner.steps.remove(job)
+    runner.steps.schedule_job(job, utcnow() - timedelta(seconds=10))
+    later = utcnow() + sweeper.GRACE + SEC
+    sweeper.sweep(later)
+    assert runner.steps.job_ids == [sweeper.job_id_for("step", case_id, 0, at=later)]
+    listening.register_death()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
 def test_when_redis_is_down_the_sweeper_does_the_work_itself(
         rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     factories.import_community(factories.dispatch_community())
