@@ -37,8 +37,10 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import sqlalchemy as sa
@@ -224,6 +226,13 @@ class Bench:
         self.spawn(sys.executable, "-m", "scripts.bench.bench_load", "serve-fake",
                    "--port", str(self.fake_port), "--log", str(self.run / "sms.jsonl"))
         self.deploy("start", MIGRATE="1", LOAD_DEMO="1")
+        with self.engine.begin() as conn:
+            # Shifts, do-not-disturb and working hours follow the community's clock: who is
+            # asked, and how far a case climbs at once, differ by night. Its clock is set to
+            # mid-morning, so what a run measures does not depend on when it runs.
+            zone = morning_zone()
+            conn.execute(sa.text("UPDATE community SET timezone = :zone"), {"zone": zone})
+        self.results["clock"] = f"{zone}, {datetime.now(ZoneInfo(zone)):%a %H:%M} at the start"
         with self.engine.connect() as conn:
             self.stickers = list(conn.scalars(sa.text(
                 "SELECT s.code FROM sticker s JOIN place p ON p.id = s.place_id "
@@ -351,6 +360,12 @@ class Bench:
         redis.set("linli:test-session", "bench", ex=3600)  # keep this database claimed
 
 
+def morning_zone(hour: int = 10) -> str:
+    """A fixed-offset time zone in which it is now about `hour` o'clock."""
+    offset = (hour - time.gmtime().tm_hour + 12) % 24 - 12  # -12 … +11 hours from UTC
+    return f"Etc/GMT{-offset:+d}"  # the Etc/ zones count the other way: Etc/GMT-8 is UTC+8
+
+
 def wait_http(url: str, timeout: float = 30) -> None:
     import urllib.request
 
@@ -365,7 +380,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 def report(results: dict[str, Any]) -> None:
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+          f"Python {platform.python_version()}; community clock {results.get('clock')}")
     if "page_ratio" in results:
         r, h = results["resident_max"], results["hello_max"]
         r200 = results["resident_200"]
