@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,14 +60,23 @@ def test_a_case_a_worker_holds_is_skipped_not_waited_for(pg_app: Flask) -> None:
         assert notified(case.id) == 1
 
 
+@pytest.fixture
+def listening(rq_app: Flask) -> Iterator[rq.Worker]:
+    """The dispatch community, and an RQ worker registered for the queues (a worker is there
+    to take what the sweeper queues); the test runs its jobs itself."""
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    worker = rq.Worker(runner.queues, connection=runner.redis)
+    worker.register_birth()
+    yield worker
+    worker.register_death()
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doing_it(
-        rq_app: Flask) -> None:
-    factories.import_community(factories.dispatch_community())
+        rq_app: Flask, listening: rq.Worker) -> None:
     runner = jobs.runner(rq_app)
-    listening = rq.Worker(runner.queues, connection=runner.redis)
-    listening.register_birth()  # a worker is there to take what is queued
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
     later = utcnow() + sweeper.GRACE + SEC
     # Its step job is still waiting (workers are busy): late, not lost, so not queued twice.
@@ -104,11 +114,8 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_an_overdue_step_whose_job_is_still_only_scheduled_is_queued_anyway(
-        rq_app: Flask) -> None:
-    factories.import_community(factories.dispatch_community())
+        rq_app: Flask, listening: rq.Worker) -> None:
     runner = jobs.runner(rq_app)
-    listening = rq.Worker(runner.queues, connection=runner.redis)
-    listening.register_birth()
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
     # The job sits in the scheduler's registry: the worker holding the scheduler lock died.
     job = runner.steps.fetch_job(f"step-{case_id}-0")
@@ -117,7 +124,6 @@ def test_an_overdue_step_whose_job_is_still_only_scheduled_is_queued_anyway(
     later = utcnow() + sweeper.GRACE + SEC
     sweeper.sweep(later)
     assert runner.steps.job_ids == [sweeper.job_id_for("step", case_id, 0, at=later)]
-    listening.register_death()
 
 
 @pytest.mark.redis
