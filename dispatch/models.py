@@ -619,6 +619,15 @@ sa.Index(
     Notification.next_attempt_at,
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
+# Pacing, bundling and reply codes look up a phone's messages on every send
+# (`dispatch.channels.throttle`, `dispatch.replies`). Without these each send read the whole
+# outbox several times over, which grows by every message ever sent.
+# A phone's rows in flight or waiting, oldest first (pacing's in-flight count, bundling):
+sa.Index("ix_notification_phone", Notification.to_address, Notification.status, Notification.id)
+# … and what it was last sent (the gap since the last message, the alert quota's window):
+sa.Index("ix_notification_phone_sent", Notification.to_address, Notification.sent_at)
+# The contacts with a phone number: locked per send, looked up per reply.
+sa.Index("ix_contact_address", Contact.address)
 # Response figures (dispatch.metrics). A community's cases in a period, with every column the
 # figures read carried in the index, so PostgreSQL answers from the index alone instead of
 # visiting one heap page per case (a community's cases are spread over the whole table).

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
-from dispatch import outbox
+from dispatch import outbox, replies
 from dispatch.channels import throttle
 from dispatch.db import db, utcnow
 from dispatch.models import Case, Notification, NotificationStatus
@@ -167,3 +172,36 @@ def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
     assert carrier.provider_id is not None and rider.provider_id == carrier.provider_id
     first, _, retry = fake_twilio.sent("Messages")
     assert first.form["Body"] == retry.form["Body"]
+
+
+def test_a_send_reads_its_phones_rows_through_an_index_not_the_whole_outbox(
+        pg_app: Flask) -> None:
+    """Pacing, bundling and reply codes look up the phone's messages on every send; a district's
+    outbox holds every message ever sent, so a scan of it per send grows without end."""
+    with pg_app.app_context():
+        db.session.execute(sa.text(
+            "INSERT INTO notification (channel, to_address, purpose, body, status, dedupe_key,"
+            " attempts, created_at, sent_at, provider_id, reply_code)"
+            " SELECT 'sms', '+86138' || lpad((i % 5000)::text, 8, '0'), 'alert', 'text',"
+            " 'sent', 'old-' || i, 1, now(), now() - i * interval '1 second', 'SM' || i, '1'"
+            " FROM generate_series(1, 50000) AS i"))
+        db.session.execute(sa.text("ANALYZE notification"))
+        phone = {"phone": "+8613800000042", "row": 1, "carrier": 1, "skip": 4,
+                 "since": utcnow() - timedelta(minutes=15)}
+        for statement in (throttle._pacing(True), throttle._waiting(), replies._held()):
+            plan = "\n".join(db.session.scalars(Explain(statement), phone))
+            assert "Seq Scan on notification" not in plan, plan
+
+
+class Explain(Executable, ClauseElement):
+    """EXPLAIN a statement, with its parameters bound as they are when it runs."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN " + compiler.process(element.statement, **kw)
