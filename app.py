@@ -71,6 +71,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(member.bp)
     app.register_blueprint(stickers.bp)
     resident.init_app(app)
+    # The resident forms carry a signed double-submit cookie instead: dispatch/resident/csrf.py.
+    csrf.exempt(resident.views.bp)
     errors.init_app(app)  # database outages: a 503 with the hotline, not a trace
     reconcile.init_app(app)
     app.register_blueprint(blocklist.bp)

@@ -1,10 +1,12 @@
 """Flask's signed-cookie sessions, with the signing serializer built once, not per request.
 
-Flask builds a new `URLSafeTimedSerializer` each time it opens or saves a session: twice per
-request. Most resident views are a first visit (a scanned sticker) whose page carries a CSRF
-token, so the session is saved on nearly every view, and building serializers was a tenth of
-serving a kept sticker page (docs/benchmarks.md). A serializer holds only its keys and
-settings, so one per set of keys serves every thread.
+Flask builds a new `URLSafeTimedSerializer` each time it opens or saves a session: once for
+every request, which opens the session even without a cookie, and again for every save. When
+the sticker page's CSRF token lived in the session it was saved on nearly every view, and
+building serializers was a tenth of serving a kept sticker page (docs/benchmarks.md); the
+resident forms now have a cookie of their own (`dispatch.resident.csrf`), but every request
+still opens the session, and staff pages, receipts and flashed messages save it. A serializer
+holds only its keys and settings, so one per set of keys serves every thread.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The resident's two forms: leave a message, and the 回访 after resolution.
 
 Both re-show whatever the resident typed when something is wrong. CSRF is checked for every
-POST by the app-wide `CSRFProtect`, so the forms themselves carry no second token; the
-templates include `csrf_token()`.
+POST to the resident pages by `dispatch.resident.csrf`, so the forms themselves carry no
+second token; the templates include the `form_token` the views pass them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class MessageForm(FlaskForm):
     """Leave a message: category, text, photos, an optional call-back phone, anonymity."""
 
     class Meta:
-        csrf = False  # checked app-wide by CSRFProtect
+        csrf = False  # checked for every resident POST by dispatch.resident.csrf
 
     category = StringField()
     text = TextAreaField(filters=[_strip], validators=[
@@ -94,7 +94,7 @@ class CallbackForm(FlaskForm):
     """The 回访: contacted? solved yes/partly/no? satisfaction 1–5, comment."""
 
     class Meta:
-        csrf = False  # checked app-wide by CSRFProtect
+        csrf = False  # checked for every resident POST by dispatch.resident.csrf
 
     contacted = StringField()
     solved = StringField()

@@ -9,8 +9,9 @@ Staleness is bounded both ways: anything this process commits clears its pages a
 resident who just filed a report, staff posting a notice), and what other processes change —
 a worker marking a case accepted, another web process — shows within those seconds.
 
-The one part of the page that belongs to the visitor is the forms' CSRF token: the page is
-kept cut where the token was, and each visitor's own token is put back in.
+The one part of the page that belongs to the visitor is the forms' token
+(`dispatch.resident.csrf`): the page is kept cut where the token was, and each visitor's own
+token is put back in.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from cachetools import TTLCache
 from flask import Flask, Response, current_app, has_app_context, session
-from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import Session, SessionTransaction
 
 from dispatch.models import Sticker
-from dispatch.resident import i18n
+from dispatch.resident import csrf, i18n
 from qr import codes
 
 DEFAULT_SECONDS = 5.0
@@ -72,14 +72,14 @@ def keep(sticker: Sticker, html: str) -> None:
     cache = _cache()
     if cache is None:
         return
-    page = Page(sticker.id, tuple(html.encode().split(generate_csrf().encode())))
+    page = Page(sticker.id, tuple(html.encode().split(csrf.token().encode())))
     with cache.lock:
         cache.pages[(sticker.code, i18n.language())] = page
 
 
 def serve(page: Page) -> Response:
-    """The kept page with this visitor's own CSRF token in every form."""
-    return Response(generate_csrf().encode().join(page.parts), mimetype="text/html")
+    """The kept page with this visitor's own form token in every form."""
+    return Response(csrf.token().encode().join(page.parts), mimetype="text/html")
 
 
 def clear(app: Flask) -> None:

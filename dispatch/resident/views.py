@@ -44,11 +44,13 @@ from dispatch.models import (
     Sticker,
     StickerStatus,
 )
-from dispatch.resident import board, i18n, limits, pages, photos, scans, timeline
+from dispatch.resident import board, csrf, i18n, limits, pages, photos, scans, timeline
 from dispatch.resident.forms import TEXT_MAX, CallbackForm, MessageForm
 from qr import codes
 
 bp = Blueprint("resident", __name__)
+# Every POST here carries the signed double-submit token; app.py exempts bp from CSRFProtect.
+bp.before_request(csrf.check)
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,43}")
 
@@ -178,8 +180,8 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         "resident/sticker.html", sticker=found, place=place, community=community,
         is_elevator=place.kind == PlaceKind.ELEVATOR, lift_line=board.EMERGENCY_LIFT_LINE,
         call_href=url_for(".call", code=found.code), responders=board.responders(place),
-        notices=notices, open_cases=open_cases, form=form, problem=problem, text_max=TEXT_MAX,
-        max_photos=photos.MAX_PHOTOS,
+        notices=notices, open_cases=open_cases, form=form, form_token=csrf.token(),
+        problem=problem, text_max=TEXT_MAX, max_photos=photos.MAX_PHOTOS,
         categories=[(c.code, i18n.category_name(c)) for c in settings.categories(community)],
         **_hotline(community)), status
 
@@ -291,6 +293,8 @@ def _show_status(case: Case, form: CallbackForm, *, status: int = 200,
     body = render_template(
         "resident/status.html", case=case, category=timeline.category_name(case),
         status_text=timeline.status_text(case), lines=timeline.lines(case), form=form,
+        # The 回访 form is shown once the case is resolved; before that no form, no cookie.
+        form_token=csrf.token() if case.status == CaseStatus.RESOLVED else None,
         follow=follow, problem=problem, text_max=TEXT_MAX,
         poll_seconds=current_app.config["RESIDENT_POLL_SECONDS"],
         **_hotline(case.community))
@@ -356,8 +360,11 @@ def too_large(error: Exception) -> tuple[str, int]:
 
 @bp.errorhandler(CSRFError)
 def expired(error: CSRFError) -> Any:
-    """The page sat open too long (or cookies are off): show it again with everything typed."""
-    problem = _("页面停留太久已过期。您填写的内容都还在，请检查后再点一次按钮。")
+    """The form's token did not match its cookie, most likely because the browser was reopened
+    (the cookie lasts a browser session) or keeps no cookies: show it again with everything
+    typed and a token for the cookie now set, so the next press goes through."""
+    problem = _("提交没有成功，可能是浏览器关闭后又打开过，或者没有开启 Cookie。"
+                "您填写的内容都还在，请检查后再点一次按钮。")
     args = request.view_args or {}
     if "code" in args:
         found = codes.find(str(args["code"]))

@@ -129,7 +129,7 @@ class Deployment:
 
 
 class Resident:
-    """A phone that opened a sticker page: its session cookie and the form's CSRF token."""
+    """A phone that opened a sticker page: its form cookie and the form's token."""
 
     def __init__(self, base_url: str, code: str) -> None:
         self.http = requests.Session()

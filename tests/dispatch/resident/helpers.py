@@ -51,8 +51,8 @@ class Resident:
                                 data={"csrf_token": self.token(place)})
 
     def callback(self, token: str, **fields: Any) -> Any:
-        # The session's CSRF token is the same on every page; the status page only has a
-        # form once the case is resolved.
+        # The form token (the HMAC of this browser's form cookie) is the same on every page;
+        # the status page only has a form once the case is resolved.
         return self.client.post(f"/c/{token}/callback",
                                 data={"csrf_token": self.token(), **fields})
 

@@ -191,7 +191,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_files_nothing(app: Flask,
                                     data={"category": "repair", "text": "没有令牌"})
     html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "页面停留太久已过期" in html and ">没有令牌</textarea>" in html
+    assert "提交没有成功" in html and ">没有令牌</textarea>" in html
     assert 'value="repair" checked' in html
     with app.app_context():
         assert _reports() == []

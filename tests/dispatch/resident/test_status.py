@@ -145,15 +145,15 @@ def test_bad_callback_answers_are_explained_and_kept(app: Flask, resident: Resid
         assert _case(app, token).status == CaseStatus.RESOLVED
 
 
-def test_an_expired_callback_form_is_shown_again_with_the_answers(app: Flask,
-                                                                  resident: Resident) -> None:
+def test_a_refused_callback_form_is_shown_again_with_the_answers(app: Flask,
+                                                                 resident: Resident) -> None:
     token = receipt_token(resident.message())
     with app.app_context():
         walk_to_resolved(_case(app, token).id)
     response = resident.client.post(f"/c/{token}/callback",
                                     data={"solved": "partly", "comment": "还差一点"})
     html = response.get_data(as_text=True)
-    assert response.status_code == 400 and "页面停留太久已过期" in html
+    assert response.status_code == 400 and "提交没有成功" in html
     assert 'name="solved" value="partly" checked' in html and ">还差一点</textarea>" in html
     with app.app_context():
         assert _case(app, token).status == CaseStatus.RESOLVED
