@@ -149,7 +149,8 @@ async def scans(base: str, targets: list[tuple[str, str]], rate: float) -> dict[
     """POST one message per target at `rate`; returns {tag: POST start time} and the answers."""
     starts: dict[str, float] = {}
     answers: dict[int, int] = {}
-    # unsafe: keep cookies from an IP address host (127.0.0.1): the CSRF token's session.
+    # unsafe: keep cookies from an IP address host (127.0.0.1): the form cookie the
+    # token is signed from.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         token = await token_of(http, f"{base}/s/{targets[0][0]}")

@@ -14,11 +14,10 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from dispatch import outbox, replies
 from dispatch.channels import throttle
-from dispatch.community import import_data, tables_to_data
 from dispatch.db import db, utcnow
 from dispatch.models import Case, Notification, NotificationStatus
 from tests.dispatch.channels.helpers import contact, open_case, row_for, send
-from tests.factories import member, small_community
+from tests.factories import import_community, member, small_community
 from tests.fakes.twilio_server import FakeTwilio
 
 
@@ -175,13 +174,14 @@ def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
     assert first.form["Body"] == retry.form["Body"]
 
 
+@pytest.mark.postgres
 def test_a_send_reads_its_phones_rows_through_an_index_not_the_whole_outbox(
         pg_app: Flask) -> None:
     """Pacing, bundling and reply codes look up the phone's messages, and their cases, on every
     send; a district's outbox and cases hold everything ever sent and reported, so a scan of
     either per send grows without end."""
     with pg_app.app_context():
-        import_data(tables_to_data(small_community(), "small"))
+        import_community(small_community())
         db.session.execute(sa.text(
             "INSERT INTO \"case\" (community_id, place_id, category, urgency, status,"
             " public_token, report_count, policy, rung, step, token, reported_at, reopen_count)"
