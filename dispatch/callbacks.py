@@ -12,9 +12,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from dispatch import cases
+from dispatch import cases, clock
 from dispatch.cases import EventKind
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Callback, Case, CaseStatus, Resolution, Solved
 
 SOLVED_WORDS = {Solved.YES: "已解决", Solved.PARTLY: "部分解决", Solved.NO: "未解决"}
@@ -47,7 +47,7 @@ def answer(case: Case, *, solved: Solved, contacted: bool | None = None,
     """Record the resident's 回访 on a resolved case and close or reopen it. Commits."""
     if satisfaction is not None and not 1 <= satisfaction <= 5:
         raise ValueError("satisfaction is 1 to 5")
-    now = now or utcnow()
+    now = now or clock.now()
     case = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
                              .execution_options(populate_existing=True))
     if case is None or case.status != CaseStatus.RESOLVED:

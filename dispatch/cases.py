@@ -19,9 +19,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dispatch import jobs
+from dispatch import clock, jobs
 from dispatch.community import settings
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.jobs import STEP_JOB  # re-exported: the ladder's job, queued by who opens a case
 from dispatch.models import (
     Case,
@@ -86,10 +86,11 @@ def open_key(place: Place, category: str) -> str:
     return f"{place.id}:{category}"
 
 
-def record(case: Case, kind: EventKind, message: str, *, at: datetime | None = None,
+def record(case: Case, kind: EventKind, message: str, *, at: datetime,
            member_id: int | None = None, staff_id: int | None = None, **data: object) -> CaseEvent:
-    """Append a line to the case's timeline (in the caller's transaction)."""
-    event = CaseEvent(case=case, kind=str(kind), message=message, at=at or utcnow(),
+    """Append a line to the case's timeline (in the caller's transaction), at the time of the
+    decision it records."""
+    event = CaseEvent(case=case, kind=str(kind), message=message, at=at,
                       member_id=member_id, staff_id=staff_id, data=data)
     db.session.add(event)
     return event
@@ -107,7 +108,7 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
 
     Commits. Raises `ValueError` for a category the community does not have.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     community = place.community
     found = settings.category(community, category)
     if found is None:
@@ -173,7 +174,7 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     is taken), that case: the complaint is filed on it as a report and `case` is closed as
     not fixed, pointing at it. Commits; the step job is queued only after the commit.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     case = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
                              .execution_options(populate_existing=True))
     if case is None:

@@ -11,7 +11,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dispatch import clock
 
 SMS_BACKENDS = ("console", "twilio", "aliyun")
 TWILIO_API_BASE_URL = "https://api.twilio.com"
@@ -154,11 +155,9 @@ def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], def
 
 
 def _time_zone(environ: Mapping[str, str]) -> str:
-    name = environ.get("TIME_ZONE", "Asia/Shanghai").strip()
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"TIME_ZONE: unknown time zone {name!r}") from exc
+    name = environ.get("TIME_ZONE", clock.DEFAULT_ZONE).strip()
+    if not clock.is_zone(name):
+        raise ConfigError(f"TIME_ZONE: unknown time zone {name!r}")
     return name
 
 

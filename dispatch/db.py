@@ -69,7 +69,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC: the only form times take inside the service."""
-    return datetime.now(UTC)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from dispatch import clock
 from dispatch.models import Contact, ContactStatus, DutyOverride, Member, OverrideKind, Shift
 
 WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
@@ -62,7 +63,7 @@ def on_duty(members: Sequence[Member], at: datetime, zone: str | ZoneInfo, *,
     A member on leave is followed by their stand-in. A member listed twice keeps their first
     answer, unless a later one reaches them where the first did not.
     """
-    local = at.astimezone(zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone))
+    local = clock.local(at, zone)
     answers: dict[int, Duty] = {}
     order: list[int] = []
     for member in members:
@@ -142,18 +143,18 @@ def _override_at(member: Member, at: datetime) -> DutyOverride | None:
 
 def in_shift(shift: Shift, local: datetime) -> bool:
     """Whether the local time falls in the weekly shift, including its part after midnight."""
-    day, clock = local.weekday(), local.time()
+    day, moment = local.weekday(), local.time()
     if shift.starts < shift.ends:
-        return shift.weekday == day and shift.starts <= clock < shift.ends
-    return ((shift.weekday == day and clock >= shift.starts)
-            or ((shift.weekday + 1) % 7 == day and clock < shift.ends))
+        return shift.weekday == day and shift.starts <= moment < shift.ends
+    return ((shift.weekday == day and moment >= shift.starts)
+            or ((shift.weekday + 1) % 7 == day and moment < shift.ends))
 
 
-def _within(start: time, end: time, clock: time) -> bool:
+def _within(start: time, end: time, moment: time) -> bool:
     """A daily window that may wrap past midnight; equal ends mean the whole day."""
     if start < end:
-        return start <= clock < end
-    return clock >= start or clock < end
+        return start <= moment < end
+    return moment >= start or moment < end
 
 
 def _span(start: time, end: time) -> str:

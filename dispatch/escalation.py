@@ -41,11 +41,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from dispatch import duty, jobs, links, outbox, routing
+from dispatch import clock, duty, jobs, links, outbox, routing
 from dispatch.cases import STEP_JOB, EventKind, record, step_job_id
 from dispatch.community import settings
 from dispatch.community.load import parse_days
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.links import Purpose as Link
 from dispatch.models import (
     Case,
@@ -211,7 +211,7 @@ def run_step(case_id: int, token: int, now: datetime | None = None) -> bool:
     Locks the case row. A job whose token is stale (the case moved on, was accepted, or this is
     a duplicate) or whose step is not due yet does nothing at all.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     case = db.session.scalar(_locked_for_step(), {"case": case_id})
     if case is None or case.token != token or not is_due(case, now):
         db.session.rollback()
@@ -260,7 +260,7 @@ def _schedule(case: Case) -> None:
 def _climb(case: Case, now: datetime, due: datetime | None, why: str | None = None) -> None:
     """Ask the rung the case is due to ask, going up at once past rungs where nobody answers."""
     policy = policy_of(case)
-    zone = ZoneInfo(case.community.timezone)
+    zone = clock.zone(case.community.timezone)
     hours = working_hours(policy)
     resume = next_working_start(now, hours, zone) if hours is not None else now
     if resume > now:
@@ -324,7 +324,7 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
             _alert_body(case, answer.member, quote, repeat=repeat),
             dedupe_key=f"c{case.id}:t{case.token}:r{rung}:s{step}:alert:m{answer.member.id}",
             rung=rung))
-    for answer, notification in zip(reachable, outbox.add_all(case, drafts), strict=True):
+    for answer, notification in zip(reachable, outbox.add_all(case, drafts, now=now), strict=True):
         if notification is None:
             continue
         reached.append((answer, notification))
@@ -390,7 +390,7 @@ def _declare_stuck(case: Case, now: datetime, why: str) -> None:
         outbox.add(case, answer.member, answer.contact, Message.STUCK,
                    _stuck_body(case, answer.member),
                    dedupe_key=f"c{case.id}:t{case.token}:stuck:m{answer.member.id}",
-                   rung=case.rung)
+                   now=now, rung=case.rung)
     told = "、".join(a.member.name for a in answers) or "无人可通知，请社区工作人员查看"
     record(case, EventKind.STUCK, f"{why}：已标记为无人接单，提醒{whom}：{told}", at=now,
            members=[a.member.id for a in answers])
@@ -415,7 +415,7 @@ def _chase_acceptor(case: Case, now: datetime, due: datetime | None) -> None:
         if contact is not None:
             outbox.add(case, acceptor, contact, Message.REMINDER, _reminder_body(case, acceptor),
                        dedupe_key=f"c{case.id}:t{case.token}:reminder:m{acceptor.id}",
-                       rung=case.accepted_rung or case.rung)
+                       now=now, rung=case.accepted_rung or case.rung)
         record(case, EventKind.REMINDED,
                f"{acceptor.name}接单 {minutes} 后仍未到场，"
                + ("已发提醒" if contact is not None else "但没有可用的联系方式，无法提醒"),
@@ -446,7 +446,7 @@ def accept(case_id: int, member_id: int, now: datetime | None = None) -> Case:
     Accepting again by the same member changes nothing. `accepted_at` keeps the first
     acceptance (the response time); `accepted_by` and `accepted_rung` name the current one.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     case, member = _lock(case_id, member_id)
     if not _accept(case, member, now):
         db.session.rollback()
@@ -458,7 +458,7 @@ def accept(case_id: int, member_id: int, now: datetime | None = None) -> Case:
 
 def on_site(case_id: int, member_id: int, now: datetime | None = None) -> Case:
     """The acceptor is on site (已到场): the on-site timer stops. Taking an open case accepts it."""
-    now = now or utcnow()
+    now = now or clock.now()
     case, member = _lock(case_id, member_id)
     if case.status == CaseStatus.ON_SITE and case.accepted_by_id == member.id:
         db.session.rollback()
@@ -481,7 +481,7 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
     A new report about the same place and category then opens a new case; the 回访 callback
     that follows may reopen this one.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     note = note.strip()[:500]
     case, member = _lock(case_id, member_id)
     if case.status == CaseStatus.RESOLVED and case.accepted_by_id == member.id:
@@ -512,7 +512,7 @@ def hand_over(case_id: int, member_id: int, to_member_id: int,
     again for them); handing over an open case asks the colleague directly while the ladder
     keeps running.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     case, member = _lock(case_id, member_id)
     colleague = db.session.get(Member, to_member_id)
     if colleague is None or colleague.community_id != case.community_id or not colleague.active:
@@ -531,7 +531,8 @@ def hand_over(case_id: int, member_id: int, to_member_id: int,
         case.step = 0
         case.next_step_at = now + timedelta(minutes=float(policy_of(case)["on_site_minutes"]))
     outbox.add(case, colleague, contact, Message.HANDOVER, _handover_body(case, member, colleague),
-               dedupe_key=f"c{case.id}:t{case.token}:handover:m{colleague.id}", rung=case.rung)
+               dedupe_key=f"c{case.id}:t{case.token}:handover:m{colleague.id}", now=now,
+               rung=case.rung)
     record(case, EventKind.HANDED_OVER, f"{member.name}转交给{colleague.name}", at=now,
            member_id=member.id, to_member=colleague.id,
            public=f"已转交{colleague.display_name}处理",
@@ -543,7 +544,7 @@ def hand_over(case_id: int, member_id: int, to_member_id: int,
 
 def escalate_now(case_id: int, member_id: int, now: datetime | None = None) -> Case:
     """Send the case up one rung at once (this needs more than we can do here)."""
-    now = now or utcnow()
+    now = now or clock.now()
     case, member = _lock(case_id, member_id)
     _refuse_closed(case)
     if case.status != CaseStatus.OPEN:
@@ -559,7 +560,7 @@ def escalate_now(case_id: int, member_id: int, now: datetime | None = None) -> C
 
 def escalate_for_staff(case_id: int, staff_name: str, now: datetime | None = None) -> Case:
     """Staff send an open or accepted case up one rung at once; the timeline names them."""
-    now = now or utcnow()
+    now = now or clock.now()
     case = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update())
     if case is None:
         raise ActionRefused("没有这个事项")
@@ -661,7 +662,7 @@ def _tell_the_others(case: Case, acceptor: Member, now: datetime) -> None:
             continue
         outbox.add(case, member, contact, Message.TAKEN, _taken_body(case, acceptor),
                    dedupe_key=f"c{case.id}:t{case.token}:taken:m{member.id}",
-                   rung=notification.rung)
+                   now=now, rung=notification.rung)
         names.append(member.name)
     if names:
         record(case, EventKind.NOTE, f"已告知{'、'.join(names)}：{acceptor.name}已接单，无需前往",
@@ -754,5 +755,5 @@ def _duration(wait: timedelta) -> str:
 
 
 def _local(at: datetime, zone: ZoneInfo) -> str:
-    local = at.astimezone(zone)
+    local = clock.local(at, zone)
     return f"{local.month}月{local.day}日 周{WEEKDAYS[local.weekday()]} {local:%H:%M}"

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
-from dispatch import jobs
-from dispatch.db import db, utcnow
+from dispatch import clock, jobs
+from dispatch.db import db
 
 bp = Blueprint("health", __name__)
 
@@ -78,7 +78,7 @@ def _heartbeat(workers: list[Any]) -> dict[str, Any]:
     if not beats:
         return {"ok": False, "last_heartbeat": None}
     latest = max(beats)
-    age = (utcnow() - latest).total_seconds()
+    age = (clock.now() - latest).total_seconds()
     return {"ok": age <= HEARTBEAT_STALE_SECONDS, "last_heartbeat": latest.isoformat(),
             "heartbeat_age_s": round(age, 1)}
 

@@ -26,7 +26,8 @@ from flask import Flask, current_app
 from rq.exceptions import DuplicateJobError
 from sqlalchemy.orm import Session, SessionTransaction
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 
 log = logging.getLogger(__name__)
 
@@ -211,19 +212,19 @@ class EmbeddedRunner:
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.last_sweep: float | None = None
         self.errors = 0
 
     def enqueue(self, path: str, args: tuple[Any, ...], *, at: datetime | None = None,
                 job_id: str | None = None) -> None:
-        when = at.timestamp() if at else time.time()
+        when = (at or clock.now()).timestamp()
         with self._lock:
             heapq.heappush(self._heap, _Scheduled(when, next(self._seq), path, args))
             self._lock.notify()
 
     def drain(self, until: float | None = None) -> int:
-        """Run every job due by `until` (default: now) on this thread; returns how many ran."""
-        limit = time.time() if until is None else until
+        """Run every job due by `until` (a POSIX time; default: the clock's now) on this thread;
+        returns how many ran."""
+        limit = clock.now().timestamp() if until is None else until
         ran = 0
         while True:
             with self._lock:
@@ -271,17 +272,20 @@ class EmbeddedRunner:
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
+        # Job times are the clock's (they come from decisions); the sweep's rhythm is elapsed
+        # time, so it is measured on the monotonic clock.
         interval = float(self.app.config["SWEEP_SECONDS"])
-        next_sweep = time.time()
+        next_sweep = time.monotonic()
         while not self._stop.is_set():
-            if time.time() >= next_sweep:
+            if time.monotonic() >= next_sweep:
                 self._run(SWEEP_JOB, ())
-                self.last_sweep = time.time()
-                next_sweep = time.time() + interval
+                next_sweep = time.monotonic() + interval
             self.drain()
             with self._lock:
-                wake = min([next_sweep, *(j.when for j in self._heap[:1])])
-                self._lock.wait(timeout=max(0.0, min(wake - time.time(), interval)))
+                next_job = (self._heap[0].when - clock.now().timestamp() if self._heap
+                            else interval)
+                self._lock.wait(timeout=max(0.0, min(next_sweep - time.monotonic(), next_job,
+                                                     interval)))
 
     def _run(self, path: str, args: tuple[Any, ...]) -> None:
         try:
@@ -364,7 +368,7 @@ class RQRunner:
             # Without unique=True an id already queued is overwritten and can run twice.
             options["unique"] = True
         try:
-            if at is not None and at > utcnow():
+            if at is not None and at > clock.now():
                 # RQ's scheduler keeps whole seconds and would move a job due at 10.7 s at
                 # 10 s; rounding up makes sure a step job never arrives before its row is due.
                 at = datetime.fromtimestamp(math.ceil(at.timestamp()), UTC)

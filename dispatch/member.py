@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -24,7 +23,7 @@ from flask import (
     request,
 )
 
-from dispatch import escalation, links, routing
+from dispatch import clock, escalation, links, routing
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.duty import working_contact
@@ -190,10 +189,10 @@ def _refusal(message: str, status: int) -> Response:
 
 
 def _helpers(member: Member) -> dict[str, Any]:
-    zone = ZoneInfo(member.community.timezone)
+    zone = member.community.timezone
 
     def local(at: datetime | None) -> str:
-        return at.astimezone(zone).strftime("%m-%d %H:%M") if at else ""
+        return clock.format_local(at, zone, empty="")
 
     def category_name(case: Case) -> str:
         found = settings.category(case.community, case.category)

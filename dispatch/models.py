@@ -5,6 +5,9 @@ Vocabulary (see the README glossary): 社区 community; 网格 grid, each with a
 a shared area (gate, garage, square) hangs under a grid. A *case* is one problem at one place;
 each resident scan or call about it is a *report*. 回访 is the callback to the resident after a
 case is resolved.
+
+No column has a default time: the code that writes a row gives it the time of its decision,
+taken from the one clock (`dispatch/clock.py`), so a row and its decision never disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dispatch.db import db, utcnow
+from dispatch.db import db
 
 
 class PlaceKind(enum.StrEnum):
@@ -168,10 +171,6 @@ class StaffRole(enum.StrEnum):
     VIEWER = "viewer"
 
 
-def _created() -> Mapped[datetime]:
-    return mapped_column(default=utcnow)
-
-
 class Community(db.Model):
     """A residential community (社区) with its own time zone, hotline and dispatch settings.
 
@@ -185,7 +184,7 @@ class Community(db.Model):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Asia/Shanghai")
     hotline: Mapped[str] = mapped_column(sa.String(32))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime]
 
     places: Mapped[list[Place]] = relationship(back_populates="community")
     members: Mapped[list[Member]] = relationship(back_populates="community")
@@ -264,7 +263,7 @@ class Member(db.Model):
     channel_order: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(default=True)
     notes: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime]
 
     community: Mapped[Community] = relationship(back_populates="members")
     grid: Mapped[Place | None] = relationship()
@@ -303,7 +302,7 @@ class Contact(db.Model):
     priority: Mapped[int] = mapped_column(default=0)
     #: A push subscription's keys ({"p256dh": …, "auth": …}); its endpoint is the address.
     push_keys: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime]
 
     member: Mapped[Member] = relationship(back_populates="contacts")
 
@@ -368,7 +367,7 @@ class Sticker(db.Model):
     #: The sticker this one was reissued to replace, if any.
     replaces_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sticker.id"))
     note: Mapped[str | None] = mapped_column(sa.String(200))
-    created_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
@@ -382,7 +381,7 @@ class Scan(db.Model):
     sticker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sticker.id"), index=True)
     code_seen: Mapped[str] = mapped_column(sa.String(64))
     action: Mapped[str] = mapped_column(sa.String(16))  # view, call, revoked, unknown
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
 
 
 class Case(db.Model):
@@ -425,7 +424,7 @@ class Case(db.Model):
     referral_due_at: Mapped[datetime | None]
 
     # Milestones: what the response-time figures are computed from.
-    reported_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    reported_at: Mapped[datetime] = mapped_column(index=True)
     first_notified_at: Mapped[datetime | None]
     first_delivered_at: Mapped[datetime | None]
     accepted_at: Mapped[datetime | None]
@@ -475,7 +474,7 @@ class Report(db.Model):
     client_hash: Mapped[str | None] = mapped_column(sa.String(64))
     #: For calls: who answered and after how long, as the voice channel reports it.
     call_outcome: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
 
     case: Mapped[Case] = relationship(back_populates="reports", foreign_keys=[case_id])
     photos: Mapped[list[Photo]] = relationship(back_populates="report")
@@ -499,7 +498,7 @@ class CaseEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(sa.String(32))
     member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member.id"))
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
@@ -537,7 +536,7 @@ class Notification(db.Model):
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     error_code: Mapped[str | None] = mapped_column(sa.String(16))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
@@ -559,9 +558,9 @@ class Notice(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     place_id: Mapped[int] = mapped_column(sa.ForeignKey("place.id"), index=True)
     text: Mapped[str] = mapped_column(sa.String(500))
-    starts_at: Mapped[datetime] = mapped_column(default=utcnow)
+    starts_at: Mapped[datetime]
     ends_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
 
     place: Mapped[Place] = relationship()
 
@@ -572,7 +571,7 @@ class BlockedPhone(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(sa.String(20), unique=True)
     reason: Mapped[str | None] = mapped_column(sa.String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime]
 
 
 class Callback(db.Model):
@@ -584,7 +583,7 @@ class Callback(db.Model):
     solved: Mapped[Solved]
     satisfaction: Mapped[int | None]  # 1–5; 4 and 5 count as satisfied for 满意率
     comment: Mapped[str | None] = mapped_column(sa.Text)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
 
     case: Mapped[Case] = relationship()
 
@@ -610,7 +609,7 @@ class AuditLog(db.Model):
     action: Mapped[str] = mapped_column(sa.String(64))
     target: Mapped[str | None] = mapped_column(sa.String(100))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime]
 
 
 sa.Index(

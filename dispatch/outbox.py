@@ -28,10 +28,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased, joinedload
 
-from dispatch import channels, jobs
+from dispatch import channels, clock, jobs
 from dispatch.cases import EventKind, record
 from dispatch.channels import SendResult
-from dispatch.db import UTCDateTime, db, utcnow
+from dispatch.db import UTCDateTime, db
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -77,15 +77,18 @@ class Draft:
 
 
 def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *,
-        dedupe_key: str, rung: int | None = None) -> Notification | None:
+        dedupe_key: str, now: datetime, rung: int | None = None) -> Notification | None:
     """Write an outbox row in the caller's transaction; None if this decision was already made.
 
+    The row is created at `now`, the time of the decision: `due` and pacing judge it by that
+    time, so a decision taken with a case's clock is never "in the future" for its own send.
     The send job is queued for after the commit.
     """
-    return add_all(case, [Draft(member, contact, purpose, body, dedupe_key, rung)])[0]
+    return add_all(case, [Draft(member, contact, purpose, body, dedupe_key, rung)], now=now)[0]
 
 
-def add_all(case: Case, drafts: Sequence[Draft]) -> list[Notification | None]:
+def add_all(case: Case, drafts: Sequence[Draft], *, now: datetime
+            ) -> list[Notification | None]:
     """`add` for several messages at once (a rung's alerts), in two statements whatever their
     number: one looks up the decisions already made, one INSERT writes the rest. A step that
     alerts a whole party group pays for it once, not per member."""
@@ -103,7 +106,8 @@ def add_all(case: Case, drafts: Sequence[Draft]) -> list[Notification | None]:
         rows.append(Notification(
             case=case, member=draft.member, contact=draft.contact, channel=draft.contact.channel,
             to_address=draft.contact.address, purpose=draft.purpose, body=draft.body,
-            dedupe_key=draft.dedupe_key, rung=draft.rung, status=NotificationStatus.PENDING))
+            dedupe_key=draft.dedupe_key, rung=draft.rung, status=NotificationStatus.PENDING,
+            created_at=now))
     written = [row for row in rows if row is not None]
     db.session.add_all(written)
     db.session.flush()
@@ -124,7 +128,7 @@ def held_job_id(notification_id: int, until: datetime) -> str:
 
 def send(notification_id: int, now: datetime | None = None) -> NotificationStatus | None:
     """Send one outbox row if it is pending and due; returns its new status, None if not ours."""
-    now = now or utcnow()
+    now = now or clock.now()
     if not _claim(notification_id, now):
         return None
     notification = db.session.scalars(_claimed(), {"row": notification_id}).one()
@@ -268,7 +272,7 @@ def recover_interrupted(now: datetime | None = None, limit: int = 100) -> list[i
 
     Rows are claimed with FOR UPDATE SKIP LOCKED, so two sweepers never take the same row.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     rows = list(db.session.scalars(
         sa.select(Notification)
         .where(Notification.status == NotificationStatus.SENDING,
@@ -313,7 +317,7 @@ def due(now: datetime | None = None, *, grace: timedelta = timedelta(0),
         limit: int = 500) -> list[tuple[int, list[str]]]:
     """Pending rows whose send is overdue by more than `grace` (their job was lost or failed,
     or is still waiting in a queue), each with the ids its send job may be queued under."""
-    now = now or utcnow()
+    now = now or clock.now()
     cutoff = now - grace
     rows = db.session.execute(
         sa.select(Notification.id, Notification.attempts, Notification.next_attempt_at)

@@ -30,8 +30,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import with_appcontext
 
+from dispatch import clock
 from dispatch.cases import EventKind
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import OPEN_STATUSES, Case, CaseEvent, Notification, NotificationStatus, Report
 from dispatch.outbox import SENDING_TIMEOUT, Purpose
 
@@ -61,7 +62,7 @@ class Finding:
 def reconcile(now: datetime | None = None, *, since: datetime | None = None,
               slack: timedelta = SLACK) -> list[Finding]:
     """Everything lost or duplicated among cases reported (and messages written) since `since`."""
-    now = now or utcnow()
+    now = now or clock.now()
     since = since or datetime.min.replace(tzinfo=now.tzinfo)
     case_ids = sa.select(Case.id).where(Case.reported_at >= since).scalar_subquery()
     findings = [*_cases(now, since, slack), *_report_counts(case_ids),
@@ -194,7 +195,7 @@ def _resent(case_ids: sa.ScalarSelect[int]) -> list[Finding]:
 @with_appcontext
 def reconcile_command(hours: float | None, slack: float) -> None:
     """List cases and messages lost or duplicated; exits 1 when there is a problem."""
-    now = utcnow()
+    now = clock.now()
     since = now - timedelta(hours=hours) if hours is not None else None
     findings = reconcile(now, since=since, slack=timedelta(seconds=slack))
     for finding in findings:

@@ -23,10 +23,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from dispatch import escalation
+from dispatch import clock, escalation
 from dispatch.channels.fallback import tell_staff
 from dispatch.community import settings
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -141,7 +141,7 @@ def hint(notification: Notification) -> str:
 
 def answer(phone: str, text: str, now: datetime | None = None) -> str:
     """Act on an SMS from `phone` and return the text to send back (commits)."""
-    now = now or utcnow()
+    now = now or clock.now()
     contacts = list(db.session.scalars(
         sa.select(Contact).where(Contact.address == phone, Contact.channel == Channel.SMS)))
     if not contacts:

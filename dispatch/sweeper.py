@@ -29,9 +29,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import escalation, jobs, outbox
+from dispatch import clock, escalation, jobs, outbox
 from dispatch.cases import STEP_JOB, step_job_id
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,18 @@ BATCH = 500
 
 
 def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
-    """Run one sweep; returns how many items it re-drove."""
-    clock = now
+    """Run one sweep at `now` (default: the clock's); returns how many items it re-drove."""
+    now = now or clock.now()
     queue = jobs.workers_listening()
-    steps = sweep_steps(clock, grace=grace, queue=queue)
-    recovered = outbox.recover_interrupted(clock or utcnow())
+    steps = sweep_steps(now, grace=grace, queue=queue)
+    recovered = outbox.recover_interrupted(now)
     sent = 0
     due = [(row_id, []) for row_id in recovered]  # no job waits for these: theirs died
-    for notification_id, queued_as in [*due, *outbox.due(clock, grace=grace, limit=BATCH)]:
-        job_id = job_id_for("send", notification_id, at=clock or utcnow())
+    for notification_id, queued_as in [*due, *outbox.due(now, grace=grace, limit=BATCH)]:
+        job_id = job_id_for("send", notification_id, at=now)
         if ((queue and jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id,
                                     queued_as=queued_as))
-                or outbox.send(notification_id, clock) is not None):
+                or outbox.send(notification_id, now) is not None):
             sent += 1
     if steps or sent:
         log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
@@ -66,7 +66,8 @@ def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE,
     `queue`: hand them to the workers (default: if any listen), else take them here."""
     if queue is None:
         queue = jobs.workers_listening()
-    cutoff = (now or utcnow()) - grace
+    now = now or clock.now()
+    cutoff = now - grace
     due = db.session.execute(
         sa.select(Case.id, Case.token)
         .where(Case.next_step_at.is_not(None), Case.next_step_at <= cutoff)
@@ -75,11 +76,10 @@ def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE,
     db.session.rollback()
     taken = 0
     for case_id, token in due:
-        at = now or utcnow()
         queued = queue and jobs.requeue(
-            STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token, at=at),
+            STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token, at=now),
             queued_as=[step_job_id(case_id, token), step_job_id(case_id, token, at_once=True)])
-        if queued or _take_step(case_id, at, grace):
+        if queued or _take_step(case_id, now, grace):
             taken += 1
     return taken
 

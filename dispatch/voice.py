@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatch import cases, duty, escalation, routing
+from dispatch import cases, clock, duty, escalation, routing
 from dispatch.cases import EventKind, record
 from dispatch.channels.twilio_client import public_url
 from dispatch.community import settings
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import (
     Channel,
     Community,
@@ -134,7 +134,7 @@ def place() -> Response:
 def open_call(place: Place, caller: str, call_sid: str, *, sticker_id: int | None = None,
               now: datetime | None = None) -> Report:
     """File the call as a report and fix the plan of whom to ring (commits)."""
-    now = now or utcnow()
+    now = now or clock.now()
     sticker = db.session.get(Sticker, sticker_id) if sticker_id else None
     filed = cases.file_report(place, call_category(place), kind=ReportKind.CALL,
                               callback_phone=phones.try_normalise(caller), sticker=sticker,
@@ -227,7 +227,7 @@ def whisper_answer() -> Response:
         response.hangup()
         return twiml(response)
     step = report.call_outcome["plan"][index]
-    now = utcnow()
+    now = clock.now()
     started = datetime.fromisoformat(report.call_outcome["started_at"])
     _update_outcome(report, answered_by=step["member"], answered_name=step["name"],
                     answered_rung=step["rung"], after_seconds=round((now - started)
@@ -278,8 +278,9 @@ def _finish(report: Report, answered: dict[str, Any] | None) -> None:
         _update_outcome(report, outcome="unanswered")
     if tried:
         message += "；先后呼叫：" + "、".join(tried)
-    record(report.case, EventKind.CALLED, message, member_id=answered["member"] if answered
-           else None, report=report.id, public="居民来电已接通" if answered else "已登记来电",
+    record(report.case, EventKind.CALLED, message, at=clock.now(),
+           member_id=answered["member"] if answered else None, report=report.id,
+           public="居民来电已接通" if answered else "已登记来电",
            public_en="The call was answered" if answered else "The call was recorded")
     db.session.commit()
 
@@ -345,7 +346,7 @@ def alert_answer() -> Response:
     if digits not in ("1", "2"):
         response.redirect(url("alert", n=notification.id))
         return twiml(response)
-    now = utcnow()
+    now = clock.now()
     apply_receipt(notification.provider_id or "", NotificationStatus.DELIVERED, None, now)
     if digits == "2":
         assert notification.case is not None and notification.member is not None

@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from dispatch import replies
+from dispatch import clock, replies
 from dispatch.cases import EventKind, record
 from dispatch.channels import fallback, twilio_client
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, Notification, NotificationStatus
 from dispatch.outbox import CHANNEL_NAMES, Purpose
 
@@ -112,7 +112,7 @@ def apply_receipt(provider_id: str, state: NotificationStatus, error_code: str |
 
     Bundled rows share their carrier's id, so one receipt moves them all.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     rows = list(db.session.scalars(
         sa.select(Notification).where(Notification.provider_id == provider_id)
         .order_by(Notification.id).with_for_update()))

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from tqdm import tqdm
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import PlaceKind, Sticker
 from qr import codes
@@ -48,7 +47,7 @@ def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path
     selection = Selection(scope, tuple(PlaceKind(k) for k in kinds) or codes.STICKER_KINDS)
     out_path = out_path or Path(f"stickers-{scope}.pdf")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    today = datetime.now(ZoneInfo(community.timezone)).date()
+    today = clock.today(community.timezone, clock.now())
     bar = tqdm(unit="张", desc="printing", disable=True)
 
     def start(total: int) -> None:

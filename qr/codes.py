@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -49,7 +50,7 @@ def issue(place: Place, *, replaces: Sticker | None = None) -> Sticker:
     if place.kind not in STICKER_KINDS:
         raise ValueError(f"{place.code}: only units, elevators and areas carry stickers")
     for _ in range(5):
-        sticker = Sticker(code=new_code(), place=place,
+        sticker = Sticker(code=new_code(), place=place, created_at=clock.now(),
                           replaces_id=replaces.id if replaces else None)
         try:
             with db.session.begin_nested():
@@ -67,10 +68,10 @@ def ensure_stickers(places: Iterable[Place]) -> int:
         return 0
     have = set(db.session.scalars(sa.select(Sticker.place_id).where(
         Sticker.status == StickerStatus.ACTIVE, Sticker.place_id.in_([p.id for p in wanted]))))
-    issued = 0
+    issued, now = 0, clock.now()
     for place in wanted:
         if place.id not in have:
-            db.session.add(Sticker(code=new_code(), place=place))
+            db.session.add(Sticker(code=new_code(), place=place, created_at=now))
             issued += 1
     db.session.flush()
     return issued
@@ -94,13 +95,13 @@ def reissue(sticker: Sticker, note: str | None = None) -> Sticker:
 def retire(sticker: Sticker) -> None:
     """Take a replaced sticker out of use: scanning it then shows the helpful page."""
     sticker.status = StickerStatus.RETIRED
-    sticker.retired_at = utcnow()
+    sticker.retired_at = clock.now()
 
 
 def revoke(sticker: Sticker, note: str | None = None) -> None:
     """Stop an abused sticker: its scans are recorded, and reach no member."""
     sticker.status = StickerStatus.REVOKED
-    sticker.revoked_at = utcnow()
+    sticker.revoked_at = clock.now()
     sticker.note = note or sticker.note
 
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from dispatch import clock  # noqa: E402
 from dispatch.community.settings import DEFAULT_CATEGORIES, default_settings, policy  # noqa: E402
 from dispatch.models import Community  # noqa: E402
 
@@ -228,7 +229,7 @@ def generate(url: str, schema: str, *, cases: int, communities: int, seed: int =
              now: datetime | None = None, log: Any = print) -> dict[str, Any]:
     """Create, migrate and fill `schema`; returns what was made and how long it took."""
     started = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     rng = random.Random(seed)
     app = app_for(url, schema)
     from dispatch.db import db
@@ -236,7 +237,7 @@ def generate(url: str, schema: str, *, cases: int, communities: int, seed: int =
     with app.app_context():
         settings = default_settings()
         made = [Community(code=f"H{n + 1:03d}", name=f"示范社区{n + 1}", hotline="0752-0000000",
-                          timezone="Asia/Shanghai", settings=settings)
+                          timezone="Asia/Shanghai", settings=settings, created_at=now)
                 for n in range(communities)]
         db.session.add_all(made)
         db.session.commit()

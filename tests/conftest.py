@@ -26,7 +26,7 @@ from dispatch import jobs
 from dispatch.community import import_data, tables_to_data
 from dispatch.db import db
 from dispatch.resident import scans
-from tests import factories
+from tests import clock, factories
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("LINLI_TEST_DATABASE_URL",
@@ -139,6 +139,13 @@ def _dispose(app: Flask) -> None:
 def any_app(request: pytest.FixtureRequest) -> Flask:
     """The same test on SQLite and on the real PostgreSQL."""
     return request.getfixturevalue(f"{'sqlite' if request.param == 'sqlite' else 'pg'}_app")
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[None]:
+    """The process clock stopped at `tests.clock.START`; move it with `tests.clock.move_to`."""
+    with clock.frozen():
+        yield
 
 
 @pytest.fixture

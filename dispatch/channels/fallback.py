@@ -122,7 +122,7 @@ def _retry_by_next_channel(notification: Notification, member: Member, case: Cas
     if contact is None:
         return False
     added = outbox.add(case, member, contact, notification.purpose, notification.body,
-                       dedupe_key=f"{base}>{contact.channel}", rung=notification.rung)
+                       dedupe_key=f"{base}>{contact.channel}", now=now, rung=notification.rung)
     if added is None:
         return False
     was = CHANNEL_NAMES.get(notification.channel, "消息")

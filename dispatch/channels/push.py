@@ -28,7 +28,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
-from dispatch import links
+from dispatch import clock, links
 from dispatch.channels.base import SendResult
 from dispatch.db import db
 from dispatch.links import BadLink
@@ -140,7 +140,8 @@ def subscribe(token: str) -> Any:
     contact = next((c for c in member.contacts
                     if c.channel == Channel.PUSH and c.address == endpoint), None)
     if contact is None:
-        contact = Contact(channel=Channel.PUSH, address=endpoint, priority=0)
+        contact = Contact(channel=Channel.PUSH, address=endpoint, priority=0,
+                          created_at=clock.now())
         member.contacts.append(contact)
     contact.push_keys = {"p256dh": str(keys["p256dh"]), "auth": str(keys["auth"])}
     contact.status = ContactStatus.OK

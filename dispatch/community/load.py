@@ -12,14 +12,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dispatch import clock
 from dispatch.community import settings as community_settings
 from dispatch.community.files import CommunityData, Location, Row
 from dispatch.models import (
@@ -220,12 +221,9 @@ class _Checker:
         value = self.text(row, column, required=True)
         if value is None:
             return None
-        for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
-            try:
-                local = datetime.strptime(value, fmt)
-            except ValueError:
-                continue
-            return local.replace(tzinfo=zone).astimezone(UTC)
+        moment = clock.parse_local(value, zone, ("%Y-%m-%d %H:%M", "%Y-%m-%d"))
+        if moment is not None:
+            return moment
         self.fail(row, column, f"expected a date and time like 2026-12-01 08:00, got {value!r}")
         return None
 
@@ -306,19 +304,19 @@ def _community_row(data: CommunityData, check: _Checker) -> tuple[dict[str, Any]
     if len(rows) != 1:
         check.problems.append((Location(data.file, "community"),
                                "expected exactly one community row"))
-        return {}, ZoneInfo("Asia/Shanghai")
+        return {}, clock.zone(clock.default_zone_name())
     row = rows[0]
     values = {
         "code": check.text(row, "code", required=True, max_len=32),
         "name": check.text(row, "name", required=True),
         "hotline": check.text(row, "hotline", required=True, max_len=32),
-        "timezone": check.text(row, "timezone", max_len=64) or "Asia/Shanghai",
+        "timezone": check.text(row, "timezone", max_len=64) or clock.default_zone_name(),
     }
-    try:
-        zone = ZoneInfo(values["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
+    if clock.is_zone(values["timezone"]):
+        zone = clock.zone(values["timezone"])
+    else:
         check.fail(row, "timezone", f"unknown time zone {values['timezone']!r}")
-        zone = ZoneInfo("Asia/Shanghai")
+        zone = clock.zone(clock.default_zone_name())
     if values["code"] and not re.fullmatch(r"[A-Z0-9][A-Z0-9-]*", values["code"]):
         check.fail(row, "code", "use upper-case letters, digits and '-'")
     return values, zone
@@ -555,9 +553,10 @@ def import_community(session: Session, data: CommunityData) -> tuple[Community, 
     """Validate `data` and apply it; the caller commits, or rolls back on any exception."""
     plan = validate(data)
     changes = Changes()
+    now = clock.now()
     community = session.scalar(sa.select(Community).where(Community.code == plan.community["code"]))
     if community is None:
-        community = Community(**plan.community, settings=plan.settings)
+        community = Community(**plan.community, settings=plan.settings, created_at=now)
         session.add(community)
         changes.note("added", "community", plan.community["code"])
     else:
@@ -565,7 +564,7 @@ def import_community(session: Session, data: CommunityData) -> tuple[Community, 
                 community.code)
     session.flush()
     places = _apply_places(session, community, plan, changes)
-    members = _apply_members(session, community, plan, places, changes)
+    members = _apply_members(session, community, plan, places, changes, now)
     _apply_children(session, plan, places, members, changes)
     session.flush()
     return community, changes
@@ -617,7 +616,7 @@ def _apply_places(session: Session, community: Community, plan: Plan,
 
 
 def _apply_members(session: Session, community: Community, plan: Plan, places: dict[str, Place],
-                   changes: Changes) -> dict[str, Member]:
+                   changes: Changes, now: datetime) -> dict[str, Member]:
     _foreign(session, Member, [s.code for s in plan.members], community, plan.members)
     existing = {m.code: m for m in session.scalars(
         sa.select(Member).where(Member.community_id == community.id))}
@@ -633,12 +632,13 @@ def _apply_members(session: Session, community: Community, plan: Plan, places: d
         }
         member = existing.get(spec.code)
         if member is None:
-            member = existing[spec.code] = Member(community=community, code=spec.code, **values)
+            member = existing[spec.code] = Member(community=community, code=spec.code,
+                                                  created_at=now, **values)
             session.add(member)
             changes.note("added", "members", spec.code)
         else:
             _assign(member, values, changes, "members", spec.code)
-        _sync_contacts(member, spec, changes)
+        _sync_contacts(member, spec, changes, now)
     in_file = {s.code for s in plan.members}
     for code in sorted(set(existing) - in_file):
         if existing[code].active:
@@ -648,14 +648,15 @@ def _apply_members(session: Session, community: Community, plan: Plan, places: d
     return existing
 
 
-def _sync_contacts(member: Member, spec: MemberSpec, changes: Changes) -> None:
+def _sync_contacts(member: Member, spec: MemberSpec, changes: Changes, now: datetime) -> None:
     wanted = [(channel, phone) for phone in spec.phones for channel in FILE_CHANNELS
               if channel in spec.channels]
     current = {(c.channel, c.address): c for c in member.contacts if c.channel in FILE_CHANNELS}
     for priority, key in enumerate(wanted):
         contact = current.pop(key, None)
         if contact is None:
-            member.contacts.append(Contact(channel=key[0], address=key[1], priority=priority))
+            member.contacts.append(Contact(channel=key[0], address=key[1], priority=priority,
+                                           created_at=now))
             changes.note("added", "contacts", f"{spec.code} {key[0]} {_masked(key[1])}")
         elif contact.priority != priority:
             contact.priority = priority
@@ -733,7 +734,7 @@ def _shift_label(member: str, weekday: int, starts: time, ends: time) -> str:
 
 def export_community(session: Session, community: Community) -> dict[str, list[dict[str, Any]]]:
     """The community as file tables, in a stable order."""
-    zone = ZoneInfo(community.timezone)
+    zone = clock.zone(community.timezone)
     places = list(session.scalars(sa.select(Place).where(Place.community_id == community.id)
                                   .order_by(Place.position, Place.id)))
     members = list(session.scalars(sa.select(Member).where(Member.community_id == community.id)

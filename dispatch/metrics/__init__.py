@@ -22,13 +22,13 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
-from dispatch.db import UTCDateTime, db, utcnow
+from dispatch import clock
+from dispatch.db import UTCDateTime, db
 from dispatch.models import (
     OPEN_STATUSES,
     Callback,
@@ -341,7 +341,7 @@ def tally(cases: Iterable[CaseFacts], now: datetime) -> Figures:
 
 def local_week(moment: datetime, zone: str) -> date:
     """The Monday of the local week `moment` falls in."""
-    day = moment.astimezone(ZoneInfo(zone)).date()
+    day = clock.today(zone, moment)
     return day - timedelta(days=day.weekday())
 
 
@@ -354,7 +354,7 @@ KEYS: dict[str, Callable[[CaseFacts], Hashable]] = {
     "category": lambda c: c.category,
     "rung": lambda c: c.accepted_rung,
     "urgency": lambda c: c.urgency,
-    "hour": lambda c: c.reported_at.astimezone(ZoneInfo(c.timezone)).hour,
+    "hour": lambda c: clock.local(c.reported_at, c.timezone).hour,
     "week": lambda c: local_week(c.reported_at, c.timezone),
 }
 
@@ -406,7 +406,7 @@ class Period:
     @classmethod
     def month(cls, year: int, month: int, zone: str) -> Period:
         """A calendar month in the community's local time."""
-        tz = ZoneInfo(zone)
+        tz = clock.zone(zone)
         start = datetime(year, month, 1, tzinfo=tz)
         end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
         return cls(start.astimezone(UTC), end.astimezone(UTC))
@@ -414,8 +414,8 @@ class Period:
     @classmethod
     def days(cls, days: int, zone: str, now: datetime | None = None) -> Period:
         """The last `days` whole local days up to the end of today."""
-        today = (now or utcnow()).astimezone(ZoneInfo(zone)).date()
-        end = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(zone))
+        today = clock.today(zone, now or clock.now())
+        end = datetime.combine(today + timedelta(days=1), datetime.min.time(), clock.zone(zone))
         return cls((end - timedelta(days=days)).astimezone(UTC), end.astimezone(UTC))
 
 
@@ -551,7 +551,7 @@ def breakdown(scope: Scope, period: Period, by: str | None,
     """Figures per key of dimension `by` (see `DIMENSIONS`); `by=None` gives one entry, None."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"unknown dimension {by!r}")
-    now = now or utcnow()
+    now = now or clock.now()
     if _in_database():
         return _breakdown_sql(scope, period, by, now)
     cases = facts(scope, period)

@@ -27,7 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.metrics import ACCEPT_EDGES_MINUTES
 from dispatch.models import (
     Case,
@@ -193,7 +194,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def exposition(now: datetime | None = None) -> str:
     """The whole /metrics page."""
-    now = now or utcnow()
+    now = now or clock.now()
     buckets, total = accept_histogram(now)
     lines = [
         *family("linli_cases", "gauge", "Cases by community and workflow state.",

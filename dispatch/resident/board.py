@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import (
     OPEN_STATUSES,
     Case,
@@ -72,7 +73,7 @@ def _group_name(place: Place) -> str:
 
 def notices(place: Place, now: datetime | None = None) -> list[Notice]:
     """Notices in force for this place or any place above it (a building's reach its lifts)."""
-    now = now or utcnow()
+    now = now or clock.now()
     return list(db.session.scalars(
         sa.select(Notice)
         .where(Notice.place_id.in_([p.id for p in place.lineage()]), Notice.starts_at <= now,

@@ -19,7 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import Scan
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ScanWriter:
 
     def record(self, sticker_id: int | None, code_seen: str, action: str) -> None:
         with self.lock:
-            self.pending.append((sticker_id, code_seen[:64], action[:16], utcnow()))
+            self.pending.append((sticker_id, code_seen[:64], action[:16], clock.now()))
             if self.thread is None and not self.closing:
                 self.thread = threading.Thread(target=self._loop, name="linli-scans",
                                                daemon=True)

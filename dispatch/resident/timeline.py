@@ -16,9 +16,9 @@ from babel.dates import format_skeleton, format_time
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from dispatch import clock
 from dispatch.cases import EventKind
 from dispatch.community import settings
-from dispatch.db import utcnow
 from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
 from dispatch.resident import i18n
 
@@ -34,7 +34,7 @@ class Line:
 
 def lines(case: Case, now: datetime | None = None) -> list[Line]:
     """The public timeline of a case, oldest first."""
-    zone = ZoneInfo(case.community.timezone)
+    zone = clock.zone(case.community.timezone)
     shown = []
     for event in case.events:
         text = event_text(event)
@@ -104,10 +104,9 @@ def respond_within(minutes: int) -> str:
 
 def local_time(at: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
     """A moment in the community's time zone: the time alone today, with the date otherwise."""
-    local = at.astimezone(zone)
-    today = (now or utcnow()).astimezone(zone).date()
+    local = clock.local(at, zone)
     locale = i18n.language()
-    clock = format_time(local, "HH:mm", locale=locale)
-    if local.date() == today:
-        return clock
-    return f"{format_skeleton('MMMd', local, locale=locale)} {clock}"
+    hour = format_time(local, "HH:mm", locale=locale)
+    if local.date() == clock.today(zone, now or clock.now()):
+        return hour
+    return f"{format_skeleton('MMMd', local, locale=locale)} {hour}"

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import re
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -31,7 +30,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
-from dispatch import callbacks, cases
+from dispatch import callbacks, cases, clock
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import (
@@ -168,7 +167,7 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
     place = found.place
     community = place.community
     g.here = url_for(".sticker", code=found.code)
-    zone = ZoneInfo(community.timezone)
+    zone = clock.zone(community.timezone)
     notices = [{"text": n.text,
                 "until": timeline.local_time(n.ends_at, zone) if n.ends_at else None}
                for n in board.notices(place)]

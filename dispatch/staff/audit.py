@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, g, render_template, request, session
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import AuditLog, StaffRole, StaffUser
 from dispatch.staff.auth import login_required
@@ -25,7 +26,7 @@ def log(action: str, target: str | None = None, **data: object) -> AuditLog:
     """Record a staff action in the caller's transaction (committed with the change itself)."""
     staff = g.get("staff")
     entry = AuditLog(staff_id=staff.id if staff else None, action=action, target=target,
-                     data=data)
+                     data=data, at=clock.now())
     db.session.add(entry)
     g.audited = True
     return entry
@@ -44,7 +45,7 @@ def log_unlogged_posts(response: Response) -> Response:
     try:
         db.session.rollback()
         db.session.add(AuditLog(staff_id=staff_id, action=request.endpoint or "unknown",
-                                target=None, data=data))
+                                target=None, data=data, at=clock.now()))
         db.session.commit()
     except Exception:  # the audit row must never turn an answer into an error
         db.session.rollback()

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import BlockedPhone
 from dispatch.resident import phones
@@ -49,7 +50,8 @@ def add() -> Any:
     if db.session.scalar(sa.select(BlockedPhone).where(BlockedPhone.phone == phone)):
         flash(f"{phone} 已在黑名单中。")
     else:
-        db.session.add(BlockedPhone(phone=phone, reason=reason or None))
+        db.session.add(BlockedPhone(phone=phone, reason=reason or None,
+                                      created_at=clock.now()))
         log("blocklist.add", phone, reason=reason)
         db.session.commit()
         flash(f"已加入黑名单：{phone}")

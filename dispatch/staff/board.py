@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
+from dispatch import clock
 from dispatch.community import settings
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import (
     OPEN_STATUSES,
     Callback,
@@ -38,7 +39,7 @@ REFRESH_SECONDS = 30
 @login_required
 def index() -> Any:
     """Open cases, overdue first, then oldest first; the page refreshes itself."""
-    now = utcnow()
+    now = clock.now()
     query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES))).options(
         selectinload(Case.place).selectinload(Place.parent), selectinload(Case.accepted_by))
     open_cases = casework.board_order(list(db.session.scalars(query)), now)
@@ -71,7 +72,7 @@ def show(case_id: int) -> Any:
     return render_template(
         "staff/case.html", case=case, merged=merged, reports=reports, events=events,
         staff_names=staff_names, notifications=notifications, callbacks=callbacks,
-        overdue=casework.overdue(case, utcnow()), categories=_category_names(),
+        overdue=casework.overdue(case, clock.now()), categories=_category_names(),
         members=_members_for(case), engine=_engine() is not None)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dispatch import clock
 from dispatch.cases import EventKind, record
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -68,7 +69,7 @@ def add_note(case: Case, staff: StaffUser, text: str, *, now: datetime | None = 
     text = text.strip()
     if not text:
         raise CaseActionError("备注不能为空 / A note needs some text")
-    record(case, EventKind.NOTE, text[:2000], at=now or utcnow(), staff_id=staff.id)
+    record(case, EventKind.NOTE, text[:2000], at=now or clock.now(), staff_id=staff.id)
 
 
 def close(case: Case, staff: StaffUser, *, fixed: bool, note: str = "",
@@ -80,7 +81,7 @@ def close(case: Case, staff: StaffUser, *, fixed: bool, note: str = "",
     """
     if case.status == CaseStatus.CLOSED:
         raise CaseActionError("案件已办结 / The case is already closed")
-    now = now or utcnow()
+    now = now or clock.now()
     if fixed and case.resolved_at is None:
         case.resolved_at = now
     _finish(case, Resolution.FIXED if fixed else Resolution.NOT_FIXED, now)
@@ -104,7 +105,7 @@ def merge(duplicate: Case, into: Case, staff: StaffUser, *, now: datetime | None
         raise CaseActionError("案件已办结 / The case is already closed")
     if into.resolution == Resolution.DUPLICATE:
         raise CaseActionError(f"{into.number} 本身是重复案件 / That case is itself a duplicate")
-    now = now or utcnow()
+    now = now or clock.now()
     _finish(duplicate, Resolution.DUPLICATE, now)
     duplicate.merged_into_id = into.id
     into.report_count += duplicate.report_count
@@ -129,7 +130,7 @@ def reassign(case: Case, to: Member, staff: StaffUser, *, now: datetime | None =
 
     if not case.is_open:
         raise CaseActionError("案件已解决或已办结 / The case is resolved or closed")
-    now = now or utcnow()
+    now = now or clock.now()
     record(case, EventKind.NOTE, f"工作人员{staff.name}改派给{to.name}", at=now,
            staff_id=staff.id, to_member=to.id)
     if case.accepted_by_id is not None:
@@ -152,7 +153,7 @@ def _tell_assigned(case: Case, to: Member, staff: StaffUser, now: datetime) -> N
     outbox.add(case, to, contact, "assigned",
                f"【邻里】工作人员{staff.name}把{case.place.full_name}的事项"
                f"（{case.number}）指派给您，请尽快处理：{link}",
-               dedupe_key=f"assigned:{case.id}:{to.id}:{case.token}")
+               dedupe_key=f"assigned:{case.id}:{to.id}:{case.token}", now=now)
 
 
 def refer_up(case: Case, staff: StaffUser, *, now: datetime | None = None) -> None:
@@ -164,7 +165,7 @@ def refer_up(case: Case, staff: StaffUser, *, now: datetime | None = None) -> No
 
     if not case.is_open:
         raise CaseActionError("案件已解决或已办结 / The case is resolved or closed")
-    now = now or utcnow()
+    now = now or clock.now()
     record(case, EventKind.NOTE, f"工作人员{staff.name}要求立即上报上一级", at=now,
            staff_id=staff.id)
     _engine_call(escalation.escalate_for_staff, case.id, staff.name, now)

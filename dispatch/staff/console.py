@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, url_for
 
+from dispatch import clock
 from dispatch.staff import audit, board, dashboard, roster
 from dispatch.staff import scope as staff_scope
 from dispatch.staff.cases import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
@@ -36,9 +37,7 @@ def sections() -> list[tuple[str, str]]:
 
 def local(moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     """A time in the community's zone, as staff read it; "—" for none."""
-    if moment is None:
-        return "—"
-    return moment.astimezone(staff_scope.zone()).strftime(fmt)
+    return clock.format_local(moment, staff_scope.zone(), fmt)
 
 
 def duration(seconds: float | None) -> str:

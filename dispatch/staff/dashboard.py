@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, g, jsonify, render_template, request, url_for
 
-from dispatch import metrics
+from dispatch import clock, metrics
 from dispatch.community import settings
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
 from dispatch.models import Community, Member, Place
 from dispatch.staff import charts, scope
@@ -45,14 +44,14 @@ PANELS: dict[str, Panel] = {
 def period_from(args: Any, zone: str, *, default_days: int = DEFAULT_DAYS) -> Period:
     """The period a request names: `month=2026-03`, `from=…&to=…` (local dates, inclusive),
     or `days=N` up to today; a malformed one answers 400."""
-    tz = ZoneInfo(zone)
+    tz = clock.zone(zone)
     try:
         if args.get("month"):
             year, month = (int(part) for part in args["month"].split("-"))
             return Period.month(year, month, zone)
         if args.get("from"):
             start = date.fromisoformat(args["from"])
-            end = date.fromisoformat(args["to"]) if args.get("to") else utcnow().astimezone(
+            end = date.fromisoformat(args["to"]) if args.get("to") else clock.now().astimezone(
                 tz).date()
             if not start <= end <= start + timedelta(days=MAX_DAYS):
                 raise ValueError("bad range")
@@ -103,7 +102,7 @@ def index() -> Any:
     community = scope.community()
     period = period_from(request.args, community.timezone)
     chosen = scope.metrics_scope(request.args)
-    now = utcnow()
+    now = clock.now()
     data = {name: panel(chosen, period, now) for name, panel in PANELS.items()}
     summary: Figures = data["summary"]
     weeks = _weeks(period, community.timezone)
@@ -162,7 +161,7 @@ def api() -> Any:
     by = request.args.get("by") or None
     if by is not None and by not in metrics.DIMENSIONS:
         return jsonify(error=f"by must be one of {', '.join(metrics.DIMENSIONS)}"), 400
-    now = utcnow()
+    now = clock.now()
     body: dict[str, Any] = {
         "community": community.code,
         "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
@@ -187,7 +186,7 @@ def api() -> Any:
 @login_required
 def reports() -> Any:
     """The monthly reports: the last twelve months, each as .xlsx and CSV."""
-    today = utcnow().astimezone(scope.zone()).date()
+    today = clock.now().astimezone(scope.zone()).date()
     months = []
     year, month = today.year, today.month
     for _ in range(12):
@@ -200,7 +199,7 @@ def _month_report(month: str) -> tuple[Community, Period, Scope, str, monthly.Ta
     community = scope.community()
     period = period_from({"month": month}, community.timezone)
     chosen = scope.metrics_scope(request.args)
-    now = utcnow()
+    now = clock.now()
     grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
     by_grid = metrics.breakdown(chosen, period, "grid", now)
     table = monthly.summary_table([(grid.name, by_grid.get(grid.id) or Figures())
@@ -216,7 +215,7 @@ def _month_report(month: str) -> tuple[Community, Period, Scope, str, monthly.Ta
 def report_xlsx(month: str) -> Any:
     """The month's report as an Excel workbook."""
     community, period, chosen, name, summary = _month_report(month)
-    now = utcnow()
+    now = clock.now()
     cases = monthly.case_table(chosen, period, now)
     zone = scope.zone()
     grid = f"（{db.session.get(Place, chosen.grid_id).name}）" if chosen.grid_id else ""
@@ -235,7 +234,7 @@ def report_csv(month: str, table: str) -> Any:
     if table not in ("summary", "cases"):
         abort(404)
     _, period, chosen, name, summary = _month_report(month)
-    data = summary if table == "summary" else monthly.case_table(chosen, period, utcnow())
+    data = summary if table == "summary" else monthly.case_table(chosen, period, clock.now())
     return _download(monthly.csv_bytes(data), f"{name}-{table}.csv", "text/csv; charset=utf-8")
 
 

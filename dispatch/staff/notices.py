@@ -6,14 +6,13 @@ from when it is posted until its end time, or until staff end it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import Community, Notice, Place, PlaceKind
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
@@ -43,13 +42,16 @@ def post() -> Any:
     elif not form["text"] or len(form["text"]) > TEXT_MAX:
         problem = f"请填写公告内容（最多 {TEXT_MAX} 字）。"
     ends_at = None
+    now = clock.now()
     if problem is None and form["ends"]:
-        ends_at = _local(form["ends"], ZoneInfo(community.timezone))
-        if ends_at is None or ends_at <= utcnow():
+        ends_at = clock.parse_local(form["ends"], community.timezone,
+                                    ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"))
+        if ends_at is None or ends_at <= now:
             problem = "结束时间不正确：请选一个将来的时间，或留空。"
     if problem or place is None:
         return _page(problem=problem, form=form, status=422)
-    notice = Notice(place_id=place.id, text=form["text"], ends_at=ends_at)
+    notice = Notice(place_id=place.id, text=form["text"], starts_at=now, ends_at=ends_at,
+                    created_at=now)
     db.session.add(notice)
     db.session.flush()
     log("notice.post", place.code, notice=notice.id, text=form["text"])
@@ -65,34 +67,25 @@ def end(notice_id: int) -> Any:
     notice = db.session.get(Notice, notice_id)
     if notice is None or not may_see(notice.place):
         abort(404)
-    notice.ends_at = utcnow()
+    notice.ends_at = clock.now()
     log("notice.end", notice.place.code, notice=notice.id)
     db.session.commit()
     flash("公告已结束。")
     return redirect(url_for(".index"), 303)
 
 
-def _local(value: str, zone: ZoneInfo) -> datetime | None:
-    """A `datetime-local` form value (2026-11-27T18:00) in the community's zone, as UTC."""
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=zone)
-    except ValueError:
-        return None
-
-
 def _page(*, problem: str | None = None, form: dict[str, str] | None = None,
           status: int = 200) -> tuple[str, int]:
     community = db.session.get(Community, g.staff.community_id)
-    zone = ZoneInfo(community.timezone)
     buildings = [b for b in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id,
                                Place.kind == PlaceKind.BUILDING)
         .order_by(Place.position, Place.id)) if may_see(b)]
-    now = utcnow()
+    now = clock.now()
     current = [n for n in db.session.scalars(
         sa.select(Notice).join(Place, Place.id == Notice.place_id)
         .where(Place.community_id == community.id,
                sa.or_(Notice.ends_at.is_(None), Notice.ends_at > now))
         .order_by(Notice.starts_at.desc())) if may_see(n.place)]
     return render_template("staff/notices.html", buildings=buildings, notices=current,
-                           zone=zone, problem=problem, form=form or {}, text_max=TEXT_MAX), status
+                           problem=problem, form=form or {}, text_max=TEXT_MAX), status

@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from dispatch import metrics
+from dispatch import clock, metrics
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
@@ -114,7 +113,7 @@ def summary_table(by_grid: Sequence[tuple[str, Figures]], total: Figures) -> Tab
 def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     """Every case of the scope reported in the period, oldest first, with its figures."""
     community = db.session.get(Community, scope.community_id)
-    zone = ZoneInfo(community.timezone)
+    zone = clock.zone(community.timezone)
     places = {p.id: p for p in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id))}
     names = {c.code: c.name for c in settings.categories(community)}
@@ -137,7 +136,7 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
             query = query.where(column == wanted)
 
     def local(moment: datetime | None) -> datetime | None:
-        return moment.astimezone(zone).replace(tzinfo=None) if moment else None
+        return clock.as_local_naive(moment, zone)
 
     rows = []
     for case, grid_id, building_id, member, solved, stars in db.session.execute(query):

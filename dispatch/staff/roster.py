@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
+from dispatch import clock
 from dispatch.community.load import parse_days
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import (
     ROLE_RUNGS,
     Channel,
@@ -75,7 +76,7 @@ def index() -> Any:
         sa.select(Responsibility).join(Responsibility.member)
         .where(Member.community_id == g.staff.community_id)
         .options(selectinload(Responsibility.member).options(*_loaded()))))
-    gaps = coverage.gaps(scope.community(), visible, responsibilities, utcnow())
+    gaps = coverage.gaps(scope.community(), visible, responsibilities, clock.now())
     if scope.own_grid() is not None:
         gaps = [gap for gap in gaps if gap.place is not None]
     return render_template("staff/roster.html", members=members,
@@ -121,14 +122,16 @@ def new_member() -> Any:
             raise RosterError("编号只能包含字母、数字、- 和 _ / Codes are letters and digits")
         if db.session.scalar(sa.select(Member.id).where(Member.code == code)):
             raise RosterError(f"编号 {code} 已存在 / Code already taken")
+        now = clock.now()
         found = Member(community_id=g.staff.community_id, code=code,
-                       kind=MemberKind.VOLUNTEER, name="")
+                       kind=MemberKind.VOLUNTEER, name="", created_at=now)
         _apply_details(found, request.form)
         db.session.add(found)
         db.session.flush()
         phone = request.form.get("phone", "").strip()
         if phone:
-            found.contacts.append(Contact(channel=Channel.SMS, address=_phone(phone)))
+            found.contacts.append(Contact(channel=Channel.SMS, address=_phone(phone),
+                                          created_at=now))
     except RosterError as exc:
         db.session.rollback()
         flash(str(exc))
@@ -161,7 +164,7 @@ def add_contact(code: str) -> Any:
         if any(c.channel == channel and c.address == address for c in found.contacts):
             raise RosterError("该号码已存在 / Already there")
         found.contacts.append(Contact(channel=channel, address=address,
-                                      priority=len(found.contacts)))
+                                      priority=len(found.contacts), created_at=clock.now()))
 
     return _change(found, "roster.contact.add", add, channel=request.form.get("channel"))
 

@@ -7,13 +7,13 @@ Anything outside it answers 404, so another grid's case numbers cannot even be p
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import abort, g
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.metrics import Scope, place_levels
 from dispatch.models import Case, Community, Member, Place, PlaceKind, StaffRole
@@ -27,14 +27,9 @@ def community() -> Community:
     return g.staff_community
 
 
-@cache
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def zone() -> ZoneInfo:
     """The community's time zone: every time in the console is shown in it."""
-    return _zone(community().timezone)
+    return clock.zone(community().timezone)
 
 
 def own_grid() -> int | None:

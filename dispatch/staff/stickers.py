@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -22,6 +20,7 @@ from flask import (
     url_for,
 )
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
@@ -82,7 +81,7 @@ def sheet(code: str) -> Any:
     """The building's printable sheet as a PDF download."""
     place = _building(code)
     layout = Layout.preset(request.args.get("layout", "3x4"))
-    today = datetime.now(ZoneInfo(place.community.timezone)).date()
+    today = clock.today(place.community.timezone, clock.now())
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / f"stickers-{place.code}.pdf"
         try:

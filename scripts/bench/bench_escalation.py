@@ -253,7 +253,9 @@ def step_lateness(app: Flask, since: datetime, until: datetime) -> list[float]:
 
 
 def run_fast_path(app: Flask, args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    first_due = datetime.now(UTC) + timedelta(seconds=20)
+    from dispatch import clock
+
+    first_due = clock.now() + timedelta(seconds=20)
     open_cases(app, args.cases, first_due, args.spread)
     until = first_due + timedelta(seconds=args.window)
     expected = count_due(app, first_due, until)
@@ -287,11 +289,11 @@ def send_lateness(app: Flask, since: datetime, until: datetime) -> list[float]:
 
 def run_sweeper_only(app: Flask, args: argparse.Namespace) -> list[float]:
     """Flush Redis (every queued step job is lost) and time the steps the sweeper takes."""
-    from dispatch import jobs
+    from dispatch import clock, jobs
 
     redis = jobs.runner(app).redis
     lock = redis.get("linli:test-session")
-    since = datetime.now(UTC) + timedelta(seconds=2)
+    since = clock.now() + timedelta(seconds=2)
     redis.flushdb()
     redis.set("linli:test-session", lock, ex=3600)
     until = since + timedelta(seconds=args.window)

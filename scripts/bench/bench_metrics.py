@@ -23,13 +23,12 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dispatch import metrics
+from dispatch import clock, metrics
 from dispatch.db import db
 from dispatch.metrics import Period, Scope, prometheus
 from dispatch.models import OPEN_STATUSES, Case, Community, Place, PlaceKind
@@ -60,7 +59,7 @@ def queries(community: int, grid: int, now: datetime) -> list[tuple[str, str, Ca
     """(name, scope and period, function) of every query measured."""
     zone = "Asia/Shanghai"
     weeks12, year = Period.days(84, zone, now), Period.days(365, zone, now)
-    local = now.astimezone(ZoneInfo(zone))
+    local = clock.local(now, zone)
     last_month = (local.replace(day=1) - timedelta(days=1))
     month = Period.month(last_month.year, last_month.month, zone)
     here = Scope(community)
@@ -135,7 +134,7 @@ def main() -> None:
 
 
 def run(repeat: int) -> None:
-    now = datetime.now(UTC)
+    now = clock.now()
     community = db.session.scalar(sa.select(Community.id).order_by(Community.id))
     grid = db.session.scalar(sa.select(Place.id).where(Place.community_id == community,
                                                        Place.kind == PlaceKind.GRID))

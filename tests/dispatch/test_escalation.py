@@ -1,8 +1,9 @@
 """The ladder, driven on SQLite with the embedded runner and a clock the test moves.
 
-`tick(at)` is the world at instant `at`: the sweeper takes every step due by then and the
-embedded runner sends what was queued. Jobs the runner holds for a later real time never
-fire, because the tests' clock is days ahead of the real one.
+The process clock is held (`tests/clock.py`) and `tick(at)` is the world at instant `at`: the
+clock moves there, the sweeper takes every step due by then and the embedded runner runs what
+is due by then. A job queued for a later time waits for the tick that reaches it, whatever
+today's date is.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -21,17 +21,16 @@ from dispatch.cases import EventKind, file_report
 from dispatch.db import db
 from dispatch.escalation import ActionRefused
 from dispatch.models import Case, CaseEvent, CaseStatus, Notification, NotificationStatus
-from tests import factories
+from tests import clock, factories
+from tests.clock import MIN, SHANGHAI
 from tests.factories import member, place
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-MONDAY = datetime(2026, 11, 30, 10, 0, tzinfo=SHANGHAI)  # the duty desk is on its day shift
-MIN = timedelta(minutes=1)
+MONDAY = clock.START  # the duty desk is on its day shift
 
 
 @pytest.fixture
-def ctx(app: Flask) -> Iterator[Flask]:
-    """The small test community, inside an app context."""
+def ctx(app: Flask, frozen_clock: None) -> Iterator[Flask]:
+    """The small test community, inside an app context, the clock held at MONDAY."""
     with app.app_context():
         factories.import_community(factories.small_community(overrides=[]))
         yield app
@@ -39,6 +38,7 @@ def ctx(app: Flask) -> Iterator[Flask]:
 
 def tick(at: datetime) -> None:
     """Everything due by `at` happens: steps are taken, queued messages sent."""
+    clock.move_to(at)
     sweeper.sweep(at, grace=timedelta(0))
     jobs.runner(current_app).drain()
     db.session.expire_all()

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from redis import Redis
 
-from dispatch import jobs, outbox
+from dispatch import clock, jobs, outbox
 from dispatch.cases import STEP_JOB, file_report
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.factories import place
@@ -64,7 +64,7 @@ def test_the_embedded_runner_takes_a_new_cases_step_and_sends_in_the_background(
 @pytest.mark.postgres
 def test_a_scheduled_job_is_never_moved_before_its_time_and_queued_once(rq_app: Flask) -> None:
     runner = jobs.runner(rq_app)
-    at = utcnow() + timedelta(seconds=30, milliseconds=300)
+    at = clock.now() + timedelta(seconds=30, milliseconds=300)
     with rq_app.app_context():
         for _ in range(2):
             jobs.enqueue("dispatch.sweeper.sweep", at=at, job_id="sweep-once")

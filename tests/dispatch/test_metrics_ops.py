@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import Case, Channel, Notification, NotificationStatus
 from tests.conftest import base_config
 from tests.dispatch.staff.history import march, two_grid_community
@@ -33,7 +34,7 @@ def scrape(app: Flask) -> dict[tuple[str, str], float]:
 
 
 def test_metrics_count_cases_accept_times_backlog_lag_and_outcomes(any_app: Flask) -> None:
-    now = utcnow()
+    now = clock.now()
     with any_app.app_context():
         two_grid_community()
         cases = march()

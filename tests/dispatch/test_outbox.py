@@ -68,11 +68,12 @@ def test_rows_are_written_once_per_decision_however_often_it_is_made(ctx: Flask)
     case, member, contact = first.case, first.member, first.contact
     drafts = [outbox.Draft(member, contact, "taken", "有人接单了", dedupe_key=key)
               for key in (first.dedupe_key, "taken:1", "taken:1", "taken:2")]
-    written = outbox.add_all(case, drafts)
+    written = outbox.add_all(case, drafts, now=first.created_at)
     assert [row and row.dedupe_key for row in written] == [None, "taken:1", None, "taken:2"]
     assert written[1].id and written[3].id and written[1].to_address == contact.address
     db.session.commit()
-    assert outbox.add(case, member, contact, "taken", "再说一次", dedupe_key="taken:2") is None
+    assert outbox.add(case, member, contact, "taken", "再说一次", dedupe_key="taken:2",
+                      now=first.created_at) is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 4
 
 

@@ -28,10 +28,10 @@ from flask import Flask
 from redis import Redis
 
 from app import create_app
-from dispatch import escalation, jobs, outbox, sweeper
+from dispatch import clock, escalation, jobs, outbox, sweeper
 from dispatch.cases import STEP_JOB, EventKind, file_report
 from dispatch.channels.console import ConsoleSender
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.conftest import PG_URL
@@ -295,7 +295,7 @@ def test_a_worker_killed_mid_send_the_message_is_sent_at_most_twice_and_the_time
     # minutes on, the sweeper also finds the send that died (this sweep runs two minutes ahead).
     assert [n.status for n in messages(case_id) if n.id != hung.id] == [
         NotificationStatus.PENDING]
-    after_timeout = utcnow() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
+    after_timeout = clock.now() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
     sweeper.sweep(after_timeout)
     # The sweeper queues both for the workers; the killed one was the only one: this process
     # stands in for its replacement.
@@ -340,7 +340,7 @@ def test_the_embedded_runner_killed_mid_send_recovers_the_same_way(
                 (n for n in messages(case_id) if n.status == NotificationStatus.SENDING
                  and provider_received(processes.log("embedded"), n.id)), None))
             processes.kill("embedded")
-            sweeper.sweep(utcnow() + outbox.SENDING_TIMEOUT + timedelta(seconds=1))
+            sweeper.sweep(clock.now() + outbox.SENDING_TIMEOUT + timedelta(seconds=1))
             db.session.rollback()
             assert {n.status for n in messages(case_id)} == {NotificationStatus.SENT}
             logs = processes.log("embedded")

@@ -8,7 +8,7 @@ import re
 import pytest
 from flask import Flask
 
-from dispatch import outbox
+from dispatch import clock, outbox
 from dispatch.db import db
 from dispatch.models import Case, CaseStatus, ContactStatus
 from dispatch.replies import Action, Reply, parse
@@ -73,7 +73,7 @@ def test_codes_are_the_smallest_free_per_phone_and_reused_only_after_the_case_cl
     assert row_for(first, "L1").reply_code == "1" and row_for(second, "L1").reply_code == "2"
     # The same case keeps its number on this phone (a second message about it says "1" too).
     again = outbox.add(first, member("L1"), contact("L1"), outbox.Purpose.ALERT, "再次通知",
-                       dedupe_key="test-again", rung=1)
+                       dedupe_key="test-again", now=clock.now(), rung=1)
     db.session.commit()
     assert send(again).reply_code == "1"
     db.session.get(Case, first.id).status = CaseStatus.RESOLVED

@@ -15,9 +15,9 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from dispatch import jobs, sweeper
+from dispatch import clock, jobs, sweeper
 from dispatch.cases import file_report
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.factories import place
@@ -38,11 +38,15 @@ def test_a_step_whose_job_was_lost_is_taken_by_the_sweep_after_the_grace(any_app
         case = file_report(place("TS-B1-U1-E1"), "elevator", now=MONDAY).case
         # The step job sits in the embedded runner and is never run: as if Redis lost it.
         assert sweeper.sweep(MONDAY + SEC) == 0  # still within the grace: the fast path's turn
-        assert sweeper.sweep(MONDAY + sweeper.GRACE) == 3  # the step and its two messages
+        taken = MONDAY + sweeper.GRACE
+        assert sweeper.sweep(taken) == 1  # the step; its messages are the fast path's again
         assert notified(case.id) == 1
+        assert sweeper.sweep(taken + SEC) == 0
+        # Their send jobs are lost too: the messages are re-driven a grace after the step.
+        assert sweeper.sweep(taken + sweeper.GRACE) == 2
         statuses = db.session.scalars(sa.select(Notification.status)).all()
         assert statuses == [NotificationStatus.SENT, NotificationStatus.SENT]
-        assert sweeper.sweep(MONDAY + 2 * sweeper.GRACE) == 0  # nothing left to do
+        assert sweeper.sweep(taken + 2 * sweeper.GRACE) == 0  # nothing left to do
 
 
 @pytest.mark.postgres
@@ -78,7 +82,7 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
         rq_app: Flask, listening: rq.Worker) -> None:
     runner = jobs.runner(rq_app)
     case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
-    later = utcnow() + sweeper.GRACE + SEC
+    later = clock.now() + sweeper.GRACE + SEC
     # Its step job is still waiting (workers are busy): late, not lost, so not queued twice.
     sweeper.sweep(later)
     assert runner.steps.job_ids == [f"step-{case_id}-0"]
@@ -107,7 +111,7 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
     assert not jobs.workers_listening()
     second = file_report(place("TS-B2-U1"), "safety").case.id
     runner.steps.empty()
-    assert sweeper.sweep(utcnow() + sweeper.GRACE + SEC) >= 1
+    assert sweeper.sweep(clock.now() + sweeper.GRACE + SEC) >= 1
     assert notified(second) == 1 and not runner.steps.job_ids
 
 
@@ -120,8 +124,8 @@ def test_an_overdue_step_whose_job_is_still_only_scheduled_is_queued_anyway(
     # The job sits in the scheduler's registry: the worker holding the scheduler lock died.
     job = runner.steps.fetch_job(f"step-{case_id}-0")
     runner.steps.remove(job)
-    runner.steps.schedule_job(job, utcnow() - timedelta(seconds=10))
-    later = utcnow() + sweeper.GRACE + SEC
+    runner.steps.schedule_job(job, clock.now() - timedelta(seconds=10))
+    later = clock.now() + sweeper.GRACE + SEC
     sweeper.sweep(later)
     assert runner.steps.job_ids == [sweeper.job_id_for("step", case_id, 0, at=later)]
 
@@ -138,6 +142,8 @@ def test_when_redis_is_down_the_sweeper_does_the_work_itself(
     monkeypatch.setattr(runner, "redis", down)
     monkeypatch.setattr(runner, "steps", rq.Queue(jobs.STEPS_QUEUE_NAME, connection=down))
     monkeypatch.setattr(runner, "queue", rq.Queue(jobs.QUEUE_NAME, connection=down))
-    assert sweeper.sweep(utcnow() + sweeper.GRACE + SEC) == 3  # the step, its two messages
+    later = clock.now() + sweeper.GRACE + SEC
+    assert sweeper.sweep(later) == 1  # the step; its messages could not be queued either
     assert notified(case_id) == 1
+    assert sweeper.sweep(later + sweeper.GRACE + SEC) == 2  # so the next sweep sends them
     assert len(rq_app.extensions["linli.sender"].sent) == 2

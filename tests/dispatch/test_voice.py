@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from dispatch import clock
 from dispatch.cases import EventKind
 from dispatch.db import db
 from dispatch.models import (
@@ -137,7 +138,7 @@ def test_wrong_or_missing_digits_are_asked_again_then_the_hotline_is_named(
 
 
 def test_a_blocked_caller_is_not_put_through(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
-    db.session.add(BlockedPhone(phone=CALLER, reason="骚扰"))
+    db.session.add(BlockedPhone(phone=CALLER, reason="骚扰", created_at=clock.now()))
     db.session.commit()
     twiml = post(twilio_app, f"{BASE}/webhooks/twilio/voice/incoming")
     assert twiml.find("Gather") is None and twiml[-1].tag == "Hangup"

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from dispatch import jobs, outbox, reconcile
-from dispatch.db import db, utcnow
+from dispatch import clock, jobs, outbox, reconcile
+from dispatch.db import db
 from dispatch.models import Case, Notification, NotificationStatus, Report
 from qr import codes
 from tests import factories
@@ -242,7 +242,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_resends_that_message_once(
     wait_until("a worker to be caught in a send", trap.holding.is_set, 30, 0.05)
     assert trap.sender is not None and trap.record is not None
     deployment.kill(trap.sender)
-    killed, killed_at = utcnow(), time.monotonic()
+    killed, killed_at = clock.now(), time.monotonic()
     trap.released.set()
     deployment.relaunch(trap.sender, FLASK_BIN, "--app", deployment.env["LINLI_APP"], "worker")
     # Sends that were under way elsewhere finish; the killed worker's stays "sending".

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from dispatch import escalation, links, outbox
+from dispatch import clock, escalation, links, outbox
 from dispatch.cases import EventKind, file_report
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, Channel, Contact, Notification
 from tests.factories import member, place
 
@@ -15,7 +15,7 @@ from tests.factories import member, place
 def open_case(place_code: str = "TS-B1-U1-E1", category: str = "elevator") -> Case:
     """A resident's report, and the ladder's first step taken: its alerts are in the outbox."""
     filed = file_report(place(place_code), category)
-    escalation.run_step(filed.case.id, filed.case.token, now=utcnow())
+    escalation.run_step(filed.case.id, filed.case.token, now=clock.now())
     return db.session.get(Case, filed.case.id)
 
 
@@ -36,7 +36,7 @@ def row_for(case: Case, member_code: str, purpose: str = outbox.Purpose.ALERT,
 
 def send(row: Notification) -> Notification:
     """Send the row now through the outbox, and reload it."""
-    outbox.send(row.id, utcnow())
+    outbox.send(row.id, clock.now())
     db.session.expire_all()
     return db.session.get(Notification, row.id)
 

@@ -12,9 +12,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
-from dispatch import outbox, replies
+from dispatch import clock, outbox, replies
 from dispatch.channels import throttle
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, Notification, NotificationStatus
 from tests.dispatch.channels.helpers import contact, open_case, row_for, send
 from tests.factories import import_community, member, small_community
@@ -61,12 +61,12 @@ def test_at_most_five_alert_sms_per_quarter_hour_then_the_sixth_waits(
         twilio_any_app: Flask, fake_twilio: FakeTwilio) -> None:
     twilio_any_app.config["THROTTLE_GAP_SECONDS"] = 0
     case = open_case("TS-B1-U1", "safety")
-    start = utcnow()
+    start = clock.now()
     rows = [row_for(case, "L1")]
     assert outbox.send(rows[0].id, start) == NotificationStatus.SENT
     for i in range(1, 6):
         rows.append(outbox.add(case, member("L1"), contact("L1"), outbox.Purpose.ALERT,
-                               f"第{i}次", dedupe_key=f"test-{i}", rung=1))
+                               f"第{i}次", dedupe_key=f"test-{i}", now=start, rung=1))
         db.session.commit()
         if i < 5:
             sent = outbox.send(rows[i].id, start + timedelta(seconds=i))
@@ -87,7 +87,7 @@ def test_a_bundled_row_whose_carrier_got_a_sid_is_never_sent_on_its_own(
     rider = reload(row_for(help_, "L1"))
     assert rider.status == NotificationStatus.SENDING and rider.provider_id is None
     monkeypatch.undo()
-    later = utcnow() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
+    later = clock.now() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
     assert outbox.recover_interrupted(later) == [rider.id]
     assert outbox.send(rider.id, later) == NotificationStatus.SENT
     assert reload(rider).provider_id == carrier.provider_id
@@ -141,7 +141,7 @@ def test_a_row_in_flight_makes_a_later_one_for_the_same_phone_wait(
     first.status = NotificationStatus.SENDING  # another worker is sending it right now
     db.session.commit()
     second = row_for(open_case("TS-B1-U1", "help"), "L1")
-    now = utcnow()
+    now = clock.now()
     assert throttle.hold_until(second, now) == now + timedelta(minutes=1)
     assert throttle.hold_until(first, now) is None
 
@@ -153,7 +153,7 @@ def test_with_pacing_off_a_row_in_flight_does_not_hold_a_later_one(
     first.status = NotificationStatus.SENDING
     db.session.commit()
     second = row_for(open_case("TS-B1-U1", "help"), "L1")
-    assert throttle.hold_until(second, utcnow()) is None
+    assert throttle.hold_until(second, clock.now()) is None
 
 
 def test_a_row_awaiting_its_retry_is_not_swept_into_a_newer_bundle(
@@ -182,22 +182,23 @@ def test_a_send_reads_its_phones_rows_through_an_index_not_the_whole_outbox(
     either per send grows without end."""
     with pg_app.app_context():
         import_community(small_community())
+        now = {"now": clock.now()}
         db.session.execute(sa.text(
             "INSERT INTO \"case\" (community_id, place_id, category, urgency, status,"
             " public_token, report_count, policy, rung, step, token, reported_at, reopen_count)"
             " SELECT p.community_id, p.id, 'repair', 'normal', 'closed', 'closed-' || i, 1,"
-            " '{}', 1, 0, 0, now() - i * interval '1 minute', 0"
-            " FROM generate_series(1, 20000) AS i, (SELECT * FROM place LIMIT 1) AS p"))
+            " '{}', 1, 0, 0, :now - i * interval '1 minute', 0"
+            " FROM generate_series(1, 20000) AS i, (SELECT * FROM place LIMIT 1) AS p"), now)
         db.session.execute(sa.text(
             "INSERT INTO notification (case_id, channel, to_address, purpose, body, status,"
             " dedupe_key, attempts, created_at, sent_at, provider_id, reply_code)"
             " SELECT c.id, 'sms', '+86138' || lpad((c.id % 5000)::text, 8, '0'), 'alert',"
-            " 'text', 'sent', 'old-' || c.id || '-' || k, 1, now(), c.reported_at,"
+            " 'text', 'sent', 'old-' || c.id || '-' || k, 1, :now, c.reported_at,"
             " 'SM' || c.id || '-' || k, '1'"
-            " FROM \"case\" c, generate_series(1, 3) AS k"))
+            " FROM \"case\" c, generate_series(1, 3) AS k"), now)
         db.session.execute(sa.text('ANALYZE notification, "case"'))
         phone = {"phone": "+8613800000042", "row": 1, "carrier": 1, "skip": 4,
-                 "since": utcnow() - timedelta(minutes=15)}
+                 "since": now["now"] - timedelta(minutes=15)}
         for statement in (throttle._pacing(True), throttle._waiting(), replies._held()):
             plan = "\n".join(db.session.scalars(Explain(statement), phone))
             assert "Seq Scan" not in plan, plan

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from flask import Flask
 
-from dispatch import escalation, outbox
+from dispatch import clock, escalation, outbox
 from dispatch.cases import EventKind
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, Channel, ContactStatus, NotificationStatus
 from tests.dispatch.channels.helpers import contact, events, open_case, row_for, send
 from tests.factories import member
@@ -52,8 +52,8 @@ def test_an_invalid_number_breaks_the_contact_tells_staff_and_pages_the_next_run
     assert any("号码无效（21211）" in m for m in events(case, EventKind.CONTACT_PROBLEM))
     assert any("立即通知下一级" in m for m in events(case, EventKind.SKIPPED))
     case = db.session.get(Case, case.id)
-    assert case.next_step_at <= utcnow()
-    escalation.run_step(case.id, case.token, now=utcnow())
+    assert case.next_step_at <= clock.now()
+    escalation.run_step(case.id, case.token, now=clock.now())
     assert row_for(case, "D1").rung == 3  # the community duty desk is paged at once
     assert len(fake_twilio.sent("Messages")) == 1  # a refused message is not retried
 
@@ -94,7 +94,7 @@ def test_a_server_error_is_retried_with_backoff_and_sent_once(
     fake_twilio.fail_next(http_status=500, resource="Messages")
     row = send(row_for(open_case(), "E1"))
     assert row.status == NotificationStatus.PENDING and row.error_code == "http-500"
-    assert row.next_attempt_at - utcnow() > timedelta(seconds=5)
+    assert row.next_attempt_at - clock.now() > timedelta(seconds=5)
     outbox.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
@@ -149,6 +149,6 @@ def test_a_row_with_a_sid_is_never_sent_again_whatever_arrives_later(
     row = send(row_for(open_case(), "E1"))
     fake_twilio.callback(row.provider_id, "failed", error_code=30008)
     for _ in range(2):
-        assert outbox.send(row.id, utcnow() + timedelta(hours=1)) is None
+        assert outbox.send(row.id, clock.now() + timedelta(hours=1)) is None
     assert len(fake_twilio.sent("Messages")) == 1
     assert member("E1").contacts[0].status == ContactStatus.OK

@@ -11,8 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 
+from dispatch import clock
 from dispatch.cases import EventKind, record
-from dispatch.db import db, utcnow
+from dispatch.db import db
 from dispatch.models import Case, CaseStatus, Member
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -77,25 +78,26 @@ def walk_to_resolved(case_id: int, member_code: str = "L1") -> Case:
 
 def finish(case: Case, member: Member) -> None:
     """On site, then resolved: the open key is freed for a new case (committed)."""
-    now = utcnow()
+    now = clock.now()
     case.status, case.on_site_at = CaseStatus.ON_SITE, now
-    record(case, EventKind.ON_SITE, f"{member.name} 到场", member_id=member.id, public="已到场")
+    record(case, EventKind.ON_SITE, f"{member.name} 到场", at=now, member_id=member.id,
+           public="已到场")
     case.status, case.resolved_at, case.open_key = CaseStatus.RESOLVED, now, None
-    record(case, EventKind.RESOLVED, f"{member.name} 已解决", member_id=member.id,
+    record(case, EventKind.RESOLVED, f"{member.name} 已解决", at=now, member_id=member.id,
            public="已解决", public_en="Resolved")
     db.session.commit()
 
 
 def accept(case: Case, member: Member) -> None:
     """Notify and accept, as the dispatch engine does (committed)."""
-    now = utcnow()
+    now = clock.now()
     case.first_notified_at = now
     record(case, EventKind.NOTIFIED, f"短信通知 {member.name} {member.contacts[0].address}",
-           member_id=member.id, public="已通知楼栋党小组")
-    record(case, EventKind.SKIPPED, "第一网格无人值班", rung=2)
+           at=now, member_id=member.id, public="已通知楼栋党小组")
+    record(case, EventKind.SKIPPED, "第一网格无人值班", at=now, rung=2)
     case.status, case.accepted_at, case.accepted_by_id = CaseStatus.ACCEPTED, now, member.id
     case.accepted_rung, case.token = case.rung, case.token + 1
-    record(case, EventKind.ACCEPTED, f"{member.name} 接单", member_id=member.id,
+    record(case, EventKind.ACCEPTED, f"{member.name} 接单", at=now, member_id=member.id,
            public=f"{member.display_name}已接单")
     db.session.commit()
 

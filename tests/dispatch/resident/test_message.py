@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from PIL import Image
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import BlockedPhone, Case, Photo, Report
 from tests.dispatch.resident.helpers import Resident, jpeg_with_gps, png_bytes, receipt_token
@@ -155,7 +156,8 @@ def test_a_request_over_max_content_length_gets_the_friendly_413_page(
 def test_a_blocked_call_back_phone_is_refused_politely_and_nothing_is_filed(
         app: Flask, resident: Resident) -> None:
     with app.app_context():
-        db.session.add(BlockedPhone(phone="+8613800138000", reason="骚扰"))
+        db.session.add(BlockedPhone(phone="+8613800138000", reason="骚扰",
+                                      created_at=clock.now()))
         db.session.commit()
     response = resident.message(text="我的留言", phone="+86 138-0013-8000")
     html = response.get_data(as_text=True)

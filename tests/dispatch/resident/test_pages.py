@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from dispatch import clock
 from dispatch.db import db
 from dispatch.models import Case, Notice, Place, Scan
 from dispatch.resident import pages, scans
@@ -87,8 +88,9 @@ def test_changes_made_by_other_processes_show_within_the_configured_seconds(
         building = _building().id
         # Written past this process's session, as a worker or another web process would.
         with db.engine.begin() as conn:
+            now = clock.now()
             conn.execute(sa.insert(Notice).values(place_id=building, text="3点停水",
-                                                  starts_at=sa.func.current_timestamp()))
+                                                  starts_at=now, created_at=now))
     assert "3点停水" not in resident.scan("TS-B1-U1").get_data(as_text=True)
     time.sleep(0.6)
     assert "3点停水" in resident.scan("TS-B1-U1").get_data(as_text=True)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import cases
+from dispatch import cases, clock
 from dispatch.community import load_demo
 from dispatch.db import db
 from dispatch.models import Channel, Contact, Member, Notice, Place, PlaceKind, Sticker
@@ -42,7 +42,8 @@ def _pages(app: Flask, demo: dict[str, str]) -> Iterator[tuple[str, str]]:
         place = db.session.scalar(sa.select(Place).join(Sticker).where(Sticker.code == elevator))
         place_id = place.id
         building = place.ancestor(PlaceKind.BUILDING)
-        db.session.add(Notice(place_id=building.id, text="电梯维修中，预计18:00恢复"))
+        db.session.add(Notice(place_id=building.id, text="电梯维修中，预计18:00恢复",
+                              starts_at=clock.now(), created_at=clock.now()))
         db.session.commit()
     token = csrf_token(client.get(f"/s/{elevator}").get_data(as_text=True))
     filed = client.post(f"/s/{elevator}/message", data={

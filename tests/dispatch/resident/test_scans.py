@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import Scan
 from dispatch.resident import scans
 from tests.dispatch.resident.helpers import Resident
@@ -52,7 +53,7 @@ def test_visits_wait_in_memory_while_the_database_refuses_them(app: Flask,
 def test_on_postgresql_visits_are_copied_in_with_their_times(pg_app: Flask) -> None:
     writer = scans.writer(pg_app)
     with pg_app.app_context():
-        before = utcnow()
+        before = clock.now()
         writer.record(None, "ABCDEFGHJKMN", "unknown")
         writer.record(None, "x" * 80, "revoked")
         assert scans.flush(pg_app) == 2
@@ -60,4 +61,4 @@ def test_on_postgresql_visits_are_copied_in_with_their_times(pg_app: Flask) -> N
                                   .order_by(Scan.id)).all()
     assert [(code, action) for code, action, _ in rows] == [
         ("ABCDEFGHJKMN", "unknown"), ("x" * 64, "revoked")]
-    assert all(before <= at <= utcnow() for _, _, at in rows)
+    assert all(before <= at <= clock.now() for _, _, at in rows)

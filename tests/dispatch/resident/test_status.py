@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import Flask
 
+from dispatch import clock
 from dispatch.cases import EventKind, record
 from dispatch.db import db
 from dispatch.models import Callback, Case, CaseStatus, Member, Resolution
@@ -67,7 +68,8 @@ def test_live_json_carries_the_status_and_the_rendered_timeline(app: Flask,
 def test_public_event_text_is_escaped(app: Flask, resident: Resident) -> None:
     token = receipt_token(resident.message())
     with app.app_context():
-        record(_case(app, token), EventKind.NOTE, "x", public="<script>alert(1)</script>")
+        record(_case(app, token), EventKind.NOTE, "x", at=clock.now(),
+               public="<script>alert(1)</script>")
         db.session.commit()
     html = resident.client.get(f"/c/{token}").get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html

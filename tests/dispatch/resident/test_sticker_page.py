@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import cases
-from dispatch.db import db, utcnow
+from dispatch import cases, clock
+from dispatch.db import db
 from dispatch.models import Notice, Place, Scan
 from dispatch.resident import scans
 from qr import codes
@@ -67,12 +67,15 @@ def test_building_notices_show_on_its_units_and_elevators_only_while_in_force(
         app: Flask, resident: Resident) -> None:
     with app.app_context():
         building, other = _place("TS-B1"), _place("TS-B2")
-        now = utcnow()
+        now = clock.now()
         db.session.add_all([
-            Notice(place_id=building.id, text="1栋1号电梯维修中，预计18:00恢复"),
-            Notice(place_id=building.id, text="已结束的公告", ends_at=now - timedelta(hours=1)),
-            Notice(place_id=building.id, text="明天的公告", starts_at=now + timedelta(days=1)),
-            Notice(place_id=other.id, text="2栋停水通知"),
+            Notice(place_id=building.id, text="1栋1号电梯维修中，预计18:00恢复", starts_at=now,
+                   created_at=now),
+            Notice(place_id=building.id, text="已结束的公告", starts_at=now - timedelta(days=1),
+                   ends_at=now - timedelta(hours=1), created_at=now),
+            Notice(place_id=building.id, text="明天的公告", starts_at=now + timedelta(days=1),
+                   created_at=now),
+            Notice(place_id=other.id, text="2栋停水通知", starts_at=now, created_at=now),
         ])
         db.session.commit()
     for place in ("TS-B1-U1", "TS-B1-U1-E1"):

@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import (
     AuditLog,
     Case,
@@ -36,7 +37,7 @@ def _number(app: Flask, case_id: int) -> str:
 def test_the_board_lists_open_cases_overdue_first_then_oldest(app: Flask,
                                                              console: dict[str, Any]) -> None:
     with app.app_context():
-        fresh = make_case("TS-B2-U1", "noise", utcnow() - timedelta(minutes=2)).id
+        fresh = make_case("TS-B2-U1", "noise", clock.now() - timedelta(minutes=2)).id
         db.session.commit()
     page = client_for(app, "admin").get("/staff/cases/").get_data(as_text=True)
     numbers = [_number(app, console["cases"][k]) for k in ("F", "J")] + [_number(app, fresh)]
@@ -48,7 +49,7 @@ def test_the_board_lists_open_cases_overdue_first_then_oldest(app: Flask,
 
 
 def test_overdue_follows_the_case_policy_snapshot(app: Flask, console: dict[str, Any]) -> None:
-    now = utcnow()
+    now = clock.now()
     with app.app_context():
         urgent = make_case("TS-B1-U1-E1", "elevator", now - timedelta(minutes=6))
         normal = make_case("TS-B1-U1", "repair", now - timedelta(minutes=6))
@@ -62,7 +63,8 @@ def test_the_case_page_shows_timeline_reports_photos_and_deliveries(
     with app.app_context():
         case = db.session.get(Case, case_id)
         report = Report(case=case, place_id=case.place_id, kind=ReportKind.MESSAGE,
-                        category="repair", text="水管爆了", callback_phone="13900001111")
+                        category="repair", text="水管爆了", callback_phone="13900001111",
+                        created_at=case.reported_at)
         db.session.add(report)
         db.session.flush()
         db.session.add(Photo(report_id=report.id, content_type="image/jpeg", data=b"\xff\xd8jpeg",
@@ -70,8 +72,10 @@ def test_the_case_page_shows_timeline_reports_photos_and_deliveries(
         db.session.add(Notification(case_id=case_id, member_id=case.accepted_by_id,
                                     channel=Channel.SMS, to_address="+8613800138003",
                                     purpose="alert", body="…", dedupe_key="t1",
-                                    status=NotificationStatus.DELIVERED, rung=2))
-        db.session.add(CaseEvent(case_id=case_id, kind="accepted", message="张伟在第2级接单"))
+                                    status=NotificationStatus.DELIVERED, rung=2,
+                                    created_at=case.reported_at))
+        db.session.add(CaseEvent(case_id=case_id, kind="accepted", message="张伟在第2级接单",
+                                 at=case.reported_at))
         db.session.commit()
         photo_id = db.session.scalar(sa.select(Photo.id))
     page = client_for(app, "admin").get(f"/staff/cases/{case_id}").get_data(as_text=True)
@@ -84,7 +88,7 @@ def test_photos_are_served_only_to_staff(app: Flask, console: dict[str, Any]) ->
     with app.app_context():
         case = db.session.get(Case, console["cases"]["B"])
         report = Report(case=case, place_id=case.place_id, kind=ReportKind.MESSAGE,
-                        category="repair")
+                        category="repair", created_at=case.reported_at)
         db.session.add(report)
         db.session.flush()
         photo = Photo(report_id=report.id, content_type="image/jpeg", data=b"JPEG", width=1,
@@ -117,10 +121,11 @@ def test_closing_frees_the_key_bumps_the_token_and_cancels_unsent_messages(
     case_id = console["cases"]["F"]
     with app.app_context():
         case = db.session.get(Case, case_id)
-        case.next_step_at = utcnow()
+        case.next_step_at = clock.now()
         before = case.token
         db.session.add(Notification(case_id=case_id, channel=Channel.SMS, to_address="x",
-                                    purpose="alert", body="…", dedupe_key="pending-1"))
+                                    purpose="alert", body="…", dedupe_key="pending-1",
+                                    created_at=case.reported_at))
         db.session.commit()
     post(client_for(app, "admin"), f"/staff/cases/{case_id}/close",
          {"fixed": "0", "note": "物业无法处理"})
@@ -150,7 +155,7 @@ def test_closing_as_fixed_marks_the_case_resolved_too(app: Flask,
 def test_merging_a_duplicate_closes_it_and_counts_its_reports_on_the_other(
         app: Flask, console: dict[str, Any]) -> None:
     with app.app_context():
-        twin = make_case("TS-B3-U1", "other", utcnow() - timedelta(hours=1)).id
+        twin = make_case("TS-B3-U1", "other", clock.now() - timedelta(hours=1)).id
         db.session.commit()
     into = console["cases"]["F"]
     client = client_for(app, "admin")
@@ -167,7 +172,7 @@ def test_merging_a_duplicate_closes_it_and_counts_its_reports_on_the_other(
 def test_a_phone_callback_on_a_resolved_case_closes_it(app: Flask,
                                                        console: dict[str, Any]) -> None:
     with app.app_context():
-        resolved = make_case("TS-B1-U1", "repair", utcnow() - timedelta(days=1),
+        resolved = make_case("TS-B1-U1", "repair", clock.now() - timedelta(days=1),
                              accepted=timedelta(minutes=5), by="L1", rung=1,
                              resolved=timedelta(hours=2)).id
         db.session.commit()

@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch.db import db, utcnow
+from dispatch import clock
+from dispatch.db import db
 from dispatch.models import (
     AuditLog,
     Contact,
@@ -58,8 +59,8 @@ def test_the_roster_warns_of_rungs_nobody_covers_this_week(app: Flask,
     with app.app_context():
         secretary = db.session.scalar(sa.select(Member).where(Member.code == "S1"))
         db.session.add(DutyOverride(member=secretary, kind=OverrideKind.LEAVE,
-                                    starts_at=utcnow() - timedelta(hours=1),
-                                    ends_at=utcnow() + timedelta(days=8)))
+                                    starts_at=clock.now() - timedelta(hours=1),
+                                    ends_at=clock.now() + timedelta(days=8)))
         db.session.commit()
     page = client.get("/staff/roster/").get_data(as_text=True)
     assert "网格层级 · 第一网格：未来 7 天无人值守（1 人负责" in page

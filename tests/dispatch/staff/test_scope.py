@@ -75,7 +75,7 @@ def test_another_grids_photo_is_not_found(app: Flask, console: dict[str, Any]) -
     with app.app_context():
         case = db.session.get(Case, console["cases"]["A"])
         report = Report(case=case, place_id=case.place_id, kind=ReportKind.MESSAGE,
-                        category="elevator")
+                        category="elevator", created_at=case.reported_at)
         db.session.add(report)
         db.session.flush()
         photo = Photo(report_id=report.id, content_type="image/png", data=b"x", width=1,
