@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Linli needs into .venv, plus the Debian packages it uses.
 #   scripts/install.sh            the service (Python packages, the CJK font for stickers)
-#   scripts/install.sh --tests    also what the tests need (Debian's Chromium, faketime)
+#   scripts/install.sh --tests    also what the tests need (Debian's Chromium, datefudge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,7 @@ debs=()
 [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || debs+=(fonts-wqy-microhei)
 if [[ "${1:-}" == "--tests" ]]; then
     command -v chromium >/dev/null || debs+=(chromium)
-    command -v faketime >/dev/null || debs+=(faketime)  # .ci/run: the suite on other dates
+    command -v datefudge >/dev/null || debs+=(datefudge)  # .ci/run: the suite on another date
 fi
 if ((${#debs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
