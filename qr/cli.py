@@ -61,8 +61,8 @@ def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path
                                   layout=Layout.preset(layout_name), printed_on=today,
                                   max_per_file=max_per_file, on_total=start,
                                   progress=lambda done: bar.update(done - bar.n))
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(f"{exc}; nothing was printed or issued") from None
     finally:
         bar.close()
     seconds = time.perf_counter() - started

@@ -27,6 +27,7 @@ class StickerLabel:
     place: str
     kind: str
     hotline: str
+    place_code: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -59,9 +60,13 @@ def hotline_text(hotline: str) -> str:
     return f"无网络请拨 社区值班电话 {hotline}"
 
 
-def code_text(code: str) -> str:
-    """The sticker code as printed for manual entry."""
-    return f"编号 {grouped_code(code)}"
+def code_text(code: str, place_code: str = "") -> str:
+    """The sticker code as printed for manual entry, then the place's code in the community.
+
+    The place code tells two stickers with the same name apart on the sheet and on the wall.
+    """
+    text = f"编号 {grouped_code(code)}"
+    return f"{text} · {place_code}" if place_code else text
 
 
 def call_to_action(kind: str) -> str:

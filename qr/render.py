@@ -206,7 +206,7 @@ def own_texts(font: TTFont, face: StickerFace, label: StickerLabel) -> list[Plac
     """Texts particular to one sticker: where it is and its code for manual entry."""
     return [
         fit_text(font, label.place, face.place),
-        fit_text(font, code_text(label.code), face.code),
+        fit_text(font, code_text(label.code, label.place_code), face.code),
     ]
 
 

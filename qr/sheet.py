@@ -144,18 +144,24 @@ def write_sheets(
     per_file = max(1, max_per_file // layout.per_page) * layout.per_page
     summary = SheetSummary(stickers=0, pages=0)
     sheet: _SheetFile | None = None
-    for label in labels:
+    try:
+        for label in labels:
+            if sheet is None:
+                sheet = _SheetFile(out_path, run, summary)
+            elif sheet.stickers == per_file:
+                _close(sheet, summary)
+                if len(summary.files) == 1:  # the run needs a second file: number the first too
+                    summary.files[0] = out_path.rename(_part_path(out_path, 1))
+                sheet = _SheetFile(_part_path(out_path, len(summary.files) + 1), run, summary)
+            sheet.add(label)
         if sheet is None:
-            sheet = _SheetFile(out_path, run, summary)
-        elif sheet.stickers == per_file:
-            _close(sheet, summary)
-            if len(summary.files) == 1:  # the run needs a second file: number the first one too
-                summary.files[0] = out_path.rename(_part_path(out_path, 1))
-            sheet = _SheetFile(_part_path(out_path, len(summary.files) + 1), run, summary)
-        sheet.add(label)
-    if sheet is None:
-        raise ValueError("no stickers to print")
-    _close(sheet, summary)
+            raise ValueError("no stickers to print")
+        _close(sheet, summary)
+    except BaseException:
+        # A run that stops half-way must not leave files that look like a whole print.
+        for path in summary.files:
+            path.unlink(missing_ok=True)
+        raise
     summary.seconds = time.perf_counter() - started
     return summary
 

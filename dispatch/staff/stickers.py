@@ -27,8 +27,8 @@ from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
 from qr import codes
-from qr.labels import StickerLabel, sticker_url
-from qr.printing import Selection, places_in, print_selection
+from qr.labels import StickerLabel
+from qr.printing import Selection, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -90,6 +90,9 @@ def sheet(code: str) -> Any:
                             layout=layout, printed_on=today, max_per_file=10_000)
         except LookupError:  # nothing to print here
             abort(404)
+        except ValueError as exc:  # e.g. a place name the font cannot print: nothing was issued
+            flash(f"无法打印：{exc}")
+            return redirect(url_for("stickers.building", code=place.code))
         data = out.read_bytes()
     log("stickers.sheet", place.code, layout=layout.name)
     db.session.commit()
@@ -98,11 +101,7 @@ def sheet(code: str) -> Any:
 
 
 def _label(sticker: Sticker) -> StickerLabel:
-    community = sticker.place.community
-    return StickerLabel(code=sticker.code,
-                        url=sticker_url(current_app.config["PUBLIC_BASE_URL"], sticker.code),
-                        community=community.name, place=sticker.place.label,
-                        kind=str(sticker.place.kind), hotline=community.hotline)
+    return sticker_label(sticker.place, sticker.code, current_app.config["PUBLIC_BASE_URL"])
 
 
 @bp.get("/code/<code>.svg")
