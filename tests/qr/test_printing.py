@@ -11,6 +11,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 import sqlalchemy as sa
+import yaml
 import zxingcpp
 from flask import Flask
 
@@ -282,3 +283,36 @@ def test_the_console_sheet_downloads_on_postgresql_and_a_failure_is_no_500(
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "𠀀" in response.get_data(as_text=True)
     assert _sticker_count(pg_app) == 0
+
+
+def test_area_stickers_of_the_demo_print_unique_names_and_their_place_codes(
+        demo: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "areas.pdf"
+    result = demo.test_cli_runner().invoke(args=[
+        "stickers", "print", "DH", "--kind", "area", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pdf = pdfium.PdfDocument(out)
+    text = "".join(page.get_textpage().get_text_range() for page in pdf)
+    pdf.close()
+    with demo.app_context():
+        areas = db.session.scalars(sa.select(Place).where(Place.kind == PlaceKind.AREA)).all()
+        names = [f"{area.parent.name} · {area.name}" for area in areas]
+        assert len(areas) == 14
+        for area in areas:
+            assert area.code in text
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert text.count(name) == 1, name
+
+
+def test_the_import_warns_about_stickers_that_would_print_the_same_name(runner, app: Flask,
+                                                                        tmp_path: Path) -> None:
+    data = factories.small_community()
+    data["places"].append({"code": "TS-G1-A2", "kind": "area", "name": "北门",
+                           "parent": "TS-G1"})
+    path = tmp_path / "ts.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    result = runner.invoke(args=["community", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: 2 stickers would print the same name '第一网格 · 北门': "
+            "TS-G1-A1, TS-G1-A2") in result.output
