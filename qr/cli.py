@@ -37,8 +37,11 @@ KIND_CHOICES = click.Choice([str(k) for k in codes.STICKER_KINDS])
               help="PDF to write (default: stickers-<scope>.pdf).")
 @click.option("--max-per-file", default=2000, show_default=True,
               help="Split longer runs into numbered files, keeping memory flat.")
+@click.option("--allow-insecure-url", is_flag=True,
+              help="Print even for a localhost, private or plain-http PUBLIC_BASE_URL "
+                   "(tests and demos only: such stickers do not work on the wall).")
 def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path: Path | None,
-                  max_per_file: int) -> None:
+                  max_per_file: int, allow_insecure_url: bool) -> None:
     """Print the stickers of a community, grid or building (SCOPE is its code)."""
     started = time.perf_counter()
     try:
@@ -60,7 +63,8 @@ def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path
         summary = print_selection(selection, current_app.config["PUBLIC_BASE_URL"], out_path,
                                   layout=Layout.preset(layout_name), printed_on=today,
                                   max_per_file=max_per_file, on_total=start,
-                                  progress=lambda done: bar.update(done - bar.n))
+                                  progress=lambda done: bar.update(done - bar.n),
+                                  allow_insecure_url=allow_insecure_url)
     except (LookupError, ValueError) as exc:
         raise click.ClickException(f"{exc}; nothing was printed or issued") from None
     finally:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from dispatch.db import db
 from dispatch.models import Community, Place, PlaceKind, Sticker, StickerStatus
 from qr.codes import STICKER_KINDS, ensure_stickers
-from qr.labels import StickerLabel, sticker_url
+from qr.labels import StickerLabel, check_printable_url, sticker_url
 from qr.sheet import Layout, SheetSummary, write_sheets
 
 
@@ -116,8 +116,12 @@ def place_text(place: Place) -> str:
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,
                     layout: Layout, printed_on: date, max_per_file: int = 2000,
                     on_total: Callable[[int], None] | None = None,
-                    progress: Callable[[int], None] | None = None) -> SheetSummary:
+                    progress: Callable[[int], None] | None = None,
+                    allow_insecure_url: bool = False) -> SheetSummary:
     """Write the selection's stickers to PDF sheet(s), in one transaction with the codes issued.
+
+    The base URL must be public https (`check_printable_url`) unless `allow_insecure_url`, for
+    tests and demos; it is printed in each page's header so a wrong one is seen before cutting.
 
     Codes issued for places that had none are committed only once every file is written; on
     any failure they are rolled back and the files of this run removed, so a failed print
@@ -125,6 +129,8 @@ def print_selection(selection: Selection, public_base_url: str, out_path: Path, 
     unknown scope or a selection with nothing to print, ValueError for a sticker that cannot
     be printed (a character the font lacks, modules too small).
     """
+    if not allow_insecure_url:
+        check_printable_url(public_base_url)
     community, root = resolve_scope(selection.scope)
     title = community.name if root is None else f"{community.name} · {root.name}"
     stream = None
@@ -137,7 +143,7 @@ def print_selection(selection: Selection, public_base_url: str, out_path: Path, 
             on_total(total)
         summary = write_sheets(stream, out_path, layout=layout, title=title,
                                printed_on=printed_on, max_per_file=max_per_file,
-                               progress=progress)
+                               progress=progress, base_url=public_base_url)
         db.session.commit()
     except BaseException:
         if stream is not None:

@@ -128,6 +128,7 @@ def write_sheets(
     max_per_file: int = 2000,
     progress: Callable[[int], None] | None = None,
     font_path: str | Path | None = None,
+    base_url: str = "",
 ) -> SheetSummary:
     """Write the labels onto A4 sticker sheets as one or more PDF files.
 
@@ -139,7 +140,7 @@ def write_sheets(
     """
     started = time.perf_counter()
     out_path = Path(out_path)
-    run = _Run(layout, cjk_font(font_path), title, printed_on, progress)
+    run = _Run(layout, cjk_font(font_path), title, printed_on, progress, base_url)
     check_covered(run.font, title)
     per_file = max(1, max_per_file // layout.per_page) * layout.per_page
     summary = SheetSummary(stickers=0, pages=0)
@@ -186,6 +187,7 @@ class _Run:
     title: str
     printed_on: date
     progress: Callable[[int], None] | None
+    base_url: str
 
 
 class _SheetFile:
@@ -246,6 +248,8 @@ class _SheetFile:
         left = (A4_MM[0] - layout.grid_width_mm) / 2
         canvas.setFont(self.font.fontName, HEADER_TEXT_MM)
         canvas.drawString(left, baseline, self.run.title)
+        if self.run.base_url:  # what the codes point at, checked by eye before the sheets are cut
+            canvas.drawCentredString(A4_MM[0] / 2, baseline, f"二维码网址 {self.run.base_url}")
         canvas.drawRightString(
             left + layout.grid_width_mm,
             baseline,

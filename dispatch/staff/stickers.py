@@ -27,7 +27,7 @@ from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
 from qr import codes
-from qr.labels import StickerLabel
+from qr.labels import InsecureUrlError, StickerLabel
 from qr.printing import Selection, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
@@ -90,6 +90,11 @@ def sheet(code: str) -> Any:
                             layout=layout, printed_on=today, max_per_file=10_000)
         except LookupError:  # nothing to print here
             abort(404)
+        except InsecureUrlError:
+            flash("无法打印：PUBLIC_BASE_URL 不是公网 https 地址，贴出去的二维码居民扫不通。"
+                  f"请先把 PUBLIC_BASE_URL 设为公网 https 地址（现为 "
+                  f"{current_app.config['PUBLIC_BASE_URL']}）")
+            return redirect(url_for("stickers.building", code=place.code))
         except ValueError as exc:  # e.g. a place name the font cannot print: nothing was issued
             flash(f"无法打印：{exc}")
             return redirect(url_for("stickers.building", code=place.code))

@@ -316,3 +316,44 @@ def test_the_import_warns_about_stickers_that_would_print_the_same_name(runner, 
     assert result.exit_code == 0, result.output
     assert ("warning: 2 stickers would print the same name '第一网格 · 北门': "
             "TS-G1-A1, TS-G1-A2") in result.output
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("base_url", [
+    "http://localhost:5000", "https://127.0.0.1", "https://192.168.1.20:8443",
+    "https://[::1]", "https://linli", "http://linli.example.cn", "https://printer.local"])
+def test_printing_refuses_a_base_url_phones_cannot_reach_safely(
+        any_app: Flask, base_url: str, tmp_path: Path) -> None:
+    _small(any_app)
+    any_app.config["PUBLIC_BASE_URL"] = base_url
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=["stickers", "print", "TS", "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"Error: PUBLIC_BASE_URL {base_url} " in result.output
+    assert "--allow-insecure-url" in result.output
+    assert not out.exists() and _sticker_count(any_app) == 0
+
+
+@pytest.mark.postgres
+def test_allow_insecure_url_prints_for_a_demo_and_every_header_names_the_base_url(
+        any_app: Flask, tmp_path: Path) -> None:
+    _small(any_app)
+    any_app.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=[
+        "stickers", "print", "TS", "--out", str(out), "--allow-insecure-url"])
+    assert result.exit_code == 0, result.output
+    assert all(url.startswith("HTTP://LOCALHOST:5000/S/") for url in decoded_urls(out))
+    pdf = pdfium.PdfDocument(out)
+    assert "二维码网址 http://localhost:5000" in pdf[0].get_textpage().get_text_range()
+    pdf.close()
+
+
+def test_the_console_refuses_to_print_for_localhost_and_says_why(demo: Flask) -> None:
+    demo.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    factories.add_staff(demo)
+    client = demo.test_client()
+    factories.login(client)
+    response = client.get("/staff/stickers/DH-B01.pdf", follow_redirects=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "PUBLIC_BASE_URL 不是公网 https 地址" in response.get_data(as_text=True)
