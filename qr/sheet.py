@@ -7,15 +7,19 @@ the page stream. reportlab keeps a whole document in memory until it is saved, s
 split into several files; memory then stays flat however many stickers are streamed in.
 """
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+from PIL import Image
 from reportlab import rl_config
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfdoc
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
@@ -23,6 +27,7 @@ from qr.fonts import check_covered, cjk_font
 from qr.labels import StickerLabel
 from qr.render import (
     DEFAULT_STICKER_MM,
+    MIN_VERSION,
     QUIET_ZONE,
     StickerFace,
     module_mm,
@@ -52,6 +57,8 @@ class Layout:
     margin_mm: float = 8.0
     gutter_mm: float = 6.0
     header_mm: float = 10.0
+    #: The smallest QR version printed (`qr.render.MIN_VERSION`); the damage benchmark varies it.
+    min_version: int = MIN_VERSION
 
     def __post_init__(self) -> None:
         page_width, page_height = A4_MM
@@ -199,6 +206,7 @@ class _SheetFile:
         self.stickers = self.pages = 0
         self.origins = run.layout.sticker_origins()
         self.forms: dict[tuple[str, str, str], str] = {}
+        self.qr_bytes: set[int] = set()
         self.canvas = Canvas(
             str(path),
             pagesize=(A4_MM[0] * mm, A4_MM[1] * mm),
@@ -223,7 +231,9 @@ class _SheetFile:
         canvas.saveState()
         canvas.translate(x, y)
         canvas.doForm(self._static_form(face, label))
-        canvas.addLiteral(_qr_operators(face, label.url))
+        operators, rows = _qr_operators(face, label.url, self.layout.min_version)
+        canvas.addLiteral(operators)
+        self.qr_bytes.update(rows)
         for text in own_texts(self.font, face, label):
             canvas.setFont(self.font.fontName, text.size)
             canvas.drawCentredString(text.x, face.height - text.baseline, text.text)
@@ -236,6 +246,7 @@ class _SheetFile:
         """Finish the last page and write the file."""
         if self.stickers % self.layout.per_page:
             self._finish_page()
+        _add_qr_font(self.canvas._doc, self.qr_bytes)
         with _binary_streams():
             self.canvas.save()
 
@@ -299,22 +310,71 @@ class _SheetFile:
         return name
 
 
-def _qr_operators(face: StickerFace, url: str) -> str:
-    """PDF operators filling the QR symbol: one rectangle per run of dark modules, in module units.
+QR_FONT = "LinliQR"  # the resource name of the Type 3 font whose glyphs are module patterns
+_DARK_AS_ONE = bytes.maketrans(b"\x00\xff", b"\xff\x00")
 
-    The `cm` scales to modules and moves to the symbol's bottom-left, so each rectangle is
-    written as small integers, which keeps the page stream short and quick to format.
+
+def _qr_operators(face: StickerFace, url: str, min_version: int) -> tuple[str, bytes]:
+    """PDF operators painting the QR symbol, and the symbol's rows packed eight modules a byte.
+
+    Each row is shown as text in a Type 3 font (`_add_qr_font`) whose glyph for byte b is the
+    eight modules of b, drawn as filled rectangles: still vector art, as print shops want, but a
+    41-module symbol costs ~150 bytes compressed where one rectangle per run of dark modules
+    cost ~600. Module units: 1 em is one module and a line is one row.
     """
-    matrix = qr_matrix(url)
+    matrix = qr_matrix(url, min_version)
     n = matrix.size
     qr_x, qr_y, side = face.qr
     module = module_mm(side, n)
     left = qr_x + QUIET_ZONE * module
     bottom = face.height - qr_y - side + QUIET_ZONE * module
-    rects = "\n".join(
-        f"{col} {n - 1 - row} {length} 1 re" for row, col, length in matrix.dark_runs()
-    )
-    return f"q 0 g {module:.4f} 0 0 {module:.4f} {left:.3f} {bottom:.3f} cm\n{rects}\nf Q"
+    # Mode "1" packs rows MSB first, padded with 0 bits: light, once dark is the 1 bit.
+    packed = Image.frombytes("L", (n, n), matrix.modules.translate(_DARK_AS_ONE)).convert(
+        "1", dither=Image.Dither.NONE).tobytes()
+    width = (n + 7) // 8
+    rows = "\n".join(f"<{packed[i:i + width].hex()}>'" for i in range(0, len(packed), width))
+    return (f"q 0 g {module:.4f} 0 0 {module:.4f} {left:.3f} {bottom:.3f} cm\n"
+            f"BT /{QR_FONT} 1 Tf 1 TL 0 {n} Td\n{rows}\nET Q"), packed
+
+
+def _blank_to_unicode(used: set[int]) -> pdfdoc.PDFStream:
+    """A ToUnicode map reading every module pattern as a space, so copying or searching a
+    sheet's text finds the labels, not the symbols' bytes."""
+    pairs = "\n".join(f"<{byte:02x}> <0020>" for byte in sorted(used))
+    content = ("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+               "/CMapName /LinliQR-Blank def\n/CMapType 2 def\n"
+               "1 begincodespacerange\n<00> <ff>\nendcodespacerange\n"
+               f"{len(used)} beginbfchar\n{pairs}\nendbfchar\n"
+               "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend")
+    return pdfdoc.PDFStream(content=content, filters=[pdfdoc.PDFZCompress])
+
+
+def _add_qr_font(doc: pdfdoc.PDFDocument, used: set[int]) -> None:
+    """Define the Type 3 font of module patterns, with a glyph for each byte the file used."""
+    procs = {}
+    for byte in sorted(used):
+        rects = [f"{run.start() } 0 {len(run[0])} 1 re"
+                 for run in re.finditer("1+", f"{byte:08b}")]
+        content = "8 0 0 0 8 1 d1\n" + ("\n".join(rects) + "\nf" if rects else "")
+        procs[f"m{byte}"] = doc.Reference(pdfdoc.PDFStream(content=content))
+    differences: list[Any] = []
+    for byte in sorted(used):
+        differences += [byte, pdfdoc.PDFName(f"m{byte}")]
+    first, last = min(used), max(used)
+    font = pdfdoc.PDFDictionary({
+        "Type": pdfdoc.PDFName("Font"), "Subtype": pdfdoc.PDFName("Type3"),
+        "FontBBox": pdfdoc.PDFArray([0, 0, 8, 1]),
+        "FontMatrix": pdfdoc.PDFArray([1, 0, 0, 1, 0, 0]),
+        "CharProcs": pdfdoc.PDFDictionary(procs),
+        "Encoding": pdfdoc.PDFDictionary({"Type": pdfdoc.PDFName("Encoding"),
+                                          "Differences": pdfdoc.PDFArray(differences)}),
+        "FirstChar": first, "LastChar": last,
+        "Widths": pdfdoc.PDFArray([8] * (last - first + 1)),
+        "Resources": pdfdoc.PDFDictionary({}),
+        "ToUnicode": doc.Reference(_blank_to_unicode(used)),
+    })
+    doc.Reference(font, QR_FONT)
+    doc.idToObject[pdfdoc.BasicFonts].dict[QR_FONT] = font
 
 
 @contextmanager
