@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what Linli needs into .venv, plus the Debian packages it uses.
 #   scripts/install.sh            the service (Python packages, the CJK font for stickers)
-#   scripts/install.sh --tests    also what the tests need (Debian's Chromium)
+#   scripts/install.sh --tests    also what the tests need (Debian's Chromium; libzbar0 for
+#                                 the zbar QR decoder the sticker tests and benchmark use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ debs=()
 [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || debs+=(fonts-wqy-microhei)
 if [[ "${1:-}" == "--tests" ]]; then
     command -v chromium >/dev/null || debs+=(chromium)
+    ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || debs+=(libzbar0)
 fi
 if ((${#debs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
