@@ -351,15 +351,18 @@ def _blank_to_unicode(used: set[int]) -> pdfdoc.PDFStream:
 
 def _add_qr_font(doc: pdfdoc.PDFDocument, used: set[int]) -> None:
     """Define the Type 3 font of module patterns, with a glyph for each byte the file used."""
-    # Each glyph is filled on its own, so anti-aliasing screen renderers (pdfium, poppler,
-    # MuPDF) would leave light seams where two glyphs or two rows meet; a 3 % bleed closes them.
-    # Printers do not anti-alias, and 3 % is far below the dot gain QR decoders expect.
+    # Glyphs are declared with d0, not d1: a d1 glyph may be cached as a bitmap, and poppler
+    # and MuPDF then place each cached glyph at a whole pixel, shifting modules by up to half a
+    # pixel (zbar read 4 of 12 codes of a poppler raster); d0 glyphs are drawn as paths in place.
+    # Each glyph is filled on its own, so anti-aliasing screen renderers would leave light seams
+    # where two glyphs or two rows meet; a 3 % bleed closes them. Printers do not anti-alias,
+    # and 3 % is far below the dot gain QR decoders expect.
     e = 0.03
     procs = {}
     for byte in sorted(used):
         rects = [f"{run.start() - e:g} {-e:g} {len(run[0]) + 2 * e:g} {1 + 2 * e:g} re"
                  for run in re.finditer("1+", f"{byte:08b}")]
-        content = f"8 0 {-e:g} {-e:g} {8 + e:g} {1 + e:g} d1\n" + (
+        content = "8 0 d0\n" + (
             "\n".join(rects) + "\nf" if rects else "")
         procs[f"m{byte}"] = doc.Reference(pdfdoc.PDFStream(content=content))
     differences: list[Any] = []
