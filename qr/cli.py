@@ -12,14 +12,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from tqdm import tqdm
 
-from dispatch.db import db
-from dispatch.models import PlaceKind, Sticker
-from qr import codes
-from qr.printing import Selection, print_selection, resolve_scope
+from dispatch.db import db, utcnow
+from dispatch.models import Community, PlaceKind, Sticker
+from qr import codes, usage
+from qr.printing import Selection, place_text, print_selection, resolve_scope
 from qr.sheet import LAYOUTS, Layout
 
 stickers_cli = AppGroup("stickers", help="Print sticker sheets; reissue, retire, revoke codes.")
@@ -110,6 +111,34 @@ def revoke_command(code: str, note: str | None) -> None:
     codes.revoke(_sticker(code), note)
     db.session.commit()
     click.echo(f"revoked {code}")
+
+
+@stickers_cli.command("unscanned")
+@click.argument("scope", required=False)
+@click.option("--days", default=usage.UNSCANNED_DAYS, show_default=True, type=click.IntRange(1),
+              help="Report stickers printed this long ago and not scanned since.")
+def unscanned_command(scope: str | None, days: int) -> None:
+    """List stickers nobody has scanned for DAYS days: check they are still on the wall.
+
+    SCOPE is a community, grid or building code (default: the only community).
+    """
+    try:
+        community, root = resolve_scope(scope) if scope else (_only_community(), None)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = usage.unscanned(community, utcnow(), days=days, root=root)
+    zone = ZoneInfo(community.timezone)
+    for row in rows:
+        last = row.last.astimezone(zone).date().isoformat() if row.last else "从未扫码"
+        click.echo(f"{row.place.code}\t{place_text(row.place)}\t{row.sticker.code}\t{last}")
+    click.echo(f"{len(rows)} sticker(s) of {community.name} not scanned for {days} days", err=True)
+
+
+def _only_community() -> Community:
+    communities = db.session.scalars(sa.select(Community).limit(2)).all()
+    if len(communities) != 1:
+        raise LookupError("several communities (or none): name one as SCOPE")
+    return communities[0]
 
 
 def init_app(app: Flask) -> None:

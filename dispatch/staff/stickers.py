@@ -22,13 +22,13 @@ from flask import (
     url_for,
 )
 
-from dispatch.db import db
-from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
+from dispatch.db import db, utcnow
+from dispatch.models import Community, Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
-from qr import codes
+from qr import codes, usage
 from qr.labels import InsecureUrlError, StickerLabel
-from qr.printing import Selection, places_in, print_selection, sticker_label
+from qr.printing import Selection, place_text, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -72,8 +72,22 @@ def building(code: str) -> Any:
     for sticker in db.session.scalars(sa.select(Sticker).where(
             Sticker.place_id.in_(list(stickers))).order_by(Sticker.id.desc())):
         stickers[sticker.place_id].append(sticker)
+    counts = usage.scan_counts([s.id for group in stickers.values() for s in group])
     return render_template("staff/stickers_building.html", building=place, places=places,
-                           stickers=stickers, layouts=sorted(LAYOUTS))
+                           stickers=stickers, counts=counts, never=usage.NEVER,
+                           place_text=place_text, layouts=sorted(LAYOUTS))
+
+
+@bp.get("/unscanned")
+@login_required
+def unscanned() -> Any:
+    """Stickers nobody has scanned for 90 days: someone should check they are still up."""
+    community = db.session.get(Community, g.staff.community_id)
+    grid = db.session.get(Place, g.staff.grid_id) if g.staff.grid_id else None
+    rows = [row for row in usage.unscanned(community, utcnow(), root=grid)
+            if may_see(row.place)]
+    return render_template("staff/stickers_unscanned.html", rows=rows, days=usage.UNSCANNED_DAYS,
+                           building_of=usage.building_of, place_text=place_text)
 
 
 @bp.get("/<code>.pdf")
