@@ -156,17 +156,19 @@ def run_baseline(count: int, out_dir: Path, layout: Layout) -> list[Path]:
 def child(case: str, count: int, out_dir: Path, layout: Layout) -> None:
     """Run one case in this process and print its measurements as JSON."""
     cjk_font()  # the font file is parsed once per process, not per sticker or per file
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if case == "baseline":
         files = run_baseline(count, out_dir, layout)
     else:
         max_per_file = 2000 if case == "split" else 10**9
         files = run_linli(count, out_dir, layout, max_per_file)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     data = [path.read_bytes() for path in files]
     result = {
         "stickers": count,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "files": len(files),
         "bytes": sum(map(len, data)),
         "font_bytes": sum(map(font_bytes, data)),
@@ -186,6 +188,7 @@ def measure(case: str, count: int, tmp: Path, layout: str) -> dict:
         sys.exit(f"{case} failed:\n{done.stderr}")
     result = json.loads(done.stdout)
     result["ms"] = result["seconds"] / count * 1000
+    result["cpu_ms"] = result["cpu_seconds"] / count * 1000
     result["per_sticker"] = (result["bytes"] - result["font_bytes"]) / count
     return result
 
@@ -222,12 +225,13 @@ def machine() -> str:
 
 def report(rows: list[tuple[str, dict]]) -> None:
     print(
-        f"{'case':30} {'stickers':>8} {'files':>5} {'ms/sticker':>10} {'stickers/s':>10} "
+        f"{'case':30} {'stickers':>8} {'files':>5} {'ms/sticker':>10} {'CPU ms':>7} "
+        f"{'stickers/s':>10} "
         f"{'B/sticker':>9} {'font B/file':>11} {'peak RSS MB':>11}"
     )
     for name, r in rows:
         print(
-            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['ms']:10.3f} "
+            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['ms']:10.3f} {r['cpu_ms']:7.3f} "
             f"{1000 / r['ms']:10.0f} {r['per_sticker']:9.0f} "
             f"{r['font_bytes'] / r['files']:11.0f} {r['peak_rss_mb']:11.1f}"
         )
@@ -271,10 +275,13 @@ def main() -> None:
         f"{one_file['peak_rss_mb']:.0f} MB for {one_file['stickers']} in one file"
     )
     print(f"scan check: {decoded} of the first {checked} codes decode to their own URL at 150 dpi")
+    # On a shared machine the wall clock also counts other processes' turns; CPU time does not.
     ms_ok = "met" if split["ms"] <= GOAL_MS else "MISSED"
+    cpu_ok = "met" if split["cpu_ms"] <= GOAL_MS else "MISSED"
     bytes_ok = "met" if split["per_sticker"] <= GOAL_BYTES else "MISSED"
     print(
-        f"goals: {split['ms']:.3f} ms/sticker (<= {GOAL_MS}) {ms_ok}; "
+        f"goals: {split['ms']:.3f} ms/sticker (<= {GOAL_MS}) {ms_ok}, "
+        f"{split['cpu_ms']:.3f} CPU ms {cpu_ok}; "
         f"{split['per_sticker']:.0f} B/sticker (<= {GOAL_BYTES}) {bytes_ok}"
     )
 
