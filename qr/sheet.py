@@ -1,10 +1,11 @@
 """Print sheets: stickers laid out on A4 pages as vector PDF, ready for a print shop.
 
-Each page has a header (title, print date, page number) and cut marks at every sticker corner.
-Speed comes from drawing little per sticker: the texts shared by a community and kind are a PDF
-form drawn by reference, and the QR symbol is one path of run rectangles written straight into
-the page stream. reportlab keeps a whole document in memory until it is saved, so long runs are
-split into several files; memory then stays flat however many stickers are streamed in.
+Each page has a header (title, the base URL the codes point at, print date, page number) and cut
+marks at every sticker corner. Speed comes from drawing little per sticker: the texts shared by
+a community and kind are a PDF form drawn by reference, and the QR symbol is a few hex strings
+shown in a Type 3 font whose glyphs are module patterns (`_qr_operators`). reportlab keeps a
+whole document in memory until it is saved, so long runs are split into several files; memory
+then stays flat however many stickers are streamed in.
 """
 
 import re
