@@ -378,7 +378,7 @@ class Scan(db.Model):
     """One visit to a sticker URL, kept even when the code is unknown or revoked."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sticker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sticker.id"), index=True)
+    sticker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sticker.id"))
     code_seen: Mapped[str] = mapped_column(sa.String(64))
     action: Mapped[str] = mapped_column(sa.String(16))  # view, call, revoked, unknown
     at: Mapped[datetime]
@@ -637,6 +637,9 @@ sa.Index("ix_case_figures", Case.community_id, Case.reported_at,
          postgresql_include=FIGURE_COLUMNS)
 # The acceptances /metrics adds to its histogram since the last scrape.
 sa.Index("ix_case_accepted_at", Case.accepted_at)
+# A sticker's scans: their count and the last one from the index alone (the staff sticker
+# pages), and whether any came since a moment (stickers nobody scans, `qr.usage`).
+sa.Index("ix_scan_sticker_at", Scan.sticker_id, Scan.at)
 # A case's latest answered callback, from the index alone.
 sa.Index("ix_callback_answer", Callback.case_id, Callback.id,
          postgresql_include=["contacted", "solved", "satisfaction"])

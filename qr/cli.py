@@ -10,15 +10,16 @@ import time
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from tqdm import tqdm
 
 from dispatch import clock
 from dispatch.db import db
-from dispatch.models import PlaceKind, Sticker
-from qr import codes
-from qr.printing import Selection, print_selection, resolve_scope
+from dispatch.models import Community, PlaceKind, Sticker
+from qr import codes, usage
+from qr.printing import Selection, place_text, print_selection, resolve_scope
 from qr.sheet import LAYOUTS, Layout
 
 stickers_cli = AppGroup("stickers", help="Print sticker sheets; reissue, retire, revoke codes.")
@@ -36,8 +37,11 @@ KIND_CHOICES = click.Choice([str(k) for k in codes.STICKER_KINDS])
               help="PDF to write (default: stickers-<scope>.pdf).")
 @click.option("--max-per-file", default=2000, show_default=True,
               help="Split longer runs into numbered files, keeping memory flat.")
+@click.option("--allow-insecure-url", is_flag=True,
+              help="Print even for a localhost, private or plain-http PUBLIC_BASE_URL "
+                   "(tests and demos only: such stickers do not work on the wall).")
 def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path: Path | None,
-                  max_per_file: int) -> None:
+                  max_per_file: int, allow_insecure_url: bool) -> None:
     """Print the stickers of a community, grid or building (SCOPE is its code)."""
     started = time.perf_counter()
     try:
@@ -59,9 +63,10 @@ def print_command(scope: str, kinds: tuple[str, ...], layout_name: str, out_path
         summary = print_selection(selection, current_app.config["PUBLIC_BASE_URL"], out_path,
                                   layout=Layout.preset(layout_name), printed_on=today,
                                   max_per_file=max_per_file, on_total=start,
-                                  progress=lambda done: bar.update(done - bar.n))
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
+                                  progress=lambda done: bar.update(done - bar.n),
+                                  allow_insecure_url=allow_insecure_url)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(f"{exc}; nothing was printed or issued") from None
     finally:
         bar.close()
     seconds = time.perf_counter() - started
@@ -105,6 +110,33 @@ def revoke_command(code: str, note: str | None) -> None:
     codes.revoke(_sticker(code), note)
     db.session.commit()
     click.echo(f"revoked {code}")
+
+
+@stickers_cli.command("unscanned")
+@click.argument("scope", required=False)
+@click.option("--days", default=usage.UNSCANNED_DAYS, show_default=True, type=click.IntRange(1),
+              help="Report stickers printed this long ago and not scanned since.")
+def unscanned_command(scope: str | None, days: int) -> None:
+    """List stickers nobody has scanned for DAYS days: check they are still on the wall.
+
+    SCOPE is a community, grid or building code (default: the only community).
+    """
+    try:
+        community, root = resolve_scope(scope) if scope else (_only_community(), None)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = usage.unscanned(community, clock.now(), days=days, root=root)
+    for row in rows:
+        last = clock.format_local(row.last, community.timezone, "%Y-%m-%d", empty="从未扫码")
+        click.echo(f"{row.place.code}\t{place_text(row.place)}\t{row.sticker.code}\t{last}")
+    click.echo(f"{len(rows)} sticker(s) of {community.name} not scanned for {days} days", err=True)
+
+
+def _only_community() -> Community:
+    communities = db.session.scalars(sa.select(Community).limit(2)).all()
+    if len(communities) != 1:
+        raise LookupError("several communities (or none): name one as SCOPE")
+    return communities[0]
 
 
 def init_app(app: Flask) -> None:

@@ -11,8 +11,8 @@ import os
 from functools import cache
 from pathlib import Path
 
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfbase import pdfdoc, pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont, makeToUnicodeCMap
 
 DEFAULT_FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 FONT_PATH_ENV = "LINLI_CJK_FONT"
@@ -44,7 +44,7 @@ def _register(path: Path) -> TTFont:
     # Subfont 0 of a .ttc collection is the regular face; the name is per path so two
     # configured fonts can coexist in one process.
     name = "LinliCJK-" + hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    font = TTFont(name, path, subfontIndex=0)
+    font = TaggedTTFont(name, path, subfontIndex=0)
     pdfmetrics.registerFont(font)
     return font
 
@@ -57,3 +57,53 @@ def check_covered(font: TTFont, text: str) -> None:
             f"font {font.face.name.decode()} has no glyph for {''.join(sorted(missing))!r} "
             f"in {text!r}"
         )
+
+
+def subset_tag(font_name: bytes, subset: list[int]) -> bytes:
+    """Six capital letters naming one subset by its content: the font, its characters and their
+    order (the order is the subset's encoding).
+
+    reportlab tags every file's first subset AAAAAA; ISO 32000-1 §9.6.4 wants different subsets
+    to carry different tags, and RIPs that cache fonts by name print garbage from a merged file
+    whose two AAAAAA subsets differ. A tag from the content is the same only for the same font
+    program, and the same on every run, so sheets stay reproducible.
+    """
+    digest = hashlib.sha256(font_name + b"\0" + ",".join(map(str, subset)).encode()).digest()
+    value = int.from_bytes(digest[:8])
+    letters = []
+    for _ in range(6):
+        value, index = divmod(value, 26)
+        letters.append(65 + index)
+    return bytes(letters)
+
+
+class TaggedTTFont(TTFont):
+    """A TTFont whose subsets carry content tags (`subset_tag`) instead of AAAAAA, AAAAAB, …"""
+
+    def addObjects(self, doc: pdfdoc.PDFDocument) -> None:
+        """reportlab's TTFont.addObjects (4.x/5.x), with the subset tag as the only change."""
+        try:
+            state = self.state[doc]
+        except KeyError:
+            state = self.state[doc] = TTFont.State(self._asciiReadable)
+        state.frozen = 1
+        for n, subset in enumerate(state.subsets):
+            internal_name = self.getSubsetInternalName(n, doc)[1:]
+            base_font_name = b"".join((subset_tag(self.face.name, subset), b"+", self.face.name,
+                                       self.face.subfontNameX)).decode("pdfdoc")
+            pdf_font = pdfdoc.PDFTrueTypeFont()
+            pdf_font.__Comment__ = f"Font {self.fontName} subset {n}"
+            pdf_font.Name = internal_name
+            pdf_font.BaseFont = base_font_name
+            pdf_font.FirstChar = 0
+            pdf_font.LastChar = len(subset) - 1
+            pdf_font.Widths = pdfdoc.PDFArray(list(map(self.face.getCharWidth, subset)))
+            cmap = pdfdoc.PDFStream()
+            cmap.content = makeToUnicodeCMap(base_font_name, subset)
+            if doc.compression:
+                cmap.filters = [pdfdoc.PDFZCompress]
+            pdf_font.ToUnicode = doc.Reference(cmap, "toUnicodeCMap:" + base_font_name)
+            pdf_font.FontDescriptor = self.face.addSubsetObjects(doc, base_font_name, subset)
+            doc.Reference(pdf_font, internal_name)
+            doc.idToObject["BasicFonts"].dict[internal_name] = pdf_font
+        del self.state[doc]

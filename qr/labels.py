@@ -4,7 +4,9 @@ A sticker (二维码贴纸) is stuck in a unit's entrance (单元), inside an el
 such as a gate (岗亭). Residents scan it to call the community's duty staff or leave a message.
 """
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 KINDS = ("unit", "elevator", "area")
 
@@ -27,6 +29,7 @@ class StickerLabel:
     place: str
     kind: str
     hotline: str
+    place_code: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -49,6 +52,40 @@ def sticker_url(public_base_url: str, code: str) -> str:
     return url
 
 
+class InsecureUrlError(ValueError):
+    """A base URL no phone out on the street can reach, or only over plain http."""
+
+
+def check_printable_url(public_base_url: str) -> None:
+    """Refuse to print codes for a base URL that is useless or unsafe once on the wall.
+
+    A sticker lives for years: localhost, a private or link-local address or a one-word intranet
+    host cannot be reached from a resident's phone, and plain http lets anyone on the path swap
+    the page. Decided from the URL alone, without DNS: printing works offline.
+    """
+    parts = urlsplit(public_base_url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    why = None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        why = "is this machine or the local network"
+    elif address is not None and not address.is_global:
+        why = "is a private, loopback or reserved address"
+    elif address is None and "." not in host:
+        why = "is not a public host name"
+    elif parts.scheme != "https":
+        why = "is plain http, not https"
+    if why:
+        raise InsecureUrlError(
+            f"PUBLIC_BASE_URL {public_base_url} {why}: phones scanning the stickers could not "
+            f"reach it safely. Set PUBLIC_BASE_URL to the public https address "
+            f"(e.g. https://linli.example.cn), or pass --allow-insecure-url for a test or demo"
+        )
+
+
 def grouped_code(code: str, group: int = 4) -> str:
     """Split a sticker code into dash-separated groups (K7QM-3X9P-Z2AB) for reading or typing."""
     return "-".join(code[i : i + group] for i in range(0, len(code), group))
@@ -59,9 +96,13 @@ def hotline_text(hotline: str) -> str:
     return f"无网络请拨 社区值班电话 {hotline}"
 
 
-def code_text(code: str) -> str:
-    """The sticker code as printed for manual entry."""
-    return f"编号 {grouped_code(code)}"
+def code_text(code: str, place_code: str = "") -> str:
+    """The sticker code as printed for manual entry, then the place's code in the community.
+
+    The place code tells two stickers with the same name apart on the sheet and on the wall.
+    """
+    text = f"编号 {grouped_code(code)}"
+    return f"{text} · {place_code}" if place_code else text
 
 
 def call_to_action(kind: str) -> str:

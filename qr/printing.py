@@ -6,7 +6,8 @@ flat; the sheet writer consumes them one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy.orm import aliased
 from dispatch.db import db
 from dispatch.models import Community, Place, PlaceKind, Sticker, StickerStatus
 from qr.codes import STICKER_KINDS, ensure_stickers
-from qr.labels import StickerLabel, sticker_url
+from qr.labels import StickerLabel, check_printable_url, sticker_url
 from qr.sheet import Layout, SheetSummary, write_sheets
 
 
@@ -58,51 +59,95 @@ def places_in(community: Community, root: Place | None,
 
 
 def labels(selection: Selection, public_base_url: str, *,
-           batch: int = 500) -> tuple[int, Iterator[StickerLabel]]:
+           batch: int = 500) -> tuple[int, Generator[StickerLabel]]:
     """How many stickers the selection prints, and their labels streamed in order.
 
-    Places without an active sticker get one first (committed), so every place prints.
+    Places without an active sticker get one first, flushed but not committed: the caller
+    commits once the sheets are written, so a failed print issues nothing. One query streams
+    the newest active sticker of each place, and carries the total as a window count, so
+    SQLite and PostgreSQL run the same SQL.
     """
     community, root = resolve_scope(selection.scope)
     query = places_in(community, root, selection.kinds)
-    issued = ensure_stickers(db.session.scalars(query))
-    if issued:
-        db.session.commit()
-    rows = (sa.select(Sticker, Place).join(Place, Sticker.place_id == Place.id)
-            .where(Sticker.status == StickerStatus.ACTIVE,
-                   Place.id.in_(query.with_only_columns(Place.id)))
-            .order_by(Place.position, Place.id, Sticker.id.desc()))
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(
-        rows.with_only_columns(Place.id).distinct().subquery()))
+    ensure_stickers(db.session.scalars(query))
+    newest = (sa.select(sa.func.max(Sticker.id))
+              .where(Sticker.status == StickerStatus.ACTIVE,
+                     Sticker.place_id.in_(query.with_only_columns(Place.id).order_by(None)))
+              .group_by(Sticker.place_id))
+    rows = db.session.execute(
+        sa.select(Sticker.code, Place, sa.func.count().over())
+        .join(Place, Sticker.place_id == Place.id)
+        .where(Sticker.id.in_(newest))
+        .order_by(Place.position, Place.id)
+        .execution_options(yield_per=batch))
+    first = next(rows, None)
+    if first is None:
+        rows.close()
+        return 0, (label for label in ())
 
-    def stream() -> Iterator[StickerLabel]:
-        last_place = None
-        for sticker, place in db.session.execute(rows.execution_options(yield_per=batch)):
-            if place.id == last_place:  # a reissued place has two active codes: print the newest
-                continue
-            last_place = place.id
-            yield StickerLabel(code=sticker.code, url=sticker_url(public_base_url, sticker.code),
-                               community=community.name, place=place.label,
-                               kind=str(place.kind), hotline=community.hotline)
+    def stream() -> Generator[StickerLabel]:
+        with rows:  # a server-side cursor on PostgreSQL: closed even when printing stops early
+            for code, place, _ in itertools.chain([first], rows):
+                yield sticker_label(place, code, public_base_url)
 
-    return total or 0, stream()
+    return first[2], stream()
+
+
+def sticker_label(place: Place, code: str, public_base_url: str) -> StickerLabel:
+    """What the sticker with `code` at `place` prints; the staff page draws the same."""
+    community = place.community
+    return StickerLabel(code=code, url=sticker_url(public_base_url, code),
+                        community=community.name, place=place_text(place),
+                        place_code=place.code, kind=str(place.kind), hotline=community.hotline)
+
+
+def place_text(place: Place) -> str:
+    """The place as its sticker names it, unique within the community.
+
+    Units and elevators carry their building (3栋 2单元); a shared area hanging off a grid
+    carries the grid's name, since every grid may have its own 南门.
+    """
+    if place.kind == PlaceKind.AREA and place.parent is not None \
+            and place.parent.kind == PlaceKind.GRID:
+        return f"{place.parent.name} · {place.name}"
+    return place.label
 
 
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,
                     layout: Layout, printed_on: date, max_per_file: int = 2000,
                     on_total: Callable[[int], None] | None = None,
-                    progress: Callable[[int], None] | None = None) -> SheetSummary:
-    """Write the selection's stickers to PDF sheet(s); `on_total` hears the count first.
+                    progress: Callable[[int], None] | None = None,
+                    allow_insecure_url: bool = False) -> SheetSummary:
+    """Write the selection's stickers to PDF sheet(s), in one transaction with the codes issued.
 
-    Raises LookupError for an unknown scope or a selection with nothing to print.
+    The base URL must be public https (`check_printable_url`) unless `allow_insecure_url`, for
+    tests and demos; it is printed in each page's header so a wrong one is seen before cutting.
+
+    Codes issued for places that had none are committed only once every file is written; on
+    any failure they are rolled back and the files of this run removed, so a failed print
+    leaves nothing half-done. `on_total` hears the count first. Raises LookupError for an
+    unknown scope or a selection with nothing to print, ValueError for a sticker that cannot
+    be printed (a character the font lacks, modules too small).
     """
-    total, stream = labels(selection, public_base_url)
-    if total == 0:
-        kinds = ", ".join(str(k) for k in selection.kinds)
-        raise LookupError(f"{selection.scope}: no {kinds} places to print")
-    if on_total is not None:
-        on_total(total)
+    if not allow_insecure_url:
+        check_printable_url(public_base_url)
     community, root = resolve_scope(selection.scope)
     title = community.name if root is None else f"{community.name} · {root.name}"
-    return write_sheets(stream, out_path, layout=layout, title=title, printed_on=printed_on,
-                        max_per_file=max_per_file, progress=progress)
+    stream = None
+    try:
+        total, stream = labels(selection, public_base_url)
+        if total == 0:
+            kinds = ", ".join(str(k) for k in selection.kinds)
+            raise LookupError(f"{selection.scope}: no {kinds} places to print")
+        if on_total is not None:
+            on_total(total)
+        summary = write_sheets(stream, out_path, layout=layout, title=title,
+                               printed_on=printed_on, max_per_file=max_per_file,
+                               progress=progress, base_url=public_base_url)
+        db.session.commit()
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        db.session.rollback()
+        raise
+    return summary

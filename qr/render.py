@@ -21,6 +21,11 @@ from qr.labels import ELEVATOR_EMERGENCY, StickerLabel, call_to_action, code_tex
 
 QUIET_ZONE = 4  # modules of white around the symbol, as ISO/IEC 18004 requires
 MIN_MODULE_MM = 0.5  # smaller modules fail on older phone cameras and on worn stickers
+#: The smallest QR version printed: more modules carry more error-correction codewords, so a
+#: symbol survives a bigger hole, band or torn corner (measured in docs/benchmarks.md).
+MIN_VERSION = 6
+HOTLINE_MM = 3.2  # the no-network fallback when the code is damaged: >= 3 mm after fitting
+BAND_INSET_MM = 2.0  # the elevator band stays this far inside the cut, which may be off by 1 mm
 DEFAULT_STICKER_MM = (60.0, 63.0)  # the 3x4 sheet preset
 
 _QR_FORMAT = zxingcpp.BarcodeFormat.QRCode
@@ -57,27 +62,37 @@ class QrMatrix:
                 yield row, first - start, end - first
 
 
-def qr_matrix(url: str) -> QrMatrix:
-    """Encode `url` as a QR symbol at error correction level H.
+def qr_matrix(url: str, min_version: int = MIN_VERSION) -> QrMatrix:
+    """Encode `url` as a QR symbol at error correction level H, of at least `min_version`.
 
     zxing-cpp encodes in ~0.2 ms including the mask-pattern search, where segno takes ~3.6 ms
     (~0.6 ms with a fixed mask, giving up the search). For an upper-case URL the encoder picks
-    alphanumeric mode and so the smallest version.
+    alphanumeric mode; a URL too long for `min_version` gets the smallest version it fits.
     """
-    barcode = zxingcpp.create_barcode(url, _QR_FORMAT, ec_level="H")
+    try:
+        barcode = zxingcpp.create_barcode(url, _QR_FORMAT, ec_level="H", version=min_version)
+    except ValueError:  # too long for min_version
+        barcode = zxingcpp.create_barcode(url, _QR_FORMAT, ec_level="H")
     image = barcode.to_image(scale=1, add_quiet_zones=False)
     return QrMatrix(image.shape[0], bytes(memoryview(image)))
 
 
-def segno_matrix(url: str) -> QrMatrix:
+def segno_matrix(url: str, min_version: int = MIN_VERSION) -> QrMatrix:
     """The same symbol encoded by segno, with its full mask search, for single stickers.
 
     Speed does not matter for one sticker on the staff page, so it is drawn from segno, the
     project's QR library; sheets use the faster encoder above.
     """
-    symbol = segno.make_qr(url, error="h", boost_error=False)
+    symbol = _segno_symbol(url, min_version)
     modules = bytes(0 if dark else 255 for row in symbol.matrix for dark in row)
     return QrMatrix(len(symbol.matrix), modules)
+
+
+def _segno_symbol(url: str, min_version: int) -> segno.QRCode:
+    smallest = segno.make_qr(url, error="h", boost_error=False)
+    if smallest.version >= min_version:
+        return smallest
+    return segno.make_qr(url, error="h", version=min_version, boost_error=False)
 
 
 def module_mm(qr_side_mm: float, size: int) -> float:
@@ -144,7 +159,9 @@ def sticker_face(width: float, height: float, elevator: bool) -> StickerFace:
     banner = emergency = None
     if elevator:
         banner_height = 6.0 * u
-        banner = (pad / 2, top, width - pad, banner_height)
+        inset = max(pad, BAND_INSET_MM)
+        top = max(top, BAND_INSET_MM)
+        banner = (inset, top, width - 2 * inset, banner_height)
         emergency = slot(top + (banner_height - 3.4 * u * line) / 2, 3.4 * u)
         top += banner_height + 0.8 * u
     community = slot(top, 3.0 * u)
@@ -152,8 +169,8 @@ def sticker_face(width: float, height: float, elevator: bool) -> StickerFace:
     place = slot(top, 4.0 * u)
     top += 4.0 * u * line
 
-    bottom = height - pad - 2.4 * u * line
-    hotline = slot(bottom, 2.4 * u)
+    bottom = height - pad - HOTLINE_MM * u * line
+    hotline = slot(bottom, HOTLINE_MM * u)
     bottom -= 3.0 * u * line
     code = slot(bottom, 3.0 * u)
     bottom -= 3.0 * u * line
@@ -206,7 +223,7 @@ def own_texts(font: TTFont, face: StickerFace, label: StickerLabel) -> list[Plac
     """Texts particular to one sticker: where it is and its code for manual entry."""
     return [
         fit_text(font, label.place, face.place),
-        fit_text(font, code_text(label.code), face.code),
+        fit_text(font, code_text(label.code, label.place_code), face.code),
     ]
 
 
@@ -259,7 +276,7 @@ def sticker_svg(
 
 def sticker_png(label: StickerLabel, scale: int = 8) -> bytes:
     """The QR symbol of a sticker with its 4-module quiet zone as a black-on-white PNG."""
-    symbol = segno.make_qr(label.url, error="h", boost_error=False)
+    symbol = _segno_symbol(label.url, MIN_VERSION)
     out = io.BytesIO()
     symbol.save(out, kind="png", scale=scale, border=QUIET_ZONE, dark="black", light="white")
     return out.getvalue()

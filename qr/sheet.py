@@ -1,21 +1,26 @@
 """Print sheets: stickers laid out on A4 pages as vector PDF, ready for a print shop.
 
-Each page has a header (title, print date, page number) and cut marks at every sticker corner.
-Speed comes from drawing little per sticker: the texts shared by a community and kind are a PDF
-form drawn by reference, and the QR symbol is one path of run rectangles written straight into
-the page stream. reportlab keeps a whole document in memory until it is saved, so long runs are
-split into several files; memory then stays flat however many stickers are streamed in.
+Each page has a header (title, the base URL the codes point at, print date, page number) and cut
+marks at every sticker corner. Speed comes from drawing little per sticker: the texts shared by
+a community and kind are a PDF form drawn by reference, and the QR symbol is a few hex strings
+shown in a Type 3 font whose glyphs are module patterns (`_qr_operators`). reportlab keeps a
+whole document in memory until it is saved, so long runs are split into several files; memory
+then stays flat however many stickers are streamed in.
 """
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+from PIL import Image
 from reportlab import rl_config
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfdoc
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
@@ -23,6 +28,7 @@ from qr.fonts import check_covered, cjk_font
 from qr.labels import StickerLabel
 from qr.render import (
     DEFAULT_STICKER_MM,
+    MIN_VERSION,
     QUIET_ZONE,
     StickerFace,
     module_mm,
@@ -52,6 +58,8 @@ class Layout:
     margin_mm: float = 8.0
     gutter_mm: float = 6.0
     header_mm: float = 10.0
+    #: The smallest QR version printed (`qr.render.MIN_VERSION`); the damage benchmark varies it.
+    min_version: int = MIN_VERSION
 
     def __post_init__(self) -> None:
         page_width, page_height = A4_MM
@@ -128,6 +136,7 @@ def write_sheets(
     max_per_file: int = 2000,
     progress: Callable[[int], None] | None = None,
     font_path: str | Path | None = None,
+    base_url: str = "",
 ) -> SheetSummary:
     """Write the labels onto A4 sticker sheets as one or more PDF files.
 
@@ -139,23 +148,29 @@ def write_sheets(
     """
     started = time.perf_counter()
     out_path = Path(out_path)
-    run = _Run(layout, cjk_font(font_path), title, printed_on, progress)
+    run = _Run(layout, cjk_font(font_path), title, printed_on, progress, base_url)
     check_covered(run.font, title)
     per_file = max(1, max_per_file // layout.per_page) * layout.per_page
     summary = SheetSummary(stickers=0, pages=0)
     sheet: _SheetFile | None = None
-    for label in labels:
+    try:
+        for label in labels:
+            if sheet is None:
+                sheet = _SheetFile(out_path, run, summary)
+            elif sheet.stickers == per_file:
+                _close(sheet, summary)
+                if len(summary.files) == 1:  # the run needs a second file: number the first too
+                    summary.files[0] = out_path.rename(_part_path(out_path, 1))
+                sheet = _SheetFile(_part_path(out_path, len(summary.files) + 1), run, summary)
+            sheet.add(label)
         if sheet is None:
-            sheet = _SheetFile(out_path, run, summary)
-        elif sheet.stickers == per_file:
-            _close(sheet, summary)
-            if len(summary.files) == 1:  # the run needs a second file: number the first one too
-                summary.files[0] = out_path.rename(_part_path(out_path, 1))
-            sheet = _SheetFile(_part_path(out_path, len(summary.files) + 1), run, summary)
-        sheet.add(label)
-    if sheet is None:
-        raise ValueError("no stickers to print")
-    _close(sheet, summary)
+            raise ValueError("no stickers to print")
+        _close(sheet, summary)
+    except BaseException:
+        # A run that stops half-way must not leave files that look like a whole print.
+        for path in summary.files:
+            path.unlink(missing_ok=True)
+        raise
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -180,6 +195,7 @@ class _Run:
     title: str
     printed_on: date
     progress: Callable[[int], None] | None
+    base_url: str
 
 
 class _SheetFile:
@@ -191,6 +207,7 @@ class _SheetFile:
         self.stickers = self.pages = 0
         self.origins = run.layout.sticker_origins()
         self.forms: dict[tuple[str, str, str], str] = {}
+        self.qr_bytes: set[int] = set()
         self.canvas = Canvas(
             str(path),
             pagesize=(A4_MM[0] * mm, A4_MM[1] * mm),
@@ -215,7 +232,9 @@ class _SheetFile:
         canvas.saveState()
         canvas.translate(x, y)
         canvas.doForm(self._static_form(face, label))
-        canvas.addLiteral(_qr_operators(face, label.url))
+        operators, rows = _qr_operators(face, label.url, self.layout.min_version)
+        canvas.addLiteral(operators)
+        self.qr_bytes.update(rows)
         for text in own_texts(self.font, face, label):
             canvas.setFont(self.font.fontName, text.size)
             canvas.drawCentredString(text.x, face.height - text.baseline, text.text)
@@ -228,6 +247,7 @@ class _SheetFile:
         """Finish the last page and write the file."""
         if self.stickers % self.layout.per_page:
             self._finish_page()
+        _add_qr_font(self.canvas._doc, self.qr_bytes)
         with _binary_streams():
             self.canvas.save()
 
@@ -240,6 +260,8 @@ class _SheetFile:
         left = (A4_MM[0] - layout.grid_width_mm) / 2
         canvas.setFont(self.font.fontName, HEADER_TEXT_MM)
         canvas.drawString(left, baseline, self.run.title)
+        if self.run.base_url:  # what the codes point at, checked by eye before the sheets are cut
+            canvas.drawCentredString(A4_MM[0] / 2, baseline, f"二维码网址 {self.run.base_url}")
         canvas.drawRightString(
             left + layout.grid_width_mm,
             baseline,
@@ -289,22 +311,78 @@ class _SheetFile:
         return name
 
 
-def _qr_operators(face: StickerFace, url: str) -> str:
-    """PDF operators filling the QR symbol: one rectangle per run of dark modules, in module units.
+QR_FONT = "LinliQR"  # the resource name of the Type 3 font whose glyphs are module patterns
+_DARK_AS_ONE = bytes.maketrans(b"\x00\xff", b"\xff\x00")
 
-    The `cm` scales to modules and moves to the symbol's bottom-left, so each rectangle is
-    written as small integers, which keeps the page stream short and quick to format.
+
+def _qr_operators(face: StickerFace, url: str, min_version: int) -> tuple[str, bytes]:
+    """PDF operators painting the QR symbol, and the symbol's rows packed eight modules a byte.
+
+    Each row is shown as text in a Type 3 font (`_add_qr_font`) whose glyph for byte b is the
+    eight modules of b, drawn as filled rectangles: still vector art, as print shops want, but a
+    41-module symbol costs ~150 bytes compressed where one rectangle per run of dark modules
+    cost ~600. Module units: 1 em is one module and a line is one row.
     """
-    matrix = qr_matrix(url)
+    matrix = qr_matrix(url, min_version)
     n = matrix.size
     qr_x, qr_y, side = face.qr
     module = module_mm(side, n)
     left = qr_x + QUIET_ZONE * module
     bottom = face.height - qr_y - side + QUIET_ZONE * module
-    rects = "\n".join(
-        f"{col} {n - 1 - row} {length} 1 re" for row, col, length in matrix.dark_runs()
-    )
-    return f"q 0 g {module:.4f} 0 0 {module:.4f} {left:.3f} {bottom:.3f} cm\n{rects}\nf Q"
+    # Mode "1" packs rows MSB first, padded with 0 bits: light, once dark is the 1 bit.
+    packed = Image.frombytes("L", (n, n), matrix.modules.translate(_DARK_AS_ONE)).convert(
+        "1", dither=Image.Dither.NONE).tobytes()
+    width = (n + 7) // 8
+    rows = "\n".join(f"<{packed[i:i + width].hex()}>'" for i in range(0, len(packed), width))
+    return (f"q 0 g {module:.4f} 0 0 {module:.4f} {left:.3f} {bottom:.3f} cm\n"
+            f"BT /{QR_FONT} 1 Tf 1 TL 0 {n} Td\n{rows}\nET Q"), packed
+
+
+def _blank_to_unicode(used: set[int]) -> pdfdoc.PDFStream:
+    """A ToUnicode map reading every module pattern as a space, so copying or searching a
+    sheet's text finds the labels, not the symbols' bytes."""
+    pairs = "\n".join(f"<{byte:02x}> <0020>" for byte in sorted(used))
+    content = ("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+               "/CMapName /LinliQR-Blank def\n/CMapType 2 def\n"
+               "1 begincodespacerange\n<00> <ff>\nendcodespacerange\n"
+               f"{len(used)} beginbfchar\n{pairs}\nendbfchar\n"
+               "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend")
+    return pdfdoc.PDFStream(content=content, filters=[pdfdoc.PDFZCompress])
+
+
+def _add_qr_font(doc: pdfdoc.PDFDocument, used: set[int]) -> None:
+    """Define the Type 3 font of module patterns, with a glyph for each byte the file used."""
+    # Glyphs are declared with d0, not d1: a d1 glyph may be cached as a bitmap, and poppler
+    # and MuPDF then place each cached glyph at a whole pixel, shifting modules by up to half a
+    # pixel (zbar read 4 of 12 codes of a poppler raster); d0 glyphs are drawn as paths in place.
+    # Each glyph is filled on its own, so anti-aliasing screen renderers would leave light seams
+    # where two glyphs or two rows meet; a 3 % bleed closes them. Printers do not anti-alias,
+    # and 3 % is far below the dot gain QR decoders expect.
+    e = 0.03
+    procs = {}
+    for byte in sorted(used):
+        rects = [f"{run.start() - e:g} {-e:g} {len(run[0]) + 2 * e:g} {1 + 2 * e:g} re"
+                 for run in re.finditer("1+", f"{byte:08b}")]
+        content = "8 0 d0\n" + (
+            "\n".join(rects) + "\nf" if rects else "")
+        procs[f"m{byte}"] = doc.Reference(pdfdoc.PDFStream(content=content))
+    differences: list[Any] = []
+    for byte in sorted(used):
+        differences += [byte, pdfdoc.PDFName(f"m{byte}")]
+    first, last = min(used), max(used)
+    font = pdfdoc.PDFDictionary({
+        "Type": pdfdoc.PDFName("Font"), "Subtype": pdfdoc.PDFName("Type3"),
+        "FontBBox": pdfdoc.PDFArray([-e, -e, 8 + e, 1 + e]),
+        "FontMatrix": pdfdoc.PDFArray([1, 0, 0, 1, 0, 0]),
+        "CharProcs": pdfdoc.PDFDictionary(procs),
+        "Encoding": pdfdoc.PDFDictionary({"Type": pdfdoc.PDFName("Encoding"),
+                                          "Differences": pdfdoc.PDFArray(differences)}),
+        "FirstChar": first, "LastChar": last,
+        "Widths": pdfdoc.PDFArray([8] * (last - first + 1)),
+        "Resources": pdfdoc.PDFDictionary({}),
+        "ToUnicode": doc.Reference(_blank_to_unicode(used)),
+    })
+    doc.idToObject[pdfdoc.BasicFonts].dict[QR_FONT] = doc.Reference(font, QR_FONT)
 
 
 @contextmanager

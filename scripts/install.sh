@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install what Linli needs into .venv, plus the Debian packages it uses.
 #   scripts/install.sh            the service (Python packages, the CJK font for stickers)
-#   scripts/install.sh --tests    also what the tests need (Debian's Chromium, datefudge)
+#   scripts/install.sh --tests    also what the tests need (Debian's Chromium; datefudge for
+#                                 the second test pass on another date; libzbar0 for
+#                                 the zbar QR decoder the sticker tests and benchmark use;
+#                                 poppler-utils, whose pdftoppm renders sheets in a test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +13,8 @@ debs=()
 if [[ "${1:-}" == "--tests" ]]; then
     command -v chromium >/dev/null || debs+=(chromium)
     command -v datefudge >/dev/null || debs+=(datefudge)  # .ci/run: the suite on another date
+    ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || debs+=(libzbar0)
+    command -v pdftoppm >/dev/null || debs+=(poppler-utils)
 fi
 if ((${#debs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, TypeVar
@@ -41,6 +42,8 @@ from dispatch.models import (
     Shift,
     Urgency,
 )
+from qr.codes import STICKER_KINDS
+from qr.printing import place_text
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -530,6 +533,8 @@ class Changes:
     updated: dict[str, list[str]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
     kept: dict[str, list[str]] = field(default_factory=dict)
+    #: Things that import fine but staff should fix, e.g. two stickers with the same name.
+    warnings: list[str] = field(default_factory=list)
 
     def note(self, kind: str, table: str, what: str) -> None:
         getattr(self, kind).setdefault(table, []).append(what)
@@ -546,6 +551,7 @@ class Changes:
                                                       if len(items) > limit else "")
                 label = "not in file, kept" if kind == "kept" else kind
                 out.append(f"{table}: {len(items)} {label}: {shown}")
+        out += [f"warning: {warning}" for warning in self.warnings]
         return out or ["no changes"]
 
 
@@ -612,7 +618,23 @@ def _apply_places(session: Session, community: Community, plan: Plan,
     for code in sorted(set(existing) - in_file):
         changes.note("kept", "places", code)
     session.flush()
+    _warn_duplicate_sticker_names(existing.values(), changes)
     return existing
+
+
+def _warn_duplicate_sticker_names(places: Iterable[Place], changes: Changes) -> None:
+    """Warn when two stickered places would print the same name: on the wall they look alike.
+
+    The place code printed in small print still tells them apart, so this is no error.
+    """
+    by_name: dict[str, list[str]] = {}
+    for place in places:
+        if place.kind in STICKER_KINDS:
+            by_name.setdefault(place_text(place), []).append(place.code)
+    for name, codes in sorted(by_name.items()):
+        if len(codes) > 1:
+            changes.warnings.append(f"{len(codes)} stickers would print the same name "
+                                    f"{name!r}: {', '.join(sorted(codes))}; rename them")
 
 
 def _apply_members(session: Session, community: Community, plan: Plan, places: dict[str, Place],

@@ -22,12 +22,12 @@ from flask import (
 
 from dispatch import clock
 from dispatch.db import db
-from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
+from dispatch.models import Community, Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
-from qr import codes
-from qr.labels import StickerLabel, sticker_url
-from qr.printing import Selection, places_in, print_selection
+from qr import codes, usage
+from qr.labels import InsecureUrlError, StickerLabel
+from qr.printing import Selection, place_text, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -71,8 +71,22 @@ def building(code: str) -> Any:
     for sticker in db.session.scalars(sa.select(Sticker).where(
             Sticker.place_id.in_(list(stickers))).order_by(Sticker.id.desc())):
         stickers[sticker.place_id].append(sticker)
+    counts = usage.scan_counts([s.id for group in stickers.values() for s in group])
     return render_template("staff/stickers_building.html", building=place, places=places,
-                           stickers=stickers, layouts=sorted(LAYOUTS))
+                           stickers=stickers, counts=counts, never=usage.NEVER,
+                           place_text=place_text, layouts=sorted(LAYOUTS))
+
+
+@bp.get("/unscanned")
+@login_required
+def unscanned() -> Any:
+    """Stickers nobody has scanned for 90 days: someone should check they are still up."""
+    community = db.session.get(Community, g.staff.community_id)
+    grid = db.session.get(Place, g.staff.grid_id) if g.staff.grid_id else None
+    rows = [row for row in usage.unscanned(community, clock.now(), root=grid)
+            if may_see(row.place)]
+    return render_template("staff/stickers_unscanned.html", rows=rows, days=usage.UNSCANNED_DAYS,
+                           building_of=usage.building_of, place_text=place_text)
 
 
 @bp.get("/<code>.pdf")
@@ -89,6 +103,14 @@ def sheet(code: str) -> Any:
                             layout=layout, printed_on=today, max_per_file=10_000)
         except LookupError:  # nothing to print here
             abort(404)
+        except InsecureUrlError:
+            flash("无法打印：PUBLIC_BASE_URL 不是公网 https 地址，贴出去的二维码居民扫不通。"
+                  f"请先把 PUBLIC_BASE_URL 设为公网 https 地址（现为 "
+                  f"{current_app.config['PUBLIC_BASE_URL']}）")
+            return redirect(url_for("stickers.building", code=place.code))
+        except ValueError as exc:  # e.g. a place name the font cannot print: nothing was issued
+            flash(f"无法打印：{exc}")
+            return redirect(url_for("stickers.building", code=place.code))
         data = out.read_bytes()
     log("stickers.sheet", place.code, layout=layout.name)
     db.session.commit()
@@ -97,11 +119,7 @@ def sheet(code: str) -> Any:
 
 
 def _label(sticker: Sticker) -> StickerLabel:
-    community = sticker.place.community
-    return StickerLabel(code=sticker.code,
-                        url=sticker_url(current_app.config["PUBLIC_BASE_URL"], sticker.code),
-                        community=community.name, place=sticker.place.label,
-                        kind=str(sticker.place.kind), hotline=community.hotline)
+    return sticker_label(sticker.place, sticker.code, current_app.config["PUBLIC_BASE_URL"])
 
 
 @bp.get("/code/<code>.svg")

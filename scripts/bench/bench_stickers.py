@@ -8,7 +8,7 @@ Run from the repository root (about 30 s):
 Each case runs in a process of its own, so its peak RSS is its own. The baseline is the obvious
 way: segno with its mask search, one reportlab path of module squares per code, every text drawn
 for every sticker, reportlab's default settings. Bytes per sticker leave out the embedded font,
-which is paid once per file. Goals: <= 1 ms and <= 600 bytes per sticker, memory flat.
+which is paid once per file. Goals: <= 0.6 ms and <= 600 bytes per sticker, memory flat.
 """
 
 import argparse
@@ -43,13 +43,14 @@ from qr.labels import (
     hotline_text,
     sticker_url,
 )
-from qr.render import QUIET_ZONE, qr_matrix, sticker_face
+from qr.render import MIN_VERSION, QUIET_ZONE, qr_matrix, sticker_face
 from qr.sheet import A4_MM, LAYOUTS, Layout, write_sheets
 
 ROOT = Path(__file__).resolve().parents[2]
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-GOAL_MS, GOAL_BYTES = 1.0, 600
+GOAL_MS, GOAL_BYTES = 0.6, 600
 TITLE = "东湖花园 全部楼栋"
+BASE_URL = "https://linli.example.cn"
 OBJECT = re.compile(rb"(\d+) 0 obj\r?\n(.*?)endobj", re.S)
 FONT_DICT = re.compile(rb"/Type /Font[\s/>]")
 FONT_REF = re.compile(rb"/(?:FontDescriptor|ToUnicode|FontFile2) (\d+) 0 R")
@@ -63,13 +64,14 @@ def make_labels(count: int, seed: int = 7) -> Iterator[StickerLabel]:
         code = "".join(rng.choice(CROCKFORD) for _ in range(12))
         building, n = i // 9 + 1, i % 9
         if n < 4:
-            kind, place = "unit", f"{building}栋 {n + 1}单元"
+            kind, place, where = "unit", f"{building}栋 {n + 1}单元", f"DH-B{building}-U{n + 1}"
         elif n < 8:
             kind, place = "elevator", f"{building}栋 {n - 3}单元 · 1号电梯"
+            where = f"DH-B{building}-U{n - 3}-E1"
         else:
-            kind, place = "area", f"{building}号楼北门岗亭"
-        url = sticker_url("https://linli.example.cn", code)
-        yield StickerLabel(code, url, "东湖花园", place, kind, "0752-2345678")
+            kind, place, where = "area", f"{building}号楼北门岗亭", f"DH-B{building}-A1"
+        url = sticker_url(BASE_URL, code)
+        yield StickerLabel(code, url, "东湖花园", place, kind, "0752-2345678", where)
 
 
 def font_bytes(pdf: bytes) -> int:
@@ -93,6 +95,7 @@ def run_linli(count: int, out_dir: Path, layout: Layout, max_per_file: int) -> l
         title=TITLE,
         printed_on=date(2025, 3, 1),
         max_per_file=max_per_file,
+        base_url=BASE_URL,
     )
     return summary.files
 
@@ -121,7 +124,7 @@ def run_baseline(count: int, out_dir: Path, layout: Layout) -> list[Path]:
             (label.community, face.community),
             (label.place, face.place),
             (call_to_action(label.kind), face.call),
-            (code_text(label.code), face.code),
+            (code_text(label.code, label.place_code), face.code),
             (hotline_text(label.hotline), face.hotline),
         ]
         if face.banner is not None and face.emergency is not None:
@@ -135,7 +138,7 @@ def run_baseline(count: int, out_dir: Path, layout: Layout) -> list[Path]:
         for text, where in texts:
             canvas.setFont(font.fontName, where.size)
             canvas.drawCentredString(where.x, face.height - where.baseline, text)
-        symbol = segno.make_qr(label.url, error="h", boost_error=False)
+        symbol = segno.make_qr(label.url, error="h", version=MIN_VERSION, boost_error=False)
         qr_x, qr_y, side = face.qr
         module = side / (symbol.symbol_size(border=0)[0] + 2 * QUIET_ZONE)
         left, top = qr_x + QUIET_ZONE * module, face.height - qr_y - QUIET_ZONE * module
@@ -153,17 +156,19 @@ def run_baseline(count: int, out_dir: Path, layout: Layout) -> list[Path]:
 def child(case: str, count: int, out_dir: Path, layout: Layout) -> None:
     """Run one case in this process and print its measurements as JSON."""
     cjk_font()  # the font file is parsed once per process, not per sticker or per file
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if case == "baseline":
         files = run_baseline(count, out_dir, layout)
     else:
         max_per_file = 2000 if case == "split" else 10**9
         files = run_linli(count, out_dir, layout, max_per_file)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     data = [path.read_bytes() for path in files]
     result = {
         "stickers": count,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "files": len(files),
         "bytes": sum(map(len, data)),
         "font_bytes": sum(map(font_bytes, data)),
@@ -183,6 +188,7 @@ def measure(case: str, count: int, tmp: Path, layout: str) -> dict:
         sys.exit(f"{case} failed:\n{done.stderr}")
     result = json.loads(done.stdout)
     result["ms"] = result["seconds"] / count * 1000
+    result["cpu_ms"] = result["cpu_seconds"] / count * 1000
     result["per_sticker"] = (result["bytes"] - result["font_bytes"]) / count
     return result
 
@@ -219,12 +225,13 @@ def machine() -> str:
 
 def report(rows: list[tuple[str, dict]]) -> None:
     print(
-        f"{'case':30} {'stickers':>8} {'files':>5} {'ms/sticker':>10} {'stickers/s':>10} "
+        f"{'case':30} {'stickers':>8} {'files':>5} {'ms/sticker':>10} {'CPU ms':>7} "
+        f"{'stickers/s':>10} "
         f"{'B/sticker':>9} {'font B/file':>11} {'peak RSS MB':>11}"
     )
     for name, r in rows:
         print(
-            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['ms']:10.3f} "
+            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['ms']:10.3f} {r['cpu_ms']:7.3f} "
             f"{1000 / r['ms']:10.0f} {r['per_sticker']:9.0f} "
             f"{r['font_bytes'] / r['files']:11.0f} {r['peak_rss_mb']:11.1f}"
         )
@@ -268,10 +275,13 @@ def main() -> None:
         f"{one_file['peak_rss_mb']:.0f} MB for {one_file['stickers']} in one file"
     )
     print(f"scan check: {decoded} of the first {checked} codes decode to their own URL at 150 dpi")
+    # On a shared machine the wall clock also counts other processes' turns; CPU time does not.
     ms_ok = "met" if split["ms"] <= GOAL_MS else "MISSED"
+    cpu_ok = "met" if split["cpu_ms"] <= GOAL_MS else "MISSED"
     bytes_ok = "met" if split["per_sticker"] <= GOAL_BYTES else "MISSED"
     print(
-        f"goals: {split['ms']:.3f} ms/sticker (<= {GOAL_MS}) {ms_ok}; "
+        f"goals: {split['ms']:.3f} ms/sticker (<= {GOAL_MS}) {ms_ok}, "
+        f"{split['cpu_ms']:.3f} CPU ms {cpu_ok}; "
         f"{split['per_sticker']:.0f} B/sticker (<= {GOAL_BYTES}) {bytes_ok}"
     )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 import sqlalchemy as sa
+import yaml
 import zxingcpp
 from flask import Flask
 
@@ -19,6 +20,7 @@ from dispatch.db import db
 from dispatch.models import Place, PlaceKind, Sticker, StickerStatus
 from qr import codes
 from qr.labels import sticker_url
+from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,3 +152,208 @@ def test_the_print_script_runs_from_the_shell(demo: Flask, tmp_path: Path) -> No
         timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "stickers," in result.stdout and (tmp_path / "b02.pdf").exists()
+
+
+# Printing on the database production runs on. The count query once used SELECT DISTINCT with
+# an ORDER BY that PostgreSQL refuses, after the new codes had already been committed.
+
+def _small(app: Flask, **tables: list[dict]) -> None:
+    with app.app_context():
+        factories.import_community(factories.small_community(**tables))
+
+
+def _sticker_count(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Sticker))
+
+
+# A place whose name has a character the embedded font lacks: printing fails after the codes
+# are issued, which is when a half-done print would show.
+UNPRINTABLE = [{"code": "TS-G1", "kind": "grid", "name": "第一网格"},
+               {"code": "TS-B1", "kind": "building", "name": "1栋", "parent": "TS-G1"},
+               {"code": "TS-B1-U1", "kind": "unit", "name": "1单元", "parent": "TS-B1"},
+               {"code": "TS-B1-U2", "kind": "unit", "name": "𠀀单元", "parent": "TS-B1"}]
+
+
+@pytest.mark.postgres
+def test_the_cli_prints_a_community_whose_every_code_decodes(any_app: Flask,
+                                                              tmp_path: Path) -> None:
+    _small(any_app)
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=["stickers", "print", "TS", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with any_app.app_context():
+        expected = active_urls(any_app, codes.STICKER_KINDS)
+    assert len(expected) == 4  # two units, an elevator and an area
+    assert sorted(decoded_urls(out)) == sorted(expected)
+    assert "4 stickers, 1 pages, 1 file(s)" in result.output
+
+
+@pytest.mark.postgres
+def test_a_reissued_place_prints_once_with_its_newest_code(any_app: Flask,
+                                                           tmp_path: Path) -> None:
+    _small(any_app)
+    runner = any_app.test_cli_runner()
+    assert runner.invoke(args=["stickers", "print", "TS-B1", "--out",
+                               str(tmp_path / "a.pdf")]).exit_code == 0
+    with any_app.app_context():
+        old = codes.active_sticker(factories.place("TS-B1-U1-E1"))
+        new = codes.reissue(old).code
+        old = old.code
+        db.session.commit()
+    out = tmp_path / "b.pdf"
+    result = runner.invoke(args=["stickers", "print", "TS-B1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    urls = decoded_urls(out)
+    base = any_app.config["PUBLIC_BASE_URL"]
+    assert sticker_url(base, new) in urls and sticker_url(base, old) not in urls
+    assert len(urls) == 2 and "2 stickers" in result.output
+
+
+@pytest.mark.postgres
+def test_a_failed_cli_print_issues_no_codes_and_says_why(any_app: Flask,
+                                                         tmp_path: Path) -> None:
+    _small(any_app, places=UNPRINTABLE)
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=["stickers", "print", "TS", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "Error: " in result.output and "𠀀" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert _sticker_count(any_app) == 0
+    assert not list(tmp_path.glob("*.pdf"))
+
+
+def _script_env(app: Flask, schema: str | None) -> dict[str, str]:
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if schema is not None:  # the test session's own PostgreSQL schema
+        url += f"?options=-csearch_path%3D{schema}"
+    env = {**os.environ, "DATABASE_URL": url, "PUBLIC_BASE_URL": app.config["PUBLIC_BASE_URL"],
+           "SECRET_KEY": "x" * 32}
+    env.pop("REDIS_URL", None)
+    return env
+
+
+@pytest.mark.postgres
+def test_the_print_script_prints_and_fails_cleanly_on_postgresql(
+        pg_app: Flask, pg_schema: str, tmp_path: Path) -> None:
+    _small(pg_app)
+    env = _script_env(pg_app, pg_schema)
+    script = [sys.executable, str(ROOT / "scripts" / "print_qr_sheets.py")]
+    result = subprocess.run([*script, "TS", "--out", str(tmp_path / "ts.pdf")], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with pg_app.app_context():
+        assert sorted(decoded_urls(tmp_path / "ts.pdf")) == sorted(
+            active_urls(pg_app, codes.STICKER_KINDS))
+    _truncate_places(pg_app)
+    _small(pg_app, places=UNPRINTABLE)
+    result = subprocess.run([*script, "TS", "--out", str(tmp_path / "bad.pdf")], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "𠀀" in result.stderr
+    assert _sticker_count(pg_app) == 0
+
+
+def _truncate_places(app: Flask) -> None:
+    with app.app_context():
+        tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+
+
+@pytest.mark.postgres
+def test_the_console_sheet_downloads_on_postgresql_and_a_failure_is_no_500(
+        pg_app: Flask, tmp_path: Path) -> None:
+    _small(pg_app)
+    factories.add_staff(pg_app)
+    client = pg_app.test_client()
+    factories.login(client)
+    response = client.get("/staff/stickers/TS-B1.pdf")
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    (tmp_path / "b1.pdf").write_bytes(response.data)
+    with pg_app.app_context():
+        expected = active_urls(pg_app, codes.STICKER_KINDS, "TS-B1")
+    assert sorted(decoded_urls(tmp_path / "b1.pdf")) == sorted(expected) and len(expected) == 2
+    _truncate_places(pg_app)
+    _small(pg_app, places=UNPRINTABLE)
+    factories.add_staff(pg_app)
+    client = pg_app.test_client()
+    factories.login(client)
+    response = client.get("/staff/stickers/TS-B1.pdf", follow_redirects=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "𠀀" in response.get_data(as_text=True)
+    assert _sticker_count(pg_app) == 0
+
+
+def test_area_stickers_of_the_demo_print_unique_names_and_their_place_codes(
+        demo: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "areas.pdf"
+    result = demo.test_cli_runner().invoke(args=[
+        "stickers", "print", "DH", "--kind", "area", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pdf = pdfium.PdfDocument(out)
+    text = "".join(page.get_textpage().get_text_range() for page in pdf)
+    pdf.close()
+    with demo.app_context():
+        areas = db.session.scalars(sa.select(Place).where(Place.kind == PlaceKind.AREA)).all()
+        names = [f"{area.parent.name} · {area.name}" for area in areas]
+        assert len(areas) == 14
+        for area in areas:
+            assert area.code in text
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert text.count(name) == 1, name
+
+
+def test_the_import_warns_about_stickers_that_would_print_the_same_name(runner, app: Flask,
+                                                                        tmp_path: Path) -> None:
+    data = factories.small_community()
+    data["places"].append({"code": "TS-G1-A2", "kind": "area", "name": "北门",
+                           "parent": "TS-G1"})
+    path = tmp_path / "ts.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    result = runner.invoke(args=["community", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: 2 stickers would print the same name '第一网格 · 北门': "
+            "TS-G1-A1, TS-G1-A2") in result.output
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("base_url", [
+    "http://localhost:5000", "https://127.0.0.1", "https://192.168.1.20:8443",
+    "https://[::1]", "https://linli", "http://linli.example.cn", "https://printer.local"])
+def test_printing_refuses_a_base_url_phones_cannot_reach_safely(
+        any_app: Flask, base_url: str, tmp_path: Path) -> None:
+    _small(any_app)
+    any_app.config["PUBLIC_BASE_URL"] = base_url
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=["stickers", "print", "TS", "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"Error: PUBLIC_BASE_URL {base_url} " in result.output
+    assert "--allow-insecure-url" in result.output
+    assert not out.exists() and _sticker_count(any_app) == 0
+
+
+@pytest.mark.postgres
+def test_allow_insecure_url_prints_for_a_demo_and_every_header_names_the_base_url(
+        any_app: Flask, tmp_path: Path) -> None:
+    _small(any_app)
+    any_app.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    out = tmp_path / "ts.pdf"
+    result = any_app.test_cli_runner().invoke(args=[
+        "stickers", "print", "TS", "--out", str(out), "--allow-insecure-url"])
+    assert result.exit_code == 0, result.output
+    assert all(url.startswith("HTTP://LOCALHOST:5000/S/") for url in decoded_urls(out))
+    pdf = pdfium.PdfDocument(out)
+    assert "二维码网址 http://localhost:5000" in pdf[0].get_textpage().get_text_range()
+    pdf.close()
+
+
+def test_the_console_refuses_to_print_for_localhost_and_says_why(demo: Flask) -> None:
+    demo.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    factories.add_staff(demo)
+    client = demo.test_client()
+    factories.login(client)
+    response = client.get("/staff/stickers/DH-B01.pdf", follow_redirects=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "PUBLIC_BASE_URL 不是公网 https 地址" in response.get_data(as_text=True)

@@ -12,12 +12,14 @@ from PIL import Image, ImageDraw
 from qr.fonts import DEBIAN_PACKAGE, MissingFontError, cjk_font, cjk_font_path
 from qr.labels import ELEVATOR_EMERGENCY, StickerLabel, grouped_code, sticker_url
 from qr.render import (
+    MIN_VERSION,
     QUIET_ZONE,
     QrMatrix,
     TextSlot,
     fit_text,
     module_mm,
     qr_matrix,
+    segno_matrix,
     sticker_face,
     sticker_png,
     sticker_svg,
@@ -82,11 +84,18 @@ def test_qr_matrix_decodes_to_the_url_at_level_h():
     assert barcode.ec_level == "H"
 
 
-def test_qr_matrix_is_the_smallest_version_alphanumeric_mode_allows():
+def test_qr_matrix_is_at_least_the_version_that_survives_damage():
     url = sticker_url(BASE_URL, "K7QM3X9PZ2AB")
     reference = segno.make_qr(url, error="h", boost_error=False)
-    assert reference.mode == "alphanumeric"
-    assert qr_matrix(url).size == reference.symbol_size(border=0)[0]
+    assert reference.mode == "alphanumeric" and reference.version < MIN_VERSION == 6
+    assert qr_matrix(url).size == segno_matrix(url).size == 17 + 4 * MIN_VERSION
+
+
+def test_a_url_too_long_for_the_minimum_version_gets_the_smallest_that_fits():
+    url = sticker_url("https://" + "LINLI." * 12 + "EXAMPLE.CN", "K7QM3X9PZ2AB")
+    reference = segno.make_qr(url, error="h", boost_error=False)
+    assert reference.version > MIN_VERSION
+    assert qr_matrix(url).size == segno_matrix(url).size == reference.symbol_size(border=0)[0]
 
 
 def test_qr_matrix_rows_and_runs_describe_the_same_modules():
@@ -115,7 +124,7 @@ def test_sticker_png_decodes_to_the_url():
 
 def test_sticker_png_has_a_four_module_quiet_zone():
     image = Image.open(io.BytesIO(sticker_png(make_label(), scale=1))).convert("L")
-    assert image.size == (33 + 8, 33 + 8)
+    assert image.size == (41 + 8, 41 + 8)
     band = [image.getpixel((x, y)) for x in range(image.width) for y in range(QUIET_ZONE)]
     assert min(band) == 255
     assert image.getpixel((QUIET_ZONE, QUIET_ZONE)) == 0
@@ -137,7 +146,7 @@ def test_sticker_svg_is_xml_with_the_qr_path_and_every_text():
 def test_sticker_svg_qr_path_decodes_to_the_url():
     label = make_label()
     [path] = ET.fromstring(sticker_svg(label)).iter(f"{SVG}path")
-    size = 33
+    size = 41
     matrix = bytearray(b"\xff" * size * size)
     for col, row, length in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\d+z", path.get("d")):
         start = int(row) * size + int(col)

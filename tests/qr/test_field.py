@@ -1,0 +1,94 @@
+"""Stickers in the field: a damaged code still decodes, the fallback text is legible, the band
+is clear of the cut, and merged PDFs keep their fonts apart."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from qr.fonts import cjk_font
+from qr.labels import StickerLabel
+from qr.render import static_texts, sticker_face
+from qr.sheet import LAYOUTS, Layout, write_sheets
+from scripts.bench.bench_damage import (
+    DECODERS,
+    band,
+    hole,
+    read_zbar,
+    render_samples,
+    sample_labels,
+    torn_corner,
+)
+
+
+@pytest.mark.parametrize("damage", [torn_corner(0.25), hole(0.20), band(0.10)],
+                         ids=["torn corner 25%", "hole 20%", "band 10%"])
+def test_a_damaged_printed_sticker_decodes_with_zbar_wechat_and_zxing(damage, tmp_path: Path):
+    # A unit sticker of a real 3x4 sheet, rasterised at 150 dpi (see docs/benchmarks.md).
+    [sample, *_] = render_samples(Layout.preset("3x4"), 150, tmp_path)
+    damaged = damage(sample.image, sample.box, 150)
+    for name, read in DECODERS.items():
+        assert read(damaged) == [sample.url], name
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("kind", ["unit", "elevator", "area"])
+def test_the_no_network_hotline_prints_at_least_3_mm_high(layout: str, kind: str,
+                                                          tmp_path: Path) -> None:
+    preset = Layout.preset(layout)
+    face = sticker_face(preset.sticker_width_mm, preset.sticker_height_mm, kind == "elevator")
+    font = cjk_font()
+    [hotline] = [t for t in static_texts(font, face, "东湖花园", kind, "0752-2345678")
+                 if t.text.startswith("无网络")]
+    assert hotline.size >= 3.0
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_the_elevator_band_stays_2_mm_inside_the_cut(layout: str) -> None:
+    preset = Layout.preset(layout)
+    face = sticker_face(preset.sticker_width_mm, preset.sticker_height_mm, True)
+    assert face.banner is not None
+    x, y, width, _height = face.banner
+    assert x >= 2.0 and y >= 2.0 and face.width - (x + width) >= 2.0
+
+
+def _subset_tags(path: Path) -> list[bytes]:
+    return re.findall(rb"/BaseFont /([A-Z]{6})\+WenQuanYi", path.read_bytes())
+
+
+def _sheet(labels: list[StickerLabel], path: Path) -> Path:
+    write_sheets(iter(labels), path, layout=Layout.preset("3x4"), title="东湖花园",
+                 printed_on=date(2026, 12, 6))
+    return path
+
+
+def test_every_font_subset_carries_its_own_tag_across_files(tmp_path: Path) -> None:
+    labels = list(sample_labels(3))
+    other = [StickerLabel(lb.code, lb.url, "西湖雅苑", "九栋 七单元", lb.kind, "0571-7654321",
+                          "XH-B9-U7") for lb in labels]
+    first, second = _sheet(labels, tmp_path / "a.pdf"), _sheet(other, tmp_path / "b.pdf")
+    tags_a, tags_b = _subset_tags(first), _subset_tags(second)
+    assert tags_a and tags_b
+    assert b"AAAAAA" not in tags_a + tags_b
+    assert len(set(tags_a)) == len(tags_a)
+    assert not set(tags_a) & set(tags_b)  # different subsets, different tags
+    assert _subset_tags(_sheet(labels, tmp_path / "again.pdf")) == tags_a  # reproducible
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_every_code_of_a_poppler_raster_decodes_with_zbar(layout: str, tmp_path: Path) -> None:
+    # poppler (evince, pdftoppm, many print previews) draws the symbols its own way; it once
+    # shifted cached glyphs to whole pixels and zbar read 4 of 12 codes.
+    labels = list(sample_labels(Layout.preset(layout).per_page))
+    pdf = tmp_path / "sheet.pdf"
+    write_sheets(iter(labels), pdf, layout=Layout.preset(layout), title="东湖花园",
+                 printed_on=date(2026, 12, 6))
+    subprocess.run(["pdftoppm", "-r", "150", "-gray", "-singlefile", str(pdf),
+                    str(tmp_path / "page")], check=True)
+    with Image.open(tmp_path / "page.pgm") as page:
+        assert sorted(read_zbar(page)) == sorted(label.url for label in labels)
