@@ -8,7 +8,7 @@ from twilio.request_validator import RequestValidator
 
 from dispatch.cases import EventKind
 from dispatch.db import db
-from dispatch.models import Case, Notification, NotificationStatus
+from dispatch.models import Case, ContactStatus, Notification, NotificationStatus
 from tests.dispatch.channels.helpers import events, open_case, row_for, send
 from tests.fakes.fixtures import signed_post
 from tests.fakes.twilio_server import FakeTwilio
@@ -91,3 +91,17 @@ def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(
     answer = signed_post(twilio_app.test_client(), twilio_app, STATUS, receipt(row, "delivered"))
     assert answer.status_code == 204
     assert reload(row).status == NotificationStatus.DELIVERED
+
+
+def test_an_undelivered_invalid_number_receipt_breaks_the_contact_on_postgresql(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    """A 21211 that arrives as a receipt marks the number broken and tells staff on the
+    production database (it once answered 500 there and left the contact `ok`)."""
+    assert db.engine.dialect.name == "postgresql"
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert fake_twilio.callback(row.provider_id, "undelivered", error_code=21211) == 204
+    row = reload(row)
+    assert row.status == NotificationStatus.UNDELIVERED and row.error_code == "21211"
+    assert row.contact.status == ContactStatus.BROKEN
+    assert any("号码无效（21211）" in m for m in events(case, EventKind.CONTACT_PROBLEM))
