@@ -15,7 +15,10 @@ backlog older than the grace is normal, and a sweeper working through it would c
 the workers for the processors while ignoring the queues' order (new cases' steps first).
 
 It does the work itself, through the same functions the jobs call, when no worker would take
-it (none registered: Redis down, or restarted without its data) and on the embedded runner:
+it and on the embedded runner. No worker means none beating (`jobs.WORKER_GONE_AFTER`), not
+none registered: every worker killed or hung (a SIGKILLed worker stays registered for
+minutes), Redis down, or restarted without its data. Then no grace is left to the fast path,
+which no longer exists; with one sweeper and no worker the service keeps sending, slower:
 a step with `escalation.advance`, one case per transaction, claimed with FOR UPDATE SKIP
 LOCKED on PostgreSQL, so a worker or another sweeper busy with a case is skipped rather than
 waited for (SQLite has one writer at a time and no such clause); a message with
@@ -45,6 +48,11 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     """Run one sweep; returns how many items it re-drove."""
     clock = now
     queue = jobs.workers_listening()
+    if not queue and jobs.on_rq():
+        # Every worker is gone (or Redis is): the jobs the fast path queued wait for nobody,
+        # so waiting out their grace would only add to the delay. A step taken here writes
+        # its messages due now, and this same sweep sends them.
+        grace = timedelta(0)
     steps = sweep_steps(clock, grace=grace, queue=queue)
     recovered = outbox.recover_interrupted(clock or utcnow())
     sent = 0
