@@ -6,7 +6,8 @@ sweeper looks for due work:
 
 - cases whose `next_step_at` has passed: their step;
 - outbox rows stuck in "sending" past `outbox.SENDING_TIMEOUT`: handed back, to be sent again;
-- pending outbox rows past due: their send.
+- pending outbox rows past due: their send;
+- delivery receipts kept for a provider id that a row has since adopted: applied.
 
 Work younger than `GRACE` is left to the fast path (RQ's scheduler moves a job on whole
 seconds), so the sweeper only steps in when a job really went missing. On RQ it does not do
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import escalation, jobs, outbox
+from dispatch import escalation, jobs, outbox, webhooks
 from dispatch.cases import STEP_JOB, step_job_id
 from dispatch.db import db, utcnow
 from dispatch.models import Case
@@ -55,6 +56,7 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
         grace = timedelta(0)
     steps = sweep_steps(clock, grace=grace, queue=queue)
     recovered = outbox.recover_interrupted(clock or utcnow())
+    webhooks.apply_adopted_receipts(clock)
     sent = 0
     due = [(row_id, []) for row_id in recovered]  # no job waits for these: theirs died
     for notification_id, queued_as in [*due, *outbox.due(clock, grace=grace, limit=BATCH)]:
