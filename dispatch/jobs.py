@@ -434,10 +434,14 @@ WORKER_GONE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS + 2)
 
 class _Beating(rq.worker.BaseWorker):
     """Registers again with every beat, so a registration the sweeper removed while this
-    worker was slow to beat (a long job, a paused machine) comes back by itself."""
+    worker was slow to beat (a long job, a paused machine), or that Redis lost (a restart
+    without persistence, a flush), comes back by itself within a beat."""
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        lost = pipeline is None and not self.connection.exists(self.key)
         super().heartbeat(timeout, pipeline)
+        if lost:
+            self.connection.hset(self.key, mapping=self.serialize())
         worker_registration.register(self, pipeline)
 
 

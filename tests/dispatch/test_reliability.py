@@ -274,9 +274,10 @@ def test_redis_flushed_mid_escalation_the_sweeper_finishes_with_nothing_lost(
         NotificationStatus.SENT})
     keys = [(n.member_id, n.rung, n.purpose) for n in messages(case_id)]
     assert len(keys) == 7 and len(set(keys)) == 6  # X1 twice at the district: asked, repeated
-    # Redis forgot the workers with the jobs: the sweeper takes the step itself rather than
-    # queue it for workers it cannot see.
-    assert "was not taken by a job; taking it now" in processes.log("sweeper")
+    # Redis forgot the workers with the jobs: until the worker registers again with its next
+    # beat the sweeper takes the step itself, after that it queues it for the worker.
+    log = processes.log("sweeper")
+    assert "was not taken by a job; taking it now" in log or "no job was left to run it" in log
 
 
 @pytest.mark.postgres
