@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import rq
@@ -322,13 +323,22 @@ def _assert_sent_at_most_twice(app: Flask, notification_id: int, worker_logs: st
 
 
 # ---------------------------------------------------------------------------------------------
-# The same crash on the embedded runner: one process, SQLite, no Redis.
+# The same crash on the embedded runner: one process, no Redis; on SQLite (the embedded
+# default) and on PostgreSQL.
+
+
+def database_url(app: Flask) -> str:
+    """`app`'s database as a DATABASE_URL for another process, its test schema included."""
+    url = str(app.config["SQLALCHEMY_DATABASE_URI"])
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {}).get(
+        "options")
+    return f"{url}?options={quote(options)}" if options else url
 
 
 def test_the_embedded_runner_killed_mid_send_recovers_the_same_way(
-        app: Flask, tmp_path: Path) -> None:
-    processes = Processes(tmp_path, {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-                                     "SWEEP_SECONDS": "0.5"})
+        any_app: Flask, tmp_path: Path) -> None:
+    app = any_app
+    processes = Processes(tmp_path, {"DATABASE_URL": database_url(app), "SWEEP_SECONDS": "0.5"})
     processes.env.pop("REDIS_URL", None)
     try:
         with app.app_context():
