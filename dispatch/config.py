@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from limits import parse_many
 
 from dispatch import clock
 
@@ -36,7 +38,68 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, o
         "TRUSTED_PROXIES": _proxies(environ),
     }
     settings.update(_channel_settings(environ, str(settings["SMS_BACKEND"])))
+    settings.update(_tunables(environ))
     return settings
+
+
+def _rate(name: str, raw: str) -> str:
+    """A rate limit in Flask-Limiter's notation ("10 per minute;30 per hour")."""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected rates such as '10 per minute;30 per hour', "
+                          f"got {raw!r}") from None
+    return raw.strip()
+
+
+def _number(kind: type[int] | type[float], low: float, high: float | None = None
+            ) -> Callable[[str, str], float]:
+    """A reader for a number of `kind` in [low, high]."""
+    def read(name: str, raw: str) -> float:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}: expected {'a whole number' if kind is int else 'a number'}"
+                              f", got {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise ConfigError(f"{name}: must be {bound}, got {raw!r}")
+        return value
+    return read
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name}: must not be empty")
+    return raw.strip()
+
+
+#: Tuning settings, read from the environment only when set: a variable left unset keeps the
+#: default of the module that owns it (the README's configuration table lists both).
+TUNABLES: dict[str, Callable[[str, str], object]] = {
+    **{name: _rate for name in (
+        "RESIDENT_LIMIT_PAGES", "RESIDENT_LIMIT_MISSES", "RESIDENT_LIMIT_REPORTS_IP",
+        "RESIDENT_LIMIT_REPORTS_STICKER", "RESIDENT_LIMIT_REPORTS_PHONE",
+        "RESIDENT_LIMIT_CALLS_IP", "RESIDENT_LIMIT_CALLS_STICKER", "RESIDENT_LIMIT_CALLBACKS_IP")},
+    "RESIDENT_FALLBACK_HOTLINE": _text,
+    "RESIDENT_POLL_SECONDS": _number(int, 1),
+    "RESIDENT_PAGE_CACHE_SECONDS": _number(float, 0),
+    "SCAN_FLUSH_SECONDS": _number(float, 0.01),
+    "MAX_CONTENT_LENGTH": _number(int, 1024),
+    "STAFF_SESSION_HOURS": _number(float, 0.01),
+    "THROTTLE_GAP_SECONDS": _number(float, 0),
+    "THROTTLE_ALERTS": _number(int, 1),
+    "THROTTLE_ALERT_WINDOW_SECONDS": _number(float, 1),
+    # Twilio accepts a validity period of 1 to 36,000 seconds.
+    "SMS_VALIDITY_SECONDS": _number(int, 1, 36000),
+    "TWILIO_TIMEOUT": _number(float, 0.1),
+    "PUSH_TIMEOUT": _number(float, 0.1),
+}
+
+
+def _tunables(environ: Mapping[str, str]) -> dict[str, object]:
+    return {name: read(name, environ[name]) for name, read in TUNABLES.items()
+            if name in environ}
 
 
 def _channel_settings(environ: Mapping[str, str], sms_backend: str) -> dict[str, object]:

@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rq
 import sqlalchemy as sa
 from flask import Flask, current_app
+from rq import worker_registration
 from rq.exceptions import DuplicateJobError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -127,13 +128,20 @@ def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | Non
 
 
 def workers_listening() -> bool:
-    """Whether any worker is registered for the queues: the sweeper queues work only then.
+    """Whether a live worker listens on the queues: the sweeper queues work only then.
 
-    False without Redis, while Redis is down, and after Redis lost its data (a restart
-    without persistence forgets the workers too; RQ workers may not survive it either), so the
-    sweeper does the work itself whenever a queued job might wait for nobody.
+    Live means beating (`HEARTBEAT_SECONDS`), not merely registered: a SIGKILLed worker stays
+    registered until its key expires, minutes later. False without Redis, while Redis is down,
+    after Redis lost its data (a restart without persistence forgets the workers too; RQ
+    workers may not survive it either), and when every worker has died, so the sweeper does
+    the work itself whenever a queued job might wait for nobody.
     """
     return runner(current_app).workers_listening()
+
+
+def on_rq() -> bool:
+    """Whether jobs go to RQ (`REDIS_URL` set) rather than to the embedded runner."""
+    return isinstance(runner(current_app), RQRunner)
 
 
 def requeue(path: str, *args: Any, job_id: str, queued_as: Sequence[str] = ()) -> bool:
@@ -326,9 +334,31 @@ class RQRunner:
 
     def workers_listening(self) -> bool:
         try:
-            return rq.Worker.count(connection=self.redis, queue=self.steps) > 0
+            return bool(self.live_workers())
         except Exception:
             return False
+
+    def live_workers(self) -> list[rq.Worker]:
+        """The workers on the queues that beat within `WORKER_GONE_AFTER`; the registrations
+        of the others are removed (a live one registers again with its next beat).
+
+        RQ counts a worker until its key expires (`worker_ttl` + 60 s after its last beat), so
+        a worker killed with SIGKILL, or whose machine died, looks alive for minutes and work
+        queued for it waits for nobody. Its heartbeat says it is gone within seconds.
+        """
+        for queue in self.queues:
+            worker_registration.clean_worker_registry(queue)
+        now = clock.now()
+        live = []
+        for worker in rq.Worker.all(connection=self.redis, queue=self.steps):
+            beat = worker.last_heartbeat
+            if beat is not None and now - beat <= WORKER_GONE_AFTER:
+                live.append(worker)
+                continue
+            log.warning("worker %s has not beaten since %s: taken as gone, registration removed",
+                        worker.name, beat.isoformat() if beat else "never")
+            worker_registration.unregister(worker)
+        return live
 
     def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str,
                 queued_as: Sequence[str] = ()) -> bool:
@@ -397,7 +427,29 @@ _WAITING = {b"queued", b"deferred"}
 _LIVE = _WAITING | {b"started"}
 
 
-class Worker(rq.Worker):
+#: How often a worker beats: idle, RQ beats each time it has waited `worker_ttl` − 15 s for a
+#: job (so `work` passes a `worker_ttl` of this + 15); busy, the forking worker's parent beats
+#: every job-monitoring interval and the simple worker beats from a thread (`SimpleWorker`).
+HEARTBEAT_SECONDS = 1
+#: A worker whose last beat is older than this is gone (killed, hung, its machine down): the
+#: sweeper stops queueing for it and does the due work itself.
+WORKER_GONE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS + 2)
+
+
+class _Beating(rq.worker.BaseWorker):
+    """Registers again with every beat, so a registration the sweeper removed while this
+    worker was slow to beat (a long job, a paused machine), or that Redis lost (a restart
+    without persistence, a flush), comes back by itself within a beat."""
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        lost = pipeline is None and not self.connection.exists(self.key)
+        super().heartbeat(timeout, pipeline)
+        if lost:
+            self.connection.hset(self.key, mapping=self.serialize())
+        worker_registration.register(self, pipeline)
+
+
+class Worker(_Beating, rq.Worker):
     """RQ's default worker, which forks a work horse per job, made safe for SQLAlchemy.
 
     The forked horse inherits the parent's pooled database connections; two processes talking
@@ -412,12 +464,33 @@ class Worker(rq.Worker):
             super().main_work_horse(job, queue)
 
 
-class SimpleWorker(rq.SimpleWorker):
+class SimpleWorker(_Beating, rq.SimpleWorker):
     """RQ's worker that runs each job in its own process: no fork per job, and the database
     connection pool is kept from job to job (each job still gets a fresh app context and
     session from `run`). Faster (docs/benchmarks.md); the price is that a job which crashes the
     interpreter takes the worker with it, which the outbox and the sweeper already survive.
+
+    RQ's simple worker does not beat while a job runs; this one beats from a thread, so a
+    send waiting on a slow provider does not make it look dead.
     """
+
+    def execute_job(self, job: rq.job.Job, queue: rq.Queue) -> None:
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done,),
+                                   name="linli-heartbeat", daemon=True)
+        beating.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            done.set()
+            beating.join()
+
+    def _beat_until(self, done: threading.Event) -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                self.heartbeat()
+            except Exception as exc:  # Redis away: the job goes on; the next beat may work
+                log.warning("worker %s could not beat (%s)", self.name, exc)
 
 
 #: `flask worker --worker-class` (or WORKER_CLASS) → the RQ worker class.
@@ -443,7 +516,8 @@ def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None
     connection = Redis.from_url(app.config["REDIS_URL"])
     worker = WORKER_CLASSES[worker_class](
         [rq.Queue(name, connection=connection) for name in (STEPS_QUEUE_NAME, QUEUE_NAME)],
-        connection=connection)
+        connection=connection, worker_ttl=HEARTBEAT_SECONDS + 15,
+        job_monitoring_interval=HEARTBEAT_SECONDS)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

@@ -552,6 +552,22 @@ class Notification(db.Model):
     contact: Mapped[Contact | None] = relationship()
 
 
+class EarlyReceipt(db.Model):
+    """A delivery receipt that came before any outbox row had its provider id.
+
+    The provider took a message but its sender never heard so (the answer was a 5xx or
+    timed out, or the process died); the row adopts the id later, when its retry looks the
+    message up. Kept until then (`dispatch.webhooks.apply_early_receipts`), so the row ends
+    delivered or undelivered rather than "sent" for good.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    status: Mapped[NotificationStatus]
+    error_code: Mapped[str | None] = mapped_column(sa.String(16))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Notice(db.Model):
     """A notice staff post for a place, shown on its resident pages (维修中，预计18:00恢复)."""
 

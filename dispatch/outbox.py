@@ -14,8 +14,10 @@ calls it:
 
 A process killed between the claim and storing the provider's id leaves the row "sending".
 `recover_interrupted()` (run by the sweeper) hands such rows back after `SENDING_TIMEOUT`,
-longer than any provider call may take: the provider may or may not have the message, so the
-recipient may get it twice — at most once more per interruption — and the timeline says so.
+longer than any provider call may take, marked `interrupted`: the provider may or may not have
+the message, so a sender that can ask (Twilio SMS) looks it up first, as after a timeout, and
+adopts its id; with the others the recipient may get it twice — at most once more per
+interruption — and the timeline says so.
 """
 
 from __future__ import annotations
@@ -31,18 +33,22 @@ from sqlalchemy.orm import aliased, joinedload
 from dispatch import channels, clock, jobs
 from dispatch.cases import EventKind, record
 from dispatch.channels import SendResult
+from dispatch.channels.base import INTERRUPTED
 from dispatch.db import UTCDateTime, db
 from dispatch.models import (
     Case,
     CaseStatus,
     Channel,
     Contact,
+    EarlyReceipt,
     Member,
     Notification,
     NotificationStatus,
 )
 
 SEND_JOB = "dispatch.outbox.send"
+#: Applies the delivery receipts that came before a row adopted its provider id.
+EARLY_RECEIPTS_JOB = "dispatch.webhooks.apply_early_receipts"
 MAX_ATTEMPTS = 5
 #: Waits before the 2nd, 3rd… attempt after a retryable failure.
 BACKOFF = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=90),
@@ -242,6 +248,10 @@ def _store(notification: Notification, result: SendResult, now: datetime, *, fir
         notification.provider_id = result.provider_id
         notification.sent_at = now
         notification.error_code = None
+        if db.session.scalar(sa.select(EarlyReceipt.id)
+                             .where(EarlyReceipt.provider_id == result.provider_id).limit(1)):
+            # Its receipts came while the provider's answer was lost (a look-up found it).
+            jobs.enqueue_after_commit(EARLY_RECEIPTS_JOB, result.provider_id)
         db.session.commit()
         return NotificationStatus.SENT
     notification.error_code = result.error_code
@@ -289,6 +299,9 @@ def recover_interrupted(now: datetime | None = None, limit: int = 100) -> list[i
             continue
         notification.status = NotificationStatus.PENDING
         notification.next_attempt_at = None
+        # As after a timeout: a sender that can ask its provider looks the message up before
+        # sending it again (`channels.base.UNCERTAIN`).
+        notification.error_code = INTERRUPTED
         recovered.append(notification.id)
         if notification.case is not None:
             name = notification.member.name if notification.member else "—"

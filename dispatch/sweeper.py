@@ -6,7 +6,8 @@ sweeper looks for due work:
 
 - cases whose `next_step_at` has passed: their step;
 - outbox rows stuck in "sending" past `outbox.SENDING_TIMEOUT`: handed back, to be sent again;
-- pending outbox rows past due: their send.
+- pending outbox rows past due: their send;
+- delivery receipts kept for a provider id that a row has since adopted: applied.
 
 Work younger than `GRACE` is left to the fast path (RQ's scheduler moves a job on whole
 seconds), so the sweeper only steps in when a job really went missing. On RQ it does not do
@@ -15,7 +16,10 @@ backlog older than the grace is normal, and a sweeper working through it would c
 the workers for the processors while ignoring the queues' order (new cases' steps first).
 
 It does the work itself, through the same functions the jobs call, when no worker would take
-it (none registered: Redis down, or restarted without its data) and on the embedded runner:
+it and on the embedded runner. No worker means none beating (`jobs.WORKER_GONE_AFTER`), not
+none registered: every worker killed or hung (a SIGKILLed worker stays registered for
+minutes), Redis down, or restarted without its data. Then no grace is left to the fast path,
+which no longer exists; with one sweeper and no worker the service keeps sending, slower:
 a step with `escalation.advance`, one case per transaction, claimed with FOR UPDATE SKIP
 LOCKED on PostgreSQL, so a worker or another sweeper busy with a case is skipped rather than
 waited for (SQLite has one writer at a time and no such clause); a message with
@@ -29,7 +33,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import clock, escalation, jobs, outbox
+from dispatch import clock, escalation, jobs, outbox, webhooks
 from dispatch.cases import STEP_JOB, step_job_id
 from dispatch.db import db
 from dispatch.models import Case
@@ -45,8 +49,14 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     """Run one sweep at `now` (default: the clock's); returns how many items it re-drove."""
     now = now or clock.now()
     queue = jobs.workers_listening()
+    if not queue and jobs.on_rq():
+        # Every worker is gone (or Redis is): the jobs the fast path queued wait for nobody,
+        # so waiting out their grace would only add to the delay. A step taken here writes
+        # its messages due now, and this same sweep sends them.
+        grace = timedelta(0)
     steps = sweep_steps(now, grace=grace, queue=queue)
     recovered = outbox.recover_interrupted(now)
+    webhooks.apply_adopted_receipts(now)
     sent = 0
     due = [(row_id, []) for row_id in recovered]  # no job waits for these: theirs died
     for notification_id, queued_as in [*due, *outbox.due(now, grace=grace, limit=BATCH)]:

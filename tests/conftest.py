@@ -1,4 +1,4 @@
-"""Test fixtures: an app on SQLite, an app on the real PostgreSQL, and a real Redis.
+"""Test fixtures: an app on the real PostgreSQL (the default `app`), one on SQLite, Redis.
 
 PostgreSQL and Redis are used for real. Each test session gets its own PostgreSQL schema
 (migrated once, truncated per test) and its own Redis database number (flushed per test), so
@@ -149,9 +149,10 @@ def frozen_clock() -> Iterator[None]:
 
 
 @pytest.fixture
-def app(sqlite_app: Flask) -> Flask:
-    """The default app for tests that do not care about the database: SQLite."""
-    return sqlite_app
+def app(pg_app: Flask) -> Flask:
+    """The default app: the real PostgreSQL, as in production. A test where the embedded
+    default (SQLite) matters too takes `any_app`, which runs it on both."""
+    return pg_app
 
 
 @pytest.fixture

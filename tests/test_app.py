@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dispatch.config import ConfigError, load_settings
+from dispatch.config import TUNABLES, ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,12 @@ def test_postgres_urls_get_the_psycopg_driver(tmp_path: Path) -> None:
     ("TIME_ZONE", "Mars/Olympus"),
     ("SWEEP_SECONDS", "soon"),
     ("TRUSTED_PROXIES", "all"),
+    ("RESIDENT_LIMIT_PAGES", "plenty"),
+    ("THROTTLE_ALERTS", "five"),
+    ("THROTTLE_GAP_SECONDS", "-1"),
+    ("SMS_VALIDITY_SECONDS", "86400"),
+    ("TWILIO_TIMEOUT", "0"),
+    ("RESIDENT_FALLBACK_HOTLINE", " "),
 ])
 def test_a_malformed_setting_is_named_in_the_error(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: "):
@@ -77,3 +84,62 @@ def test_behind_a_trusted_proxy_the_resident_address_comes_from_its_header(
     answer = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
     assert answer.get_data(as_text=True) == "203.0.113.7"
 
+
+
+#: A valid value for each tuning setting, and what the app config then holds.
+TUNED = {
+    "RESIDENT_LIMIT_PAGES": ("30 per minute", "30 per minute"),
+    "RESIDENT_LIMIT_MISSES": ("3 per minute;9 per hour", "3 per minute;9 per hour"),
+    "RESIDENT_LIMIT_REPORTS_IP": ("5 per hour", "5 per hour"),
+    "RESIDENT_LIMIT_REPORTS_STICKER": ("100 per hour", "100 per hour"),
+    "RESIDENT_LIMIT_REPORTS_PHONE": ("2 per hour", "2 per hour"),
+    "RESIDENT_LIMIT_CALLS_IP": ("4 per minute", "4 per minute"),
+    "RESIDENT_LIMIT_CALLS_STICKER": ("20 per hour", "20 per hour"),
+    "RESIDENT_LIMIT_CALLBACKS_IP": ("3 per hour", "3 per hour"),
+    "RESIDENT_FALLBACK_HOTLINE": ("0752-12345", "0752-12345"),
+    "RESIDENT_POLL_SECONDS": ("30", 30),
+    "RESIDENT_PAGE_CACHE_SECONDS": ("2.5", 2.5),
+    "SCAN_FLUSH_SECONDS": ("2", 2.0),
+    "MAX_CONTENT_LENGTH": ("1048576", 1048576),
+    "STAFF_SESSION_HOURS": ("12", 12.0),
+    "THROTTLE_GAP_SECONDS": ("0", 0.0),
+    "THROTTLE_ALERTS": ("3", 3),
+    "THROTTLE_ALERT_WINDOW_SECONDS": ("600", 600.0),
+    "SMS_VALIDITY_SECONDS": ("300", 300),
+    "TWILIO_TIMEOUT": ("4.5", 4.5),
+    "PUSH_TIMEOUT": ("6", 6.0),
+}
+
+
+def _readme_settings() -> set[str]:
+    """The variables the README's configuration table names."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Configuration"):text.index("## Channels")]
+    return {name for line in table.splitlines() if line.startswith("| `")
+            for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
+
+
+def test_every_tuning_setting_is_taken_from_the_environment_into_the_app(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import create_app
+
+    environ = {name: raw for name, (raw, _) in TUNED.items()}
+    settings = load_settings(environ, str(tmp_path))
+    assert {name: settings[name] for name in TUNED} == {
+        name: value for name, (_, value) in TUNED.items()}
+    for name, raw in {**environ, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+                      "SECRET_KEY": "x" * 20}.items():
+        monkeypatch.setenv(name, raw)
+    app = create_app()
+    assert {name: app.config[name] for name in TUNED} == {
+        name: value for name, (_, value) in TUNED.items()}
+
+
+def test_every_setting_the_readme_table_names_is_read_and_every_one_read_is_named(
+        tmp_path: Path) -> None:
+    documented = _readme_settings()
+    read = set(load_settings({}, str(tmp_path))) | set(TUNABLES) | {"DATABASE_URL",
+                                                                     "WORKER_CLASS"}
+    assert documented - read == set()
+    assert set(TUNABLES) - documented == set()
+    assert set(TUNED) == set(TUNABLES)

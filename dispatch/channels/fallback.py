@@ -163,11 +163,14 @@ def tell_staff(member: Member, problem: str, now: datetime, **data: object) -> N
     A member without an open case is only logged: the next step that skips them says why on
     that case's timeline.
     """
+    # A subquery, not a join with DISTINCT: PostgreSQL cannot compare the case's JSON
+    # columns for DISTINCT ("could not identify an equality operator for type json").
     open_cases = list(db.session.scalars(
-        sa.select(Case).join(Notification, Notification.case_id == Case.id)
-        .where(Notification.member_id == member.id,
+        sa.select(Case)
+        .where(Case.id.in_(sa.select(Notification.case_id)
+                           .where(Notification.member_id == member.id)),
                Case.status.in_((CaseStatus.OPEN, CaseStatus.ACCEPTED, CaseStatus.ON_SITE)))
-        .distinct()))
+        .order_by(Case.id)))
     for case in open_cases:
         record(case, EventKind.CONTACT_PROBLEM, f"{member.name}{problem}", at=now,
                member_id=member.id, **data)

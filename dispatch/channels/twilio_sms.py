@@ -6,9 +6,10 @@ arriving hours late. Errors come back in Twilio's own codes; `dispatch.channels.
 decides what each means for the contact and the case.
 
 Never twice: a row with a message SID is never sent again (the outbox's rule). The one gap is
-a request that timed out or failed with a 5xx after Twilio had in fact taken the message, so
-before trying such a row again the sender asks Twilio for recent messages to that number and
-adopts the SID of one with the same text instead of sending another.
+a request that timed out or failed with a 5xx after Twilio had in fact taken the message, or
+whose process died before storing the SID (the row comes back `interrupted`), so before
+trying such a row again the sender asks Twilio for recent messages to that number and adopts
+the SID of one with the same text instead of sending another.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from dispatch import links
 from dispatch.channels import throttle, twilio_client
 from dispatch.channels.base import LOOKUP_FAILED, UNCERTAIN, SendResult
+from dispatch.db import db
 from dispatch.models import Notification
 from dispatch.replies import describe, hint
 
@@ -49,8 +51,12 @@ class TwilioSmsSender:
     def send(self, notification: Notification) -> SendResult:
         # The first attempt's text is kept: a bundle's list and its signed link would otherwise
         # differ on a retry, and the look-up below could not recognise the first message.
-        text = notification.sent_text = notification.sent_text or text_for(notification,
-                                                                           two_way=True)
+        text = notification.sent_text
+        if text is None:
+            text = notification.sent_text = text_for(notification, two_way=True)
+            # Kept before Twilio sees it: should this process die mid-send, the row's recovery
+            # looks for exactly this text (a bundle's signed link differs each time it is made).
+            db.session.commit()
         config = self.app.config
         if notification.error_code in UNCERTAIN:
             try:

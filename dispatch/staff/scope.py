@@ -67,12 +67,26 @@ def case_or_404(case_id: int, *, lock: bool = False) -> Case:
 
 
 def place_or_404(place_id: int | str | None, *kinds: PlaceKind) -> Place:
-    """A place of one of `kinds` (by id or code) that the staff member may see."""
-    column = Place.id if isinstance(place_id, int) or str(place_id).isdigit() else Place.code
-    place = db.session.scalar(sa.select(Place).where(column == place_id)) if place_id else None
+    """A place of one of `kinds` (by id or code) that the staff member may see.
+
+    An id from a query string is a string of digits: compared as such with the integer
+    column, PostgreSQL refuses the query ("integer = character varying"), so it is made an
+    int here, and one too large for the column cannot name any place.
+    """
+    place = None
+    if isinstance(place_id, int) or (place_id and str(place_id).isdigit()):
+        number = int(place_id)
+        if 0 < number <= _MAX_ID:
+            place = db.session.get(Place, number)
+    elif place_id:
+        place = db.session.scalar(sa.select(Place).where(Place.code == place_id))
     if place is None or (kinds and place.kind not in kinds) or not may_see(place):
         abort(404)
     return place
+
+
+#: The largest value of an integer primary key column (PostgreSQL's `integer`).
+_MAX_ID = 2**31 - 1
 
 
 def grids() -> list[Place]:

@@ -1,7 +1,8 @@
 """A real server and Debian's Chromium for the browser tests.
 
 The app runs in a werkzeug server thread on 127.0.0.1 (port chosen by the OS) against the
-demo community on SQLite; Playwright drives /usr/bin/chromium at a phone's viewport.
+demo community on PostgreSQL (the resident flow on SQLite too); Playwright drives
+/usr/bin/chromium at a phone's viewport.
 Screenshots go to test-artifacts/ (ignored by git, kept by CI as artifacts).
 """
 

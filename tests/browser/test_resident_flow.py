@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from PIL import Image
 
 from dispatch import escalation
@@ -25,6 +26,13 @@ from tests.dispatch.resident.helpers import jpeg_with_gps
 pytestmark = pytest.mark.browser
 
 TIMEOUT = 10_000  # ms
+
+
+@pytest.fixture
+def app(any_app: Flask) -> Flask:
+    """The resident flow on the embedded default (SQLite, `scripts/run-demo`) as well as on
+    PostgreSQL: the server in `live` serves this app."""
+    return any_app
 
 
 def _elevator_code(live: Live) -> str:

@@ -10,8 +10,8 @@ from app import create_app
 from tests.conftest import base_config
 
 
-def test_healthy_on_sqlite_with_the_embedded_runner(client) -> None:
-    response = client.get("/healthz")
+def test_healthy_on_sqlite_with_the_embedded_runner(sqlite_app: Flask) -> None:
+    response = sqlite_app.test_client().get("/healthz")
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"

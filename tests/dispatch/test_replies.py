@@ -144,3 +144,14 @@ def test_an_unsigned_reply_is_refused_and_accepts_nothing(twilio_app: Flask,
     answer = twilio_app.test_client().post(INBOUND, data={"From": L1_PHONE, "Body": "1"})
     assert answer.status_code == 403
     assert db.session.get(Case, case.id).status == CaseStatus.OPEN
+
+
+def test_stop_reply_marks_contact_opted_out_on_postgresql(twilio_app: Flask,
+                                                          fake_twilio: FakeTwilio) -> None:
+    """Production's database: telling staff once crashed there (DISTINCT over JSON columns),
+    the reply answered 500 and the member kept getting texts."""
+    assert db.engine.dialect.name == "postgresql"
+    case = sent_to_l1("safety")
+    assert "已退订" in reply(twilio_app, "STOP")
+    assert contact("L1").status == ContactStatus.STOPPED
+    assert any("退订" in e.message for e in db.session.get(Case, case.id).events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -72,7 +73,18 @@ def listening(rq_app: Flask) -> Iterator[rq.Worker]:
     runner = jobs.runner(rq_app)
     worker = rq.Worker(runner.queues, connection=runner.redis)
     worker.register_birth()
+    # Alive means beating (`jobs.WORKER_GONE_AFTER`): beat as a real idle worker does.
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(jobs.HEARTBEAT_SECONDS):
+            worker.heartbeat()
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
     yield worker
+    stop.set()
+    beating.join()
     worker.register_death()
 
 
@@ -142,8 +154,28 @@ def test_when_redis_is_down_the_sweeper_does_the_work_itself(
     monkeypatch.setattr(runner, "redis", down)
     monkeypatch.setattr(runner, "steps", rq.Queue(jobs.STEPS_QUEUE_NAME, connection=down))
     monkeypatch.setattr(runner, "queue", rq.Queue(jobs.QUEUE_NAME, connection=down))
-    later = clock.now() + sweeper.GRACE + SEC
-    assert sweeper.sweep(later) == 1  # the step; its messages could not be queued either
+    # With no worker to wait for, the sweep sends the messages its own step wrote, at once.
+    assert sweeper.sweep(clock.now() + sweeper.GRACE + SEC) == 3  # the step, its two messages
     assert notified(case_id) == 1
-    assert sweeper.sweep(later + sweeper.GRACE + SEC) == 2  # so the next sweep sends them
     assert len(rq_app.extensions["linli.sender"].sent) == 2
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_registered_worker_that_stopped_beating_is_gone_and_the_sweeper_works_at_once(
+        rq_app: Flask) -> None:
+    """A SIGKILLed worker stays registered for minutes; its silence says it is gone. The
+    sweeper forgets it and takes the step itself, with no grace for a fast path that no
+    longer exists."""
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    dead = rq.Worker(runner.queues, connection=runner.redis)
+    dead.register_birth()
+    silent_since = clock.now() - jobs.WORKER_GONE_AFTER - SEC
+    runner.redis.hset(dead.key, "last_heartbeat", rq.utils.utcformat(silent_since))
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    assert not jobs.workers_listening()
+    assert rq.Worker.count(connection=runner.redis, queue=runner.steps) == 0
+    assert sweeper.sweep() >= 1
+    assert notified(case_id) == 1
+    assert set(db.session.scalars(sa.select(Notification.status))) == {NotificationStatus.SENT}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from dispatch import jobs, outbox, sweeper
 from dispatch.cases import EventKind
 from dispatch.db import db
-from dispatch.models import Case, Notification, NotificationStatus
+from dispatch.models import Case, ContactStatus, EarlyReceipt, Notification, NotificationStatus
 from tests.dispatch.channels.helpers import events, open_case, row_for, send
 from tests.fakes.fixtures import signed_post
 from tests.fakes.twilio_server import FakeTwilio
@@ -91,3 +93,54 @@ def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(
     answer = signed_post(twilio_app.test_client(), twilio_app, STATUS, receipt(row, "delivered"))
     assert answer.status_code == 204
     assert reload(row).status == NotificationStatus.DELIVERED
+
+
+def test_an_undelivered_invalid_number_receipt_breaks_the_contact_on_postgresql(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    """A 21211 that arrives as a receipt marks the number broken and tells staff on the
+    production database (it once answered 500 there and left the contact `ok`)."""
+    assert db.engine.dialect.name == "postgresql"
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert fake_twilio.callback(row.provider_id, "undelivered", error_code=21211) == 204
+    row = reload(row)
+    assert row.status == NotificationStatus.UNDELIVERED and row.error_code == "21211"
+    assert row.contact.status == ContactStatus.BROKEN
+    assert any("号码无效（21211）" in m for m in events(case, EventKind.CONTACT_PROBLEM))
+
+
+def _sent_but_not_told(fake_twilio: FakeTwilio) -> tuple[Case, Notification, str]:
+    """An alert Twilio took while its answer never came (a hang past the timeout), and the
+    message's "delivered" receipt, which arrives before the row knows its SID."""
+    fake_twilio.fail_next(hang=2.0, create=True, resource="Messages")
+    case = open_case()
+    row = send(row_for(case, "E1"))
+    assert row.status == NotificationStatus.PENDING and row.provider_id is None
+    [taken] = fake_twilio.messages
+    assert fake_twilio.callback(taken, "delivered") == 204
+    assert reload(row).status == NotificationStatus.PENDING  # nothing to move yet
+    return case, row, taken
+
+
+def test_a_receipt_that_comes_before_the_sid_is_adopted_is_applied_when_it_is(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    case, row, taken = _sent_but_not_told(fake_twilio)
+    outbox.send(row.id, row.next_attempt_at)  # the retry looks it up and adopts the SID
+    jobs.runner(twilio_app).drain()
+    row = reload(row)
+    assert row.provider_id == taken and row.status == NotificationStatus.DELIVERED
+    assert db.session.get(Case, case.id).first_delivered_at is not None
+    assert [r.form["To"] for r in fake_twilio.sent()].count(row.to_address) == 1
+    assert db.session.scalar(sa.select(sa.func.count(EarlyReceipt.id))) == 0
+
+
+def test_a_kept_receipt_whose_job_was_lost_is_applied_by_the_sweep(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    _, row, taken = _sent_but_not_told(fake_twilio)
+    outbox.send(row.id, row.next_attempt_at)
+    jobs.runner(twilio_app).drain(until=0)  # nothing runs: the queued job is lost
+    assert reload(row).status == NotificationStatus.SENT
+    sweeper.sweep()
+    row = reload(row)
+    assert row.provider_id == taken and row.status == NotificationStatus.DELIVERED
+    assert db.session.scalar(sa.select(sa.func.count(EarlyReceipt.id))) == 0

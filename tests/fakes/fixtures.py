@@ -59,7 +59,8 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def twilio_app(app: Flask, fake_twilio: FakeTwilio) -> Iterator[Flask]:
-    """The SQLite app sending through the fake Twilio, with the small community, in context.
+    """The app (PostgreSQL) sending through the fake Twilio, with the dispatch community, in
+    context.
 
     The fake posts its delivery receipts and inbound SMS into this app.
     """

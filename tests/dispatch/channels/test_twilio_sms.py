@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 
 from dispatch import clock, escalation, outbox
@@ -152,3 +153,32 @@ def test_a_row_with_a_sid_is_never_sent_again_whatever_arrives_later(
         assert outbox.send(row.id, clock.now() + timedelta(hours=1)) is None
     assert len(fake_twilio.sent("Messages")) == 1
     assert member("E1").contacts[0].status == ContactStatus.OK
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs, not even `except Exception` handlers."""
+
+
+def test_a_send_interrupted_after_twilio_took_it_is_looked_up_not_sent_again(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker died between Twilio's answer and storing the SID: the row comes back to
+    pending after `SENDING_TIMEOUT`, and its retry looks the message up, as after a timeout."""
+    row = row_for(open_case(), "E1")
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(outbox, "_store", die)
+    with pytest.raises(Crash):
+        outbox.send(row.id, clock.now())
+    monkeypatch.undo()
+    db.session.rollback()
+    [taken] = fake_twilio.messages
+    later = clock.now() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
+    assert outbox.recover_interrupted(later) == [row.id]
+    assert outbox.send(row.id, later) == NotificationStatus.SENT
+    db.session.expire_all()
+    row = db.session.get(type(row), row.id)
+    assert row.provider_id == taken
+    assert len(fake_twilio.sent("Messages")) == 1  # looked up, not sent again
+    assert [r.method for r in fake_twilio.requests] == ["POST", "GET"]

@@ -168,6 +168,23 @@ def test_the_example_file_in_docs_imports(app: Flask) -> None:
         assert community.code == "EX"
 
 
+def test_the_cli_imports_exports_and_reimports_a_community_file_unchanged(
+        any_app: Flask, tmp_path: Path) -> None:
+    """`flask community import|export` as the README shows them, on the embedded default
+    (SQLite) and on PostgreSQL."""
+    example = Path(__file__).resolve().parents[3] / "docs" / "example-community.yaml"
+    cli = any_app.test_cli_runner()
+    imported = cli.invoke(args=["community", "import", str(example)])
+    assert imported.exit_code == 0, imported.output
+    assert imported.output.startswith("Imported EX ")
+    exported = cli.invoke(args=["community", "export", str(tmp_path / "ex.xlsx")])
+    assert exported.exit_code == 0, exported.output
+    again = cli.invoke(args=["community", "import", str(tmp_path / "ex.xlsx")])
+    assert again.exit_code == 0, again.output
+    with any_app.app_context():
+        assert import_file(tmp_path / "ex.xlsx")[1].empty
+
+
 @pytest.mark.parametrize(("text", "days"), [
     ("Mon-Fri", [0, 1, 2, 3, 4]), ("Sat,Sun", [5, 6]), ("daily", list(range(7))),
     ("周一至周五", [0, 1, 2, 3, 4]), ("Fri-Mon", [4, 5, 6, 0]), ("Mon,Wed-Thu", [0, 2, 3]),

@@ -111,8 +111,9 @@ def test_limits_are_kept_in_redis_when_redis_url_is_set(redis_url: str, app: Fla
     def worker() -> Flask:
         """Another web worker: its own app and limiter storage, the same Redis."""
         return create_app(base_config(
-            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url,
-            RESIDENT_LIMIT_MISSES="2 per minute"))
+            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+            SQLALCHEMY_ENGINE_OPTIONS=app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+            REDIS_URL=redis_url, RESIDENT_LIMIT_MISSES="2 per minute"))
 
     first = worker()
     second = None

@@ -111,6 +111,23 @@ def test_the_api_answers_only_for_the_secretarys_grid(app: Flask, console: dict[
         "figures"]["cases"] == 2
 
 
+def test_a_grid_or_building_named_by_id_or_code_gives_the_same_figures_on_postgresql(
+        app: Flask, console: dict[str, Any]) -> None:
+    """The README promises ids or codes; an id once failed on PostgreSQL ("integer =
+    character varying") with a 500."""
+    client = client_for(app, "admin")
+    for kind, code in (("grid", "TS-G2"), ("building", "TS-B3"), ("building", "TS-B1")):
+        by_id = client.get(f"/staff/api/metrics?month=2026-03&{kind}={_place_id(app, code)}")
+        by_code = client.get(f"/staff/api/metrics?month=2026-03&{kind}={code}")
+        assert by_id.status_code == by_code.status_code == 200, (kind, code)
+        assert by_id.get_json()["figures"] == by_code.get_json()["figures"]
+        page = client.get(f"/staff/dashboard?month=2026-03&{kind}={_place_id(app, code)}")
+        assert page.status_code == 200
+    assert client.get("/staff/api/metrics?month=2026-03&grid=TS-G2").get_json()[
+        "figures"]["cases"] == 2
+    assert client.get("/staff/api/metrics?grid=99999999999999999999").status_code == 404
+
+
 def test_the_workbook_holds_only_the_secretarys_grid(app: Flask, console: dict[str, Any]) -> None:
     response = client_for(app, "sec2").get("/staff/reports/2026-03.xlsx")
     assert response.status_code == 200
