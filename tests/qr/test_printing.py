@@ -142,10 +142,11 @@ def test_new_codes_carry_at_least_50_bits_and_fit_qr_alphanumeric_mode() -> None
     assert sticker_url("https://linli.example.cn", code) == f"HTTPS://LINLI.EXAMPLE.CN/S/{code}"
 
 
-def test_the_print_script_runs_from_the_shell(demo: Flask, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": demo.config["SQLALCHEMY_DATABASE_URI"],
-           "PUBLIC_BASE_URL": demo.config["PUBLIC_BASE_URL"], "SECRET_KEY": "x" * 32}
-    env.pop("REDIS_URL", None)
+def test_the_print_script_runs_from_the_shell_on_the_embedded_database(
+        sqlite_app: Flask, tmp_path: Path) -> None:
+    with sqlite_app.app_context():
+        load_demo()
+    env = _script_env(sqlite_app, None)
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "print_qr_sheets.py"), "DH-B02",
          "--out", str(tmp_path / "b02.pdf")], env=env, capture_output=True, text=True,
