@@ -31,6 +31,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, o
         "SQLALCHEMY_DATABASE_URI": _database_url(environ, instance_path),
         "REDIS_URL": _redis_url(environ),
         "PUBLIC_BASE_URL": _public_base_url(environ),
+        "STICKERS_ALLOW_INSECURE_URL": _flag(environ, "STICKERS_ALLOW_INSECURE_URL"),
         "SECRET_KEY": _secret_key(environ, instance_path),
         "SMS_BACKEND": _choice(environ, "SMS_BACKEND", SMS_BACKENDS, "console"),
         "TIME_ZONE": _time_zone(environ),
@@ -40,6 +41,16 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, o
     settings.update(_channel_settings(environ, str(settings["SMS_BACKEND"])))
     settings.update(_tunables(environ))
     return settings
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting: 1/true/yes or 0/false/no (unset: no)."""
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}: expected 1 or 0, got {raw!r}")
 
 
 def _rate(name: str, raw: str) -> str:

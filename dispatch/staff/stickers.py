@@ -100,7 +100,8 @@ def sheet(code: str) -> Any:
         out = Path(folder) / f"stickers-{place.code}.pdf"
         try:
             print_selection(Selection(place.code), current_app.config["PUBLIC_BASE_URL"], out,
-                            layout=layout, printed_on=today, max_per_file=10_000)
+                            layout=layout, printed_on=today, max_per_file=10_000,
+                            allow_insecure_url=current_app.config["STICKERS_ALLOW_INSECURE_URL"])
         except LookupError:  # nothing to print here
             abort(404)
         except InsecureUrlError:

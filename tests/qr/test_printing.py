@@ -358,3 +358,12 @@ def test_the_console_refuses_to_print_for_localhost_and_says_why(demo: Flask) ->
     response = client.get("/staff/stickers/DH-B01.pdf", follow_redirects=True)
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "PUBLIC_BASE_URL 不是公网 https 地址" in response.get_data(as_text=True)
+
+
+def test_the_demo_console_prints_for_its_local_address_when_allowed(demo: Flask) -> None:
+    demo.config.update(PUBLIC_BASE_URL="http://127.0.0.1:5000", STICKERS_ALLOW_INSECURE_URL=True)
+    factories.add_staff(demo)
+    client = demo.test_client()
+    factories.login(client)
+    response = client.get("/staff/stickers/DH-B01.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
