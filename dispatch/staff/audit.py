@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, g, render_template, request, session
 
+from dispatch import security
 from dispatch.db import db
 from dispatch.models import AuditLog, StaffRole, StaffUser
 from dispatch.staff.auth import login_required
@@ -64,7 +65,7 @@ def index() -> Any:
         query = query.where(StaffUser.username == request.args["staff"])
     if request.args.get("action"):
         query = query.where(AuditLog.action.startswith(request.args["action"]))
-    before = request.args.get("before", type=int)
+    before = security.number(request.args.get("before"))
     if before:
         query = query.where(AuditLog.id < before)
     rows = db.session.execute(query.order_by(AuditLog.id.desc()).limit(PAGE_SIZE)).all()

@@ -27,6 +27,7 @@ from flask import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dispatch import security
 from dispatch.db import db
 from dispatch.models import Community, Place, PlaceKind, StaffRole, StaffUser
 
@@ -97,9 +98,7 @@ def login() -> Any:
             session.clear()
             session.permanent = True
             session["staff_id"] = user.id
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//")
-                            else url_for("auth.home"))
+            return redirect(security.safe_path(request.args.get("next"), url_for("auth.home")))
         flash("用户名或密码不正确 / Wrong username or password")
     return render_template("staff/login.html")
 
@@ -146,9 +145,6 @@ def create_staff_command(username: str, name: str, role: str, grid_code: str | N
 def init_app(app: Flask) -> None:
     # Flask's default is a month; a shared office computer needs a working day at most.
     app.permanent_session_lifetime = timedelta(hours=app.config.get("STAFF_SESSION_HOURS", 8))
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE",
-                          str(app.config["PUBLIC_BASE_URL"]).startswith("https://"))
+    # The cookie's flags are set with the other request defences: dispatch/security.py.
     app.register_blueprint(bp)
     app.cli.add_command(create_staff_command)

@@ -154,13 +154,13 @@ def add_contact(code: str) -> Any:
     found = _member_or_404(code)
 
     def add() -> None:
-        channel = Channel(request.form.get("channel", "sms"))
+        channel = request.form.get("channel", "sms")
         if channel not in (Channel.SMS, Channel.VOICE):
             raise RosterError("只能添加短信或电话号码 / Only SMS or voice numbers")
         address = _phone(request.form.get("phone", ""))
         if any(c.channel == channel and c.address == address for c in found.contacts):
             raise RosterError("该号码已存在 / Already there")
-        found.contacts.append(Contact(channel=channel, address=address,
+        found.contacts.append(Contact(channel=Channel(channel), address=address,
                                       priority=len(found.contacts)))
 
     return _change(found, "roster.contact.add", add, channel=request.form.get("channel"))

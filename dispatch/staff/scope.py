@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import abort, g
 
+from dispatch import security
 from dispatch.db import db
 from dispatch.metrics import Scope, place_levels
 from dispatch.models import Case, Community, Member, Place, PlaceKind, StaffRole
@@ -73,8 +74,9 @@ def case_or_404(case_id: int, *, lock: bool = False) -> Case:
 
 def place_or_404(place_id: int | str | None, *kinds: PlaceKind) -> Place:
     """A place of one of `kinds` (by id or code) that the staff member may see."""
-    column = Place.id if isinstance(place_id, int) or str(place_id).isdigit() else Place.code
-    place = db.session.scalar(sa.select(Place).where(column == place_id)) if place_id else None
+    number = security.number(place_id)
+    where = Place.id == number if number is not None else Place.code == str(place_id)
+    place = db.session.scalar(sa.select(Place).where(where)) if place_id else None
     if place is None or (kinds and place.kind not in kinds) or not may_see(place):
         abort(404)
     return place
@@ -123,7 +125,7 @@ def metrics_scope(args: Any) -> Scope:
 
 
 def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    number = security.number(value)
+    if number is None:
         abort(400)
+    return number
