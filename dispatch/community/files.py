@@ -17,6 +17,8 @@ import yaml
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
 
+from dispatch import exports
+
 #: Every table of the file and its columns, in the order they are written.
 TABLES: dict[str, tuple[str, ...]] = {
     "community": ("code", "name", "timezone", "hotline"),
@@ -260,7 +262,7 @@ def write_xlsx(path: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
         sheet = workbook.create_sheet(table)
         sheet.append(list(columns))
         for row in tables.get(table, []):
-            sheet.append([_xlsx_value(row.get(c)) for c in columns])
+            exports.append_row(sheet, [_xlsx_value(row.get(c)) for c in columns])
         for index, name in enumerate(columns, start=1):
             sheet.column_dimensions[get_column_letter(index)].width = max(10, len(name) + 4)
         sheet.freeze_panes = "A2"
