@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, render_template, request, session
+from flask import Blueprint, Response, g, render_template, request
 
 from dispatch import security
 from dispatch.db import db
@@ -34,11 +34,18 @@ def log(action: str, target: str | None = None, **data: object) -> AuditLog:
 
 @bp.after_app_request
 def log_unlogged_posts(response: Response) -> Response:
-    """Write a row for a console POST that did not log itself (its changes, if any, are gone)."""
+    """Write a row for a console POST that did not log itself (its changes, if any, are gone).
+
+    Anonymous POSTs are staff actions only at the login form (a failed login, named by the
+    user name tried; the form's rate limit bounds them). Anyone on the internet can POST to
+    any other URL under /staff, and those rows would be a way to fill the log, not a record.
+    """
     if request.method != "POST" or not request.path.startswith("/staff") or g.get("audited"):
         return response
     staff = g.get("staff")
-    staff_id = staff.id if staff else session.get("staff_id")
+    staff_id = staff.id if staff else None
+    if staff_id is None and request.endpoint != "auth.login":
+        return response
     data: dict[str, Any] = {"status": response.status_code, "path": request.path}
     if staff_id is None and request.form.get("username"):
         data["username"] = request.form["username"][:64]
