@@ -103,6 +103,22 @@ def number(value: object, default: int | None = None) -> int | None:
     return int(text)
 
 
+#: A web address as people type them: with a scheme, starting www., or a dotted name with a
+#: path (`evil.example/x`). Full-width dots and slashes count too: phones offer them.
+_LINK = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www[.．])\S+"
+                   r"|[\w-]+(?:[.．。][\w-]+)*[.．。][a-z][\w-]*[/／]\S*",
+                   re.IGNORECASE | re.ASCII)
+
+
+def without_links(text: str) -> str:
+    """`text` with every web address replaced by [链接].
+
+    A resident's words are quoted in the alert a member receives from the service's own
+    number; a link in them would look like Linli's and could lead anywhere.
+    """
+    return _LINK.sub("[链接]", text)
+
+
 def safe_path(target: str | None, default: str = "/") -> str:
     """`target` if it is a path on this site, else `default`.
 
