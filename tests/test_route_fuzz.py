@@ -147,6 +147,13 @@ def _send(client: Any, app: Flask, method: str, path: str, value: str,
     return client.open(full, method=method, data=form, headers=headers)
 
 
+def _send_raw(client: Any, method: str, path: str, fields: list[str]) -> Any:
+    """Every field as bytes that are not UTF-8, in the query and in a urlencoded body."""
+    raw = "&".join(f"{name}=%FF%FE%C0%AF" for name in fields[:40])
+    return client.open(f"{path}?{raw}", method=method, data=raw.encode(),
+                       content_type="application/x-www-form-urlencoded")
+
+
 def _identities(app: Flask, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(auth, "generate_password_hash",
                         lambda password: generate_password_hash(password, "pbkdf2:sha256:1000"))
@@ -189,10 +196,16 @@ def test_every_route_answers_hostile_input_without_a_server_error_on_postgresql(
             if rule.arguments:
                 paths += [_hostile_path(rule, quote(v, safe="")) for v in HOSTILE[:12]]
                 paths += [_hostile_path(rule, raw) for raw in RAW_PATH_BYTES]
+            response = _send_raw(client, method, paths[0], fields)
+            response.close()
+            if response.status_code >= 500:
+                failures.append(f"{who} {method} {paths[0][:100]} value=non-UTF-8 → "
+                                f"{response.status_code} {raised[-1] if raised else ''}")
             for index, path in enumerate(paths):
                 values = HOSTILE if index == 0 else [HOSTILE[index % len(HOSTILE)]]
                 for value in values:
                     response = _send(client, app, method, path, value, fields)
+                    response.close()
                     if response.status_code >= 500:
                         failures.append(f"{who} {method} {path[:100]} value={value[:20]!r}"
                                         f" → {response.status_code} "
