@@ -180,3 +180,17 @@ def test_import_problems_print_file_sheet_row_and_column(imported: Flask,
     result = CliRunner().invoke(imported.cli, ["community", "import", str(path)])
     assert result.exit_code == 1
     assert "roster.xlsx, sheet members, row 2, column C (public_name)" in result.output
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".xlsx"])
+def test_a_table_over_the_row_limit_is_refused_with_its_sheet(
+        imported: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    from dispatch.community import files
+
+    monkeypatch.setattr(files, "MAX_ROWS", 3)
+    path = tmp_path / f"many{suffix}"
+    write(path, factories.small_community())
+    with imported.app_context(), pytest.raises(CommunityFileError) as raised:
+        import_file(path)
+    assert any(where.sheet == "places" and "more than 3 rows" in message
+               for where, message in raised.value.problems), raised.value.problems
