@@ -23,6 +23,7 @@ from dispatch import (
     member,
     reconcile,
     resident,
+    security,
     sessions,
     voice,
     webhooks,
@@ -41,6 +42,7 @@ csrf = CSRFProtect()
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment, or from `test_config` laid over it in tests."""
     app = Flask(__name__, instance_relative_config=True)
+    security.prepare(app)  # clean input and bounded ids, before any route is added
     app.config.from_mapping(from_os_environ(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
@@ -57,6 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     app.session_interface = sessions.SignedCookieSessions()
+    security.init_app(app)  # request limits, cookie flags, security headers: docs/security.md
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
                      compare_type=True)

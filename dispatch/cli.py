@@ -19,10 +19,13 @@ community_cli = AppGroup("community", help="Import, export and demo community fi
 
 @community_cli.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_command(path: Path) -> None:
+@click.option("--partial", help="Update only these tables (comma-separated, e.g. "
+                                "community,categories); the others stay as they are.")
+def import_command(path: Path, partial: str | None) -> None:
     """Import (or re-import) a community from a .yaml or .xlsx file."""
+    tables = [t.strip() for t in partial.split(",") if t.strip()] if partial else None
     try:
-        community, changes = community_files.import_file(path)
+        community, changes = community_files.import_file(path, tables)
     except CommunityFileError as exc:
         click.echo(f"{path.name}: {len(exc.problems)} problem(s); nothing was imported.", err=True)
         for where, message in exc.problems:

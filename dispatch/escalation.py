@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from dispatch import clock, duty, jobs, links, outbox, routing
+from dispatch import clock, duty, jobs, links, outbox, routing, security
 from dispatch.cases import STEP_JOB, EventKind, record, step_job_id
 from dispatch.community import settings
 from dispatch.community.load import parse_days
@@ -309,6 +309,7 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
     public: list[tuple[str, str]] = []
     step = case.step + 1 if repeat else 1
     quote = _first_text(case)
+    quote = security.without_links(quote) if quote else None
     reachable: list[duty.Duty] = []
     drafts: list[outbox.Draft] = []
     for answer in duties:

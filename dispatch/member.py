@@ -23,7 +23,7 @@ from flask import (
     request,
 )
 
-from dispatch import clock, escalation, links, routing
+from dispatch import clock, escalation, links, routing, security
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.duty import working_contact
@@ -117,10 +117,12 @@ def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
     elif purpose == Purpose.RESOLVE:
         escalation.resolve(case_id, member_id, request.form.get("note", ""))
     elif purpose == Purpose.HAND_OVER:
-        try:
-            to_member = int(request.form.get("to_member", ""))
-        except ValueError:
-            raise ActionRefused("请选择要转交的同事") from None
+        # Only to a colleague the page offered: someone answering for the case's place.
+        case, member = db.session.get(Case, case_id), db.session.get(Member, member_id)
+        offered = {c.id for c in colleagues(case, member)}
+        to_member = security.number(request.form.get("to_member"))
+        if to_member not in offered:
+            raise ActionRefused("请选择要转交的同事")
         escalation.hand_over(case_id, member_id, to_member)
     elif purpose == Purpose.ESCALATE:
         escalation.escalate_now(case_id, member_id)

@@ -615,6 +615,9 @@ class StaffUser(db.Model):
     role: Mapped[StaffRole]
     grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("place.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    #: Counted up at each logout: a session cookie names the generation it was made in, so a
+    #: copy of the cookie taken before the logout no longer works.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AuditLog(db.Model):

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatch import cases, clock, duty, escalation, routing
+from dispatch import cases, clock, duty, escalation, routing, security
 from dispatch.cases import EventKind, record
 from dispatch.channels.twilio_client import public_url
 from dispatch.community import settings
@@ -91,7 +91,7 @@ def incoming() -> Response:
         say(response, "抱歉，本号码已被限制使用。")
         response.hangup()
         return twiml(response)
-    attempt = int(request.args.get("try", 1))
+    attempt = security.number(request.args.get("try"), 1)
     gather = response.gather(input="dtmf", num_digits=codes.DIAL_DIGITS, finish_on_key="#",
                              timeout=8, action=url("place", attempt=attempt))
     if attempt == 1:
@@ -116,7 +116,7 @@ def _no_digits(response: VoiceResponse, attempt: int) -> None:
 @twilio_signed
 def place() -> Response:
     """The digits are in: file the call as a report and ring the first responder."""
-    attempt = int(request.args.get("attempt", 1))
+    attempt = security.number(request.args.get("attempt"), 1)
     code = codes.code_from_digits(request.form.get("Digits", ""))
     sticker = codes.find(code) if code else None
     response = VoiceResponse()
@@ -207,7 +207,7 @@ def whisper() -> Response:
     """What the member hears on picking up, before the caller is put through: press 1."""
     report = _report()
     response = VoiceResponse()
-    index = int(request.args.get("i", 0))
+    index = security.number(request.args.get("i"), 0)
     gather = response.gather(input="dtmf", num_digits=1, timeout=8,
                              action=url("whisper_answer", report=report.id, i=index))
     say(gather, f"邻里热线：{report.case.place.label}的居民来电，{_category_name(report)}。"
@@ -221,7 +221,7 @@ def whisper() -> Response:
 def whisper_answer() -> Response:
     """1: connect the caller and accept the case for this member; anything else: hang up."""
     report = _report()
-    index = int(request.args.get("i", 0))
+    index = security.number(request.args.get("i"), 0)
     response = VoiceResponse()
     if request.form.get("Digits") != "1":
         response.hangup()
@@ -244,12 +244,13 @@ def whisper_answer() -> Response:
 def dialed() -> Response:
     """A responder's leg ended: done if they took the call, else ring the next one."""
     report = _report()
-    index = int(request.args.get("i", 0))
+    index = security.number(request.args.get("i"), 0)
     status = request.form.get("DialCallStatus", "")
     response = VoiceResponse()
     outcome = report.call_outcome or {}
     if outcome.get("answered_by") == outcome["plan"][index]["member"]:
-        _update_outcome(report, talk_seconds=int(request.form.get("DialCallDuration") or 0))
+        talk = security.number(request.form.get("DialCallDuration"), 0)
+        _update_outcome(report, talk_seconds=talk)
         _finish(report, outcome["plan"][index])
         response.hangup()
         return twiml(response)
@@ -291,7 +292,7 @@ def _update_outcome(report: Report, **changes: Any) -> None:
 
 
 def _report() -> Report:
-    report = db.session.get(Report, int(request.args.get("report", 0)))
+    report = db.session.get(Report, security.number(request.args.get("report"), 0))
     if report is None or report.call_outcome is None:
         abort(404)
     return report
@@ -380,7 +381,7 @@ def status() -> Any:
 
 
 def _notification() -> Notification:
-    notification = db.session.get(Notification, int(request.args.get("n", 0)))
+    notification = db.session.get(Notification, security.number(request.args.get("n"), 0))
     if notification is None:
         abort(404)
     return notification

@@ -97,7 +97,8 @@ def aliyun_report() -> Any:
     expected = current_app.config.get("ALIYUN_REPORT_TOKEN")
     if not expected:
         abort(404)
-    if not hmac.compare_digest(request.args.get("token", ""), expected):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    if not hmac.compare_digest(request.args.get("token", "").encode(), expected.encode()):
         abort(403)
     for item in request.get_json(silent=True) or []:
         if not isinstance(item, dict) or not item.get("biz_id"):

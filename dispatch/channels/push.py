@@ -166,11 +166,25 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+#: The browsers' push services (Chrome and Edge's FCM, Firefox's autopush, Safari's, Windows'):
+#: an endpoint anywhere else would hand the signed links in each push to whoever runs it.
+#: A deployment may list others in `PUSH_SERVICE_HOSTS`; a leading dot allows subdomains.
+PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com",
+                      "web.push.apple.com", ".notify.windows.com", ".push.apple.com")
+
+
 def _valid_endpoint(endpoint: str) -> bool:
-    """Browsers' push services are https; plain http only where a test allows it."""
+    """An https URL at a known browser push service; plain http anywhere where a test allows."""
     parts = urlsplit(endpoint)
-    allowed = ("https", "http") if current_app.config.get("PUSH_ALLOW_HTTP") else ("https",)
-    return parts.scheme in allowed and bool(parts.hostname) and len(endpoint) <= MAX_ENDPOINT
+    if len(endpoint) > MAX_ENDPOINT or not parts.hostname:
+        return False
+    if current_app.config.get("PUSH_ALLOW_HTTP"):  # the tests' local push service
+        return parts.scheme in ("https", "http")
+    hosts = current_app.config.get("PUSH_SERVICE_HOSTS") or PUSH_SERVICE_HOSTS
+    host = parts.hostname.lower()
+    return parts.scheme == "https" and any(
+        host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+        for allowed in hosts)
 
 
 def _member(token: str) -> Member:

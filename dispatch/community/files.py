@@ -17,6 +17,16 @@ import yaml
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils import get_column_letter
 
+from dispatch import exports
+
+#: The largest community file read (a district of 30,000 households is about 2 MB of YAML),
+#: and the most rows one table may have: beyond them the file is refused, not half-read.
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 50_000
+#: YAML aliases allowed in one file. A community file needs none; a "billion laughs" file
+#: needs a few dozen to expand into gigabytes.
+MAX_ALIASES = 20
+
 #: Every table of the file and its columns, in the order they are written.
 TABLES: dict[str, tuple[str, ...]] = {
     "community": ("code", "name", "timezone", "hotline"),
@@ -83,6 +93,12 @@ class CommunityData:
 def read(path: Path) -> CommunityData:
     """Read a `.yaml`/`.yml` or `.xlsx` community file."""
     suffix = path.suffix.lower()
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        data = CommunityData(path.name)
+        data.problems.append((Location(path.name, "-"), f"the file is larger than "
+                              f"{MAX_FILE_BYTES // 2**20} MB ({size // 2**20} MB); split it"))
+        return data
     if suffix in (".yaml", ".yml"):
         return read_yaml(path)
     if suffix == ".xlsx":
@@ -99,7 +115,17 @@ def write(path: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping, for error messages."""
+    """A safe loader that remembers the line of every mapping, for error messages, and
+    refuses more than `MAX_ALIASES` aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases = getattr(self, "aliases", 0) + 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name): refused",
+                    self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -123,6 +149,9 @@ def read_yaml(path: Path) -> CommunityData:
     data = CommunityData(path.name)
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
+    except UnicodeDecodeError as exc:
+        data.problems.append((Location(path.name, "-"), f"not UTF-8 text (byte {exc.start})"))
+        return data
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = mark.line + 1 if mark is not None else None
@@ -142,6 +171,9 @@ def read_yaml(path: Path) -> CommunityData:
             data.problems.append((Location(path.name, table), "expected a list of rows"))
             continue
         rows = data.tables.setdefault(table, [])
+        if len(items) > MAX_ROWS:
+            data.problems.append((Location(path.name, table), f"more than {MAX_ROWS} rows"))
+            continue
         for index, item in enumerate(items, start=1):
             if not isinstance(item, dict):
                 data.problems.append((Location(path.name, table, index), "expected a mapping"))
@@ -234,6 +266,10 @@ def _sheet_rows(data: CommunityData, file: str, sheet: Any) -> list[Row]:
     labels = {name: f"{get_column_letter(i + 1)} ({name})" for i, name in columns.items()}
     rows = []
     for number, cells in enumerate(lines, start=2):
+        if len(rows) >= MAX_ROWS:
+            data.problems.append((Location(file, sheet.title, number),
+                                  f"more than {MAX_ROWS} rows: split the file"))
+            break
         values = {columns[i]: _cell(v) for i, v in enumerate(cells) if i in columns}
         if all(v in (None, "") for v in values.values()):
             continue
@@ -260,7 +296,7 @@ def write_xlsx(path: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
         sheet = workbook.create_sheet(table)
         sheet.append(list(columns))
         for row in tables.get(table, []):
-            sheet.append([_xlsx_value(row.get(c)) for c in columns])
+            exports.append_row(sheet, [_xlsx_value(row.get(c)) for c in columns])
         for index, name in enumerate(columns, start=1):
             sheet.column_dimensions[get_column_letter(index)].width = max(10, len(name) + 4)
         sheet.freeze_panes = "A2"

@@ -21,7 +21,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.community import settings as community_settings
 from dispatch.community.files import CommunityData, Location, Row
 from dispatch.models import (
@@ -127,6 +127,9 @@ class _Checker:
             self.fail(row, column, "expected text")
             return None
         value = str(value).strip()
+        if security.CONTROL.search(value):
+            self.fail(row, column, "contains a control character (invisible): retype it")
+            return None
         if len(value) > max_len:
             self.fail(row, column, f"is longer than {max_len} characters")
             return None
@@ -455,7 +458,8 @@ def _members(data: CommunityData, check: _Checker, plan: Plan) -> set[str]:
         name = check.text(row, "name", required=True)
         if code and kind and name:
             plan.members.append(MemberSpec(
-                row=row, code=code, name=name, public_name=check.text(row, "public_name"),
+                row=row, code=code, name=name,
+                public_name=check.text(row, "public_name", max_len=50),
                 kind=kind, organisation=check.text(row, "organisation"),
                 is_party_member=check.boolean(row, "party_member", default=False),
                 grid=grid, phones=phones, channels=channels,

@@ -14,9 +14,6 @@ from dispatch.resident import i18n, limits, pages, scans, views
 
 #: Defaults a deployment may override in its config.
 DEFAULTS = {
-    # The largest request accepted: three 10 MB photos and the form. Larger uploads get the
-    # friendly 413 page; each photo's own limit is checked with the form, keeping the text.
-    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     # Shown when no community is known (an unknown code): the citizens' service hotline.
     "RESIDENT_FALLBACK_HOTLINE": "12345",
     # How often the status page's script asks for news.

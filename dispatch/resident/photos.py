@@ -8,6 +8,7 @@ it; the orientation is applied to the pixels first so nothing comes out sideways
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from typing import IO
@@ -19,8 +20,14 @@ from dispatch.models import Photo
 MAX_PHOTOS = 3
 MAX_BYTES = 10 * 1024 * 1024  # per photo, as uploaded
 MAX_PIXELS = 50_000_000  # a 48-megapixel phone camera still fits
+#: Formats decoded whole (PNG, WebP) may have fewer: a 12-megapixel RGBA image is 48 MB in
+#: memory, and a 7000 × 7000 palette PNG of 143 KB would be 196 MB once made RGBA.
+MAX_PIXELS_DECODED_WHOLE = 12_000_000
 MAX_SIDE = 1600  # enough to see a crack or a meter reading; small on a slow line
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+#: MPO is what many phone cameras write: a JPEG with a second (depth or preview) image.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
+#: Formats Pillow can decode at 1/2, 1/4 or 1/8 scale, so a 48-megapixel photo never is.
+SCALED_DECODE = ("JPEG", "MPO")
 
 
 class PhotoError(ValueError):
@@ -40,30 +47,65 @@ class Reencoded:
 
 
 def reencode(stream: IO[bytes], max_bytes: int | None = None) -> Reencoded:
-    """Decode an uploaded image and write it again as a metadata-free JPEG."""
+    """Decode an uploaded image and write it again as a metadata-free JPEG.
+
+    The size is checked from the file's header, before a pixel is decoded; JPEGs are decoded
+    straight at the smallest scale that still gives `MAX_SIDE`, which keeps a worker's memory
+    flat whatever the camera (docs/security.md gives the figures).
+    """
     max_bytes = max_bytes or MAX_BYTES
-    raw = stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
+    if stream.seekable():  # an upload waits in a temporary file: decode it from there
+        stream.seek(0, 2)
+        size = stream.tell()
+        stream.seek(0)
+    else:
+        stream = BytesIO(stream.read(max_bytes + 1))
+        size = len(stream.getbuffer())
+    if size > max_bytes:
         raise PhotoError("too_big")
+    return _decoder.submit(_reencode, stream).result()
+
+
+#: Photos are decoded one at a time, on one thread of each process. A worker's threads
+#: decoding at once would each hold a decoded image (48 MB for 12 megapixels in RGBA), and the
+#: C allocator keeps what a thread freed in that thread's own arena: four threads measured
+#: 640 MB where one decoding thread keeps a worker under 300 MB (docs/security.md). Decoding
+#: takes a tenth of a second or so; the thread starts on first use, after gunicorn forks.
+_decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linli-photos")
+
+
+def _reencode(stream: IO[bytes]) -> Reencoded:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(BytesIO(raw))
+            image = Image.open(stream)
             kind, pixels = image.format, image.width * image.height
-            if kind in ACCEPTED_FORMATS and pixels <= MAX_PIXELS:
-                image = _flatten(ImageOps.exif_transpose(image))
+            if kind not in ACCEPTED_FORMATS:
+                raise PhotoError("format")
+            if pixels > (MAX_PIXELS if kind in SCALED_DECODE else MAX_PIXELS_DECODED_WHOLE):
+                raise PhotoError("too_big")
+            if kind in SCALED_DECODE:
+                image.draft("RGB", _fitting(image.size))
+            image.thumbnail((MAX_SIDE, MAX_SIDE))
+            image = _flatten(ImageOps.exif_transpose(image))
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise PhotoError("too_big") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, PhotoError):
+                raise
             raise PhotoError("not_image") from None
-    if kind not in ACCEPTED_FORMATS:
-        raise PhotoError("format")
-    if pixels > MAX_PIXELS:
-        raise PhotoError("too_big")
-    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    # Whatever the decoder kept (a JPEG comment, an ICC profile, XMP) stays behind.
+    image.info = {}
     out = BytesIO()
     image.save(out, "JPEG", quality=82, optimize=True)
     return Reencoded(out.getvalue(), image.width, image.height)
+
+
+def _fitting(size: tuple[int, int]) -> tuple[int, int]:
+    """The size whose longest side is MAX_SIDE: what the decoder must at least deliver."""
+    width, height = size
+    scale = min(1.0, MAX_SIDE / max(width, height, 1))
+    return max(1, int(width * scale)), max(1, int(height * scale))
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.db import db
 from dispatch.models import Scan
 
@@ -43,7 +43,9 @@ class ScanWriter:
 
     def record(self, sticker_id: int | None, code_seen: str, action: str) -> None:
         with self.lock:
-            self.pending.append((sticker_id, code_seen[:64], action[:16], clock.now()))
+            # A code as typed may hold anything; PostgreSQL refuses NUL in text.
+            self.pending.append((sticker_id, security.clean(code_seen)[:64],
+                                 security.clean(action)[:16], clock.now()))
             if self.thread is None and not self.closing:
                 self.thread = threading.Thread(target=self._loop, name="linli-scans",
                                                daemon=True)
@@ -58,6 +60,9 @@ class ScanWriter:
         try:
             with self.app.app_context(), db.engine.begin() as connection:
                 _insert(connection, rows)
+        except sa.exc.DataError:
+            # One row the database refuses must not hold back the others for ever.
+            return self._one_by_one(rows)
         except Exception:
             # The database is down: keep the visits for the next round rather than drop them.
             with self.lock:
@@ -65,6 +70,21 @@ class ScanWriter:
                 del self.pending[:-MAX_PENDING]
             raise
         return len(rows)
+
+    def _one_by_one(self, rows: list[tuple[Any, ...]]) -> int:
+        """Write each row alone; drop (and log) only those the database refuses outright."""
+        written = 0
+        with self.app.app_context():
+            for row in rows:
+                try:
+                    with db.engine.begin() as connection:
+                        connection.execute(Scan.__table__.insert(),
+                                           [dict(zip(COLUMNS, row, strict=True))])
+                    written += 1
+                except sa.exc.DataError as exc:
+                    log.error("scan dropped, the database refuses it: %r (%s)", row[1],
+                              (str(exc.orig).splitlines() or ["?"])[0])
+        return written
 
     def close(self) -> None:
         """Stop the thread and write what is left (the app is going away)."""

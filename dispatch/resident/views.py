@@ -30,7 +30,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
-from dispatch import callbacks, cases, clock
+from dispatch import callbacks, cases, clock, security
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import (
@@ -313,10 +313,7 @@ def _private(body: str | Response) -> Response:
 @bp.get("/lang/<lang>")
 def switch_language(lang: str) -> Any:
     """Switch between Chinese and English; the choice is kept in a cookie for a year."""
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith(("//", "/\\")):
-        target = "/"
-    response = redirect(target, 303)
+    response = redirect(security.safe_path(request.args.get("next")), 303)
     if lang in i18n.LANGUAGES:
         response.set_cookie(i18n.COOKIE, lang, max_age=i18n.COOKIE_MAX_AGE, samesite="Lax",
                             httponly=True, secure=request.is_secure)
@@ -352,7 +349,7 @@ def too_large(error: Exception) -> tuple[str, int]:
     """The upload was larger than MAX_CONTENT_LENGTH, so nothing of it could be read."""
     code = (request.view_args or {}).get("code")
     return render_template("resident/too_large.html",
-                           limit_mb=int(current_app.config["MAX_CONTENT_LENGTH"]) // 2**20,
+                           limit_mb=int(current_app.config["MAX_CONTENT_LENGTH"] or 0) // 2**20,
                            back_url=url_for(".sticker", code=code) if code else None,
                            **_hotline(_community_of_request())), 413
 

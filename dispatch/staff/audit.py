@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, g, render_template, request, session
+from flask import Blueprint, Response, g, render_template, request
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.db import db
 from dispatch.models import AuditLog, StaffRole, StaffUser
 from dispatch.staff.auth import login_required
@@ -34,11 +34,18 @@ def log(action: str, target: str | None = None, **data: object) -> AuditLog:
 
 @bp.after_app_request
 def log_unlogged_posts(response: Response) -> Response:
-    """Write a row for a console POST that did not log itself (its changes, if any, are gone)."""
+    """Write a row for a console POST that did not log itself (its changes, if any, are gone).
+
+    Anonymous POSTs are staff actions only at the login form (a failed login, named by the
+    user name tried; the form's rate limit bounds them). Anyone on the internet can POST to
+    any other URL under /staff, and those rows would be a way to fill the log, not a record.
+    """
     if request.method != "POST" or not request.path.startswith("/staff") or g.get("audited"):
         return response
     staff = g.get("staff")
-    staff_id = staff.id if staff else session.get("staff_id")
+    staff_id = staff.id if staff else None
+    if staff_id is None and request.endpoint != "auth.login":
+        return response
     data: dict[str, Any] = {"status": response.status_code, "path": request.path}
     if staff_id is None and request.form.get("username"):
         data["username"] = request.form["username"][:64]
@@ -65,7 +72,7 @@ def index() -> Any:
         query = query.where(StaffUser.username == request.args["staff"])
     if request.args.get("action"):
         query = query.where(AuditLog.action.startswith(request.args["action"]))
-    before = request.args.get("before", type=int)
+    before = security.number(request.args.get("before"))
     if before:
         query = query.where(AuditLog.id < before)
     rows = db.session.execute(query.order_by(AuditLog.id.desc()).limit(PAGE_SIZE)).all()

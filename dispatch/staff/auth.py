@@ -13,9 +13,11 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+import werkzeug.security
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     flash,
     g,
@@ -27,8 +29,10 @@ from flask import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dispatch import security
 from dispatch.db import db
 from dispatch.models import Community, Place, PlaceKind, StaffRole, StaffUser
+from dispatch.resident import limits
 
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
@@ -48,11 +52,48 @@ def create_user(community: Community, username: str, name: str, password: str,
     return user
 
 
+#: Failed logins allowed per user name and per client address (Flask-Limiter rates); a
+#: successful login does not count. Beyond them the login form answers 429 for the window.
+DEFAULT_LIMITS = {
+    "STAFF_LIMIT_LOGIN_USER": "10 per 15 minutes;30 per day",
+    "STAFF_LIMIT_LOGIN_IP": "30 per 15 minutes;200 per day",
+}
+
+@functools.cache
+def _no_such_user() -> str:
+    """The hash checked when the user name is unknown, so a wrong name costs as long as a
+    wrong password and the answer's timing does not tell which names exist."""
+    # Werkzeug's default method, as every real login's hash (tests patch this module's name).
+    return werkzeug.security.generate_password_hash("no such user: any password fails")
+
+
+def _login_name() -> str:
+    return request.form.get("username", "").strip().lower()[:64] or "(empty)"
+
+
+def _failed(response: Response) -> bool:
+    return request.method == "POST" and response.status_code != 302
+
+
+def _not_a_post() -> bool:
+    return request.method != "POST"
+
+
+_per_user = limits.limiter.shared_limit(
+    limits.configured("STAFF_LIMIT_LOGIN_USER"), scope="staff-login-user", key_func=_login_name,
+    exempt_when=_not_a_post, deduct_when=_failed)
+_per_address = limits.limiter.shared_limit(
+    limits.configured("STAFF_LIMIT_LOGIN_IP"), scope="staff-login-ip",
+    exempt_when=_not_a_post, deduct_when=_failed)
+
+
 @bp.before_app_request
 def load_user() -> None:
-    user_id = session.get("staff_id")
+    user_id = security.number(session.get("staff_id"))
     g.staff = db.session.get(StaffUser, user_id) if user_id else None
-    if g.staff is not None and not g.staff.active:
+    if g.staff is not None and (not g.staff.active or session.get("generation")
+                                != g.staff.session_generation):
+        # Deactivated, or this cookie was made before a logout: it no longer logs anyone in.
         session.clear()
         g.staff = None
 
@@ -87,28 +128,39 @@ def may_see(place: Place) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@_per_user
+@_per_address
 def login() -> Any:
-    """Log in with username and password."""
+    """Log in with username and password; failures are limited per name and per address."""
     if request.method == "POST":
-        username = request.form.get("username", "").strip()
+        username = request.form.get("username", "").strip()[:64]
         user = db.session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
-        if user and user.active and check_password_hash(user.password_hash,
-                                                        request.form.get("password", "")):
+        password_hash = user.password_hash if user and user.active else _no_such_user()
+        if check_password_hash(password_hash, request.form.get("password", "")) and user:
             session.clear()
             session.permanent = True
             session["staff_id"] = user.id
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//")
-                            else url_for("auth.home"))
+            session["generation"] = user.session_generation
+            return redirect(security.safe_path(request.args.get("next"), url_for("auth.home")))
         flash("用户名或密码不正确 / Wrong username or password")
     return render_template("staff/login.html")
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    """Log out."""
+    """Log out, here and in every other copy of this login's cookie."""
+    if g.get("staff") is not None:
+        g.staff.session_generation += 1
+        db.session.commit()
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.errorhandler(429)
+def too_many_attempts(error: Exception) -> tuple[str, int]:
+    """Too many failed logins: say so, and when to try again."""
+    flash("尝试次数过多，请 15 分钟后再试 / Too many attempts; try again in 15 minutes")
+    return render_template("staff/login.html"), 429
 
 
 @bp.get("/")
@@ -144,11 +196,10 @@ def create_staff_command(username: str, name: str, role: str, grid_code: str | N
 
 
 def init_app(app: Flask) -> None:
+    for name, rate in DEFAULT_LIMITS.items():
+        app.config.setdefault(name, rate)
     # Flask's default is a month; a shared office computer needs a working day at most.
     app.permanent_session_lifetime = timedelta(hours=app.config.get("STAFF_SESSION_HOURS", 8))
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE",
-                          str(app.config["PUBLIC_BASE_URL"]).startswith("https://"))
+    # The cookie's flags are set with the other request defences: dispatch/security.py.
     app.register_blueprint(bp)
     app.cli.add_command(create_staff_command)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import (
@@ -188,7 +188,7 @@ def _engine() -> Any:
 def reassign(case_id: int) -> Any:
     """Hand an accepted case to another member, through the dispatch engine."""
     case = scope.case_or_404(case_id, lock=True)
-    member = db.session.get(Member, request.form.get("member", type=int) or 0)
+    member = db.session.get(Member, security.number(request.form.get("member"), 0))
     if member is None or member.community_id != case.community_id or not scope.may_see_member(
             member):
         abort(404)

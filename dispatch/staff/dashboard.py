@@ -26,6 +26,8 @@ bp = Blueprint("dashboard", __name__, url_prefix="/staff")
 
 DEFAULT_DAYS = 84  # twelve weeks: enough for a trend, short enough to be current
 MAX_DAYS = 3 * 366
+#: Months a report may name: before the service or far ahead is a typing mistake.
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 Panel = Callable[[Scope, Period, datetime], Any]
 #: Every query the dashboard runs, by name.
@@ -48,6 +50,8 @@ def period_from(args: Any, zone: str, *, default_days: int = DEFAULT_DAYS) -> Pe
     try:
         if args.get("month"):
             year, month = (int(part) for part in args["month"].split("-"))
+            if not MIN_YEAR <= year <= MAX_YEAR:
+                raise ValueError("year out of range")
             return Period.month(year, month, zone)
         if args.get("from"):
             start = date.fromisoformat(args["from"])

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.db import db
 from dispatch.models import Community, Notice, Place, PlaceKind
 from dispatch.staff.audit import log
@@ -34,7 +34,7 @@ def index() -> Any:
 def post() -> Any:
     """Post a notice for a building, optionally ending at a local date and time."""
     form = {name: request.form.get(name, "").strip() for name in ("place", "text", "ends")}
-    place = db.session.get(Place, int(form["place"])) if form["place"].isdigit() else None
+    place = db.session.get(Place, security.number(form["place"], 0))
     community = db.session.get(Community, g.staff.community_id)
     problem = None
     if place is None or place.kind != PlaceKind.BUILDING or not may_see(place):

@@ -19,7 +19,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from dispatch import clock, metrics
+from dispatch import clock, exports, metrics
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
@@ -165,9 +165,9 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = "汇总"
-    sheet.append([title])
+    exports.append_row(sheet, [title])
     sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([subtitle])
+    exports.append_row(sheet, [subtitle])
     sheet.append([])
     _write(sheet, summary, first_row=4)
     _write(book.create_sheet("案件"), cases, first_row=1)
@@ -189,7 +189,7 @@ def _write(sheet: Any, table: Table, first_row: int) -> None:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for row in table.rows:
-        sheet.append(row)
+        exports.append_row(sheet, row)
     for index, fmt in enumerate(table.formats, start=1):
         letter = get_column_letter(index)
         sheet.column_dimensions[letter].width = max(8, min(24, 2 * len(table.header[index - 1])))
@@ -216,4 +216,4 @@ def _csv_value(value: Any) -> Any:
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
-    return value
+    return exports.csv_cell(value)

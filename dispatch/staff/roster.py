@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.community.load import parse_days
 from dispatch.db import db
 from dispatch.models import (
@@ -32,6 +32,7 @@ from dispatch.models import (
     PlaceKind,
     Responsibility,
     Role,
+    Rung,
     Shift,
 )
 from dispatch.staff import audit, coverage, scope
@@ -157,13 +158,13 @@ def add_contact(code: str) -> Any:
     found = _member_or_404(code)
 
     def add() -> None:
-        channel = Channel(request.form.get("channel", "sms"))
+        channel = request.form.get("channel", "sms")
         if channel not in (Channel.SMS, Channel.VOICE):
             raise RosterError("只能添加短信或电话号码 / Only SMS or voice numbers")
         address = _phone(request.form.get("phone", ""))
         if any(c.channel == channel and c.address == address for c in found.contacts):
             raise RosterError("该号码已存在 / Already there")
-        found.contacts.append(Contact(channel=channel, address=address,
+        found.contacts.append(Contact(channel=Channel(channel), address=address,
                                       priority=len(found.contacts), created_at=clock.now()))
 
     return _change(found, "roster.contact.add", add, channel=request.form.get("channel"))
@@ -200,10 +201,12 @@ def add_responsibility(code: str) -> Any:
             raise RosterError("网格书记只能设置本网格内的职责 / Pick a place in your grid")
         categories = [c.strip() for c in re.split(r"[,，、\s]+", request.form.get(
             "categories", "")) if c.strip()]
-        rung = int(request.form.get("rung") or ROLE_RUNGS[role])
+        rung = security.number(request.form.get("rung") or ROLE_RUNGS[role])
+        if rung not in tuple(Rung):
+            raise RosterError("层级不正确 / Unknown rung")
         found.responsibilities.append(Responsibility(
             place=place, role=role, rung=rung, categories=categories,
-            position=int(request.form.get("position") or 0)))
+            position=security.number(request.form.get("position") or 0, 0)))
 
     return _change(found, "roster.responsibility.add", add, role=request.form.get("role"),
                    place=request.form.get("place"))
@@ -356,8 +359,10 @@ def _moment(value: str | None) -> datetime:
     """A local date and time from a form (datetime-local input), as aware UTC."""
     for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
-            return datetime.strptime((value or "").strip(), fmt).replace(
-                tzinfo=scope.zone()).astimezone(UTC)
+            local = datetime.strptime((value or "").strip(), fmt)
         except ValueError:
             continue
+        if not 2000 <= local.year <= 2100:  # year 1 in Shanghai is before year 1 in UTC
+            raise RosterError(f"日期超出范围：{value} / Date out of range")
+        return local.replace(tzinfo=scope.zone()).astimezone(UTC)
     raise RosterError(f"日期时间格式如 2026-12-01 08:00：{value} / Dates like 2026-12-01 08:00")

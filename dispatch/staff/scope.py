@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import abort, g
 
-from dispatch import clock
+from dispatch import clock, security
 from dispatch.db import db
 from dispatch.metrics import Scope, place_levels
 from dispatch.models import Case, Community, Member, Place, PlaceKind, StaffRole
@@ -67,26 +67,13 @@ def case_or_404(case_id: int, *, lock: bool = False) -> Case:
 
 
 def place_or_404(place_id: int | str | None, *kinds: PlaceKind) -> Place:
-    """A place of one of `kinds` (by id or code) that the staff member may see.
-
-    An id from a query string is a string of digits: compared as such with the integer
-    column, PostgreSQL refuses the query ("integer = character varying"), so it is made an
-    int here, and one too large for the column cannot name any place.
-    """
-    place = None
-    if isinstance(place_id, int) or (place_id and str(place_id).isdigit()):
-        number = int(place_id)
-        if 0 < number <= _MAX_ID:
-            place = db.session.get(Place, number)
-    elif place_id:
-        place = db.session.scalar(sa.select(Place).where(Place.code == place_id))
+    """A place of one of `kinds` (by id or code) that the staff member may see."""
+    number = security.number(place_id)
+    where = Place.id == number if number is not None else Place.code == str(place_id)
+    place = db.session.scalar(sa.select(Place).where(where)) if place_id else None
     if place is None or (kinds and place.kind not in kinds) or not may_see(place):
         abort(404)
     return place
-
-
-#: The largest value of an integer primary key column (PostgreSQL's `integer`).
-_MAX_ID = 2**31 - 1
 
 
 def grids() -> list[Place]:
@@ -132,7 +119,7 @@ def metrics_scope(args: Any) -> Scope:
 
 
 def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    number = security.number(value)
+    if number is None:
         abort(400)
+    return number

@@ -94,6 +94,8 @@ def unscanned() -> Any:
 def sheet(code: str) -> Any:
     """The building's printable sheet as a PDF download."""
     place = _building(code)
+    if request.args.get("layout", "3x4") not in LAYOUTS:
+        abort(400, f"layout: one of {', '.join(sorted(LAYOUTS))}")
     layout = Layout.preset(request.args.get("layout", "3x4"))
     today = clock.today(place.community.timezone, clock.now())
     with tempfile.TemporaryDirectory() as folder:

@@ -148,3 +148,27 @@ def test_the_member_page_lists_only_the_members_open_cases(
     assert "2栋" not in page
     grid_page = client.get(grid).get_data(as_text=True)
     assert "2栋" in grid_page and "1号电梯" not in grid_page
+
+
+def test_a_hand_over_link_cannot_hand_the_case_to_a_member_of_another_grid(
+        app: Flask, client) -> None:
+    with app.app_context():
+        data = factories.small_community(overrides=[])
+        data["places"] += [
+            {"code": "TS-G2", "kind": "grid", "name": "第二网格"},
+            {"code": "TS-B9", "kind": "building", "name": "9栋", "parent": "TS-G2"}]
+        data["members"] += [{"code": "Z9", "name": "外网格", "kind": "party_member",
+                             "phones": ["13800138099"]}]
+        data["responsibilities"] += [{"member": "Z9", "place": "TS-B9", "role": "leader"}]
+        factories.import_community(data)
+        filed = file_report(place("TS-B1-U1-E1"), "elevator", text="电梯困人", now=MONDAY)
+        escalation.run_step(filed.case.id, filed.case.token, now=MONDAY)
+        case_id = filed.case.id
+        escalation.accept(case_id, member("L1").id)
+        path = links.path(links.Purpose.HAND_OVER, member("L1").id, case_id)
+        outsider = member("Z9").id
+    for chosen in (str(outsider), "9" * 30, "١"):
+        answer = client.post(path, data={"csrf_token": csrf_token(client, path),
+                                         "to_member": chosen})
+        assert answer.status_code == 409, chosen
+    assert status_of(app, case_id) == (CaseStatus.ACCEPTED, "L1")

@@ -119,3 +119,18 @@ def test_push_keys_prints_a_usable_key_pair(push_app: Flask) -> None:
     public = Vapid.from_string(values["VAPID_PRIVATE_KEY"]).public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     assert values["VAPID_PUBLIC_KEY"] == b64url(public)
+
+
+def test_a_member_link_cannot_subscribe_an_endpoint_outside_the_browsers_push_services(
+        push_app: Flask) -> None:
+    push_app.config["PUSH_ALLOW_HTTP"] = False
+    keys = {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1Xbjh"
+                      "azAkj7I99e8QcYP7DkM", "auth": "tBHItJI5svbpez7KI4CCXg"}
+    for endpoint in ("https://evil.example/x", "http://fcm.googleapis.com/fcm/send/x",
+                     "https://fcm.googleapis.com.evil.example/x"):
+        answer = subscribe(push_app, "L1", {"endpoint": endpoint, "keys": keys})
+        assert answer.status_code == 400, endpoint
+    assert [c for c in member("L1").contacts if c.channel == Channel.PUSH] == []
+    good = subscribe(push_app, "L1", {"endpoint": "https://fcm.googleapis.com/fcm/send/abc",
+                                      "keys": keys})
+    assert good.get_json() == {"ok": True}

@@ -55,10 +55,44 @@ def test_other_image_formats_are_refused() -> None:
 
 
 def test_decompression_bombs_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(photos, "MAX_PIXELS", 100)
+    monkeypatch.setattr(photos, "MAX_PIXELS_DECODED_WHOLE", 100)
     with pytest.raises(photos.PhotoError) as raised:
         photos.reencode(BytesIO(png_bytes((20, 20))))
     assert raised.value.reason == "too_big"
+
+
+def test_a_jpeg_comment_with_a_phone_number_does_not_survive_reencoding() -> None:
+    out = BytesIO()
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(out, "JPEG", comment=b"tel 13800138001")
+    result = photos.reencode(BytesIO(out.getvalue()))
+    assert b"13800138001" not in result.data
+    assert "comment" not in Image.open(BytesIO(result.data)).info
+
+
+def test_mpo_photos_from_phone_cameras_are_accepted_as_their_first_image() -> None:
+    out = BytesIO()
+    first, second = Image.new("RGB", (80, 60), (200, 0, 0)), Image.new("RGB", (80, 60))
+    first.save(out, "MPO", save_all=True, append_images=[second])
+    assert Image.open(BytesIO(out.getvalue())).format == "MPO"
+    result = photos.reencode(BytesIO(out.getvalue()))
+    assert (result.width, result.height) == (80, 60)
+    assert Image.open(BytesIO(result.data)).getpixel((40, 30))[0] > 150
+
+
+def test_a_small_palette_png_of_huge_dimensions_is_refused_before_decoding() -> None:
+    out = BytesIO()
+    Image.new("P", (7000, 7000)).save(out, "PNG", optimize=True)
+    assert len(out.getvalue()) < 200_000
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(out.getvalue()))
+    assert raised.value.reason == "too_big"
+
+
+def test_a_48_megapixel_jpeg_is_decoded_at_reduced_scale() -> None:
+    out = BytesIO()
+    Image.new("RGB", (8000, 6000), (10, 120, 200)).save(out, "JPEG", quality=50)
+    result = photos.reencode(BytesIO(out.getvalue()))
+    assert (result.width, result.height) == (photos.MAX_SIDE, 1200)
 
 
 def test_files_over_the_byte_limit_are_refused_before_decoding() -> None:
