@@ -37,6 +37,9 @@ class ScanWriter:
         self.app = app
         self.pending: list[tuple[Any, ...]] = []  # in the order of `COLUMNS`
         self.lock = threading.Lock()
+        #: Held while a batch is written: a flush waits for the background thread's batch in
+        #: flight, so "flushed" means "in the database" (exit, tests reading `Scan`).
+        self.writing = threading.Lock()
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
         self.closing = False
@@ -52,7 +55,12 @@ class ScanWriter:
                 self.thread.start()
 
     def flush(self) -> int:
-        """Write what is pending now, on the caller's thread; returns how many rows."""
+        """Write what is pending now, on the caller's thread, after any batch the background
+        thread is writing; returns how many rows this call wrote."""
+        with self.writing:
+            return self._write_pending()
+
+    def _write_pending(self) -> int:
         with self.lock:
             rows, self.pending = self.pending, []
         if not rows:
