@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Install what Linli needs into .venv, plus the Debian packages it uses.
-#   scripts/install.sh            the service (Python packages, the CJK font for stickers)
-#   scripts/install.sh --tests    also what the tests need (Debian's Chromium; datefudge for
+# Install what Linli needs into .venv, plus the Debian packages it uses. Python packages come
+# from the locks (exact versions and hashes, written by scripts/lock from requirements.txt and
+# tests/requirements.txt), so every machine runs what CI tested.
+#   scripts/install.sh            the service (scripts/requirements.lock, the CJK font for
+#                                 stickers)
+#   scripts/install.sh --tests    also what the tests need (scripts/requirements-tests.lock:
+#                                 pytest, ruff, the decoders; Debian's Chromium; datefudge for
 #                                 the second test pass on another date; libzbar0 for
 #                                 the zbar QR decoder the sticker tests and benchmark use;
 #                                 poppler-utils, whose pdftoppm renders sheets in a test)
@@ -28,4 +32,6 @@ if ((${#debs[@]})); then
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+lock=scripts/requirements.lock
+[[ "${1:-}" == "--tests" ]] && lock=scripts/requirements-tests.lock
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r "$lock"

@@ -1,6 +1,9 @@
-"""`GET /metrics`: the service's state in the Prometheus text format (version 0.0.4).
+"""`GET /metrics`: the service's state for Prometheus, written by `prometheus_client`.
 
-Everything is read from the database, so any web process answers for the whole service:
+Everything is read from the database at scrape time, so any web process answers for the whole
+service: `ServiceState` is a custom collector built for each scrape (no global metric objects,
+nothing to share between processes), and `prometheus_client` writes the format the scraper
+asks for (the text format 0.0.4 by default, OpenMetrics on request).
 
 - `linli_cases{community,status}`: cases by workflow state;
 - `linli_case_time_to_accept_seconds`: a histogram of time to accept over every accepted case
@@ -19,13 +22,15 @@ and the backlog and lag are read fresh through their indexes.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app
+from cachetools import TTLCache
+from flask import Blueprint, Response, current_app, request
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from dispatch import clock
 from dispatch.db import db
@@ -43,47 +48,27 @@ from dispatch.outbox import SENDING_TIMEOUT
 bp = Blueprint("prometheus", __name__)
 
 CACHE_SECONDS = 30.0
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Sample = tuple[dict[str, str], float]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Cache:
+    """One app's cached counts in this process; its threads share it (TTLCache is not
+    thread-safe on its own)."""
 
-
-def family(name: str, kind: str, help_text: str, samples: Iterable[Sample],
-           suffix: Callable[[dict[str, str]], str] | None = None) -> list[str]:
-    """One metric family in the text format: HELP, TYPE, then a line per sample."""
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    for labels, value in samples:
-        metric = suffix(labels) if suffix else name
-        shown = {k: v for k, v in labels.items() if not k.startswith("_")}
-        tags = ",".join(f'{k}="{_escape(v)}"' for k, v in shown.items())
-        lines.append(f"{metric}{{{tags}}} {value:g}" if tags else f"{metric} {value:g}")
-    return lines
-
-
-def histogram_samples(buckets: list[int], total: float) -> list[Sample]:
-    """Cumulative `_bucket` samples (seconds), then `_sum` and `_count`, from per-bucket counts."""
-    samples: list[Sample] = []
-    running = 0
-    for edge, count in zip([*ACCEPT_EDGES_MINUTES, None], buckets, strict=True):
-        running += count
-        samples.append(({"le": "+Inf" if edge is None else f"{edge * 60}", "_s": "_bucket"},
-                        running))
-    samples.append(({"_s": "_sum"}, total))
-    samples.append(({"_s": "_count"}, running))
-    return samples
+    def __init__(self) -> None:
+        self.values: TTLCache[str, Any] = TTLCache(maxsize=8, ttl=CACHE_SECONDS)
+        self.lock = threading.Lock()
 
 
 def _cached(key: str, compute: Callable[[], Any]) -> Any:
     """The value of `compute()`, kept for `CACHE_SECONDS` in this app's process."""
-    cache: dict[str, tuple[float, Any]] = current_app.extensions.setdefault("linli.prometheus", {})
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-        return hit[1]
-    value = compute()
-    cache[key] = (time.monotonic(), value)
+    cache: _Cache = current_app.extensions.setdefault("linli.prometheus", _Cache())
+    with cache.lock:
+        if key in cache.values:
+            return cache.values[key]
+    value = compute()  # outside the lock: a slow count must not hold up the other keys
+    with cache.lock:
+        cache.values[key] = value
     return value
 
 
@@ -192,29 +177,51 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def exposition(now: datetime | None = None) -> str:
-    """The whole /metrics page."""
-    now = now or clock.now()
-    buckets, total = accept_histogram(now)
-    lines = [
-        *family("linli_cases", "gauge", "Cases by community and workflow state.",
-                _cached("cases", cases_by_status)),
-        *family("linli_case_time_to_accept_seconds", "histogram",
-                "Time from the first report to the first acceptance, over all accepted cases.",
-                histogram_samples(buckets, total),
-                suffix=lambda labels: "linli_case_time_to_accept_seconds" + labels["_s"]),
-        *family("linli_outbox_backlog", "gauge", "Messages pending or being sent, by channel.",
-                outbox_backlog()),
-        *family("linli_sweeper_lag_seconds", "gauge",
-                "Age of the oldest due-but-unprocessed ladder step or outbox row.",
-                sweeper_lag(now)),
-        *family("linli_notifications", "gauge", "Messages by channel and outcome.",
-                _cached("notifications", notifications_by_outcome)),
-    ]
-    return "\n".join(lines) + "\n"
+def gauge(name: str, help_text: str, labels: Sequence[str],
+          samples: list[Sample]) -> GaugeMetricFamily:
+    """One gauge family from (labels, value) samples."""
+    family = GaugeMetricFamily(name, help_text, labels=labels)
+    for values, value in samples:
+        family.add_metric([values[label] for label in labels], value)
+    return family
+
+
+def histogram(name: str, help_text: str, buckets: list[int],
+              total: float) -> HistogramMetricFamily:
+    """A histogram family from per-bucket counts (made cumulative here) and their sum."""
+    edges = [f"{edge * 60}" for edge in ACCEPT_EDGES_MINUTES] + ["+Inf"]
+    running = 0
+    cumulative: list[tuple[str, float]] = []
+    for edge, count in zip(edges, buckets, strict=True):
+        running += count
+        cumulative.append((edge, running))
+    return HistogramMetricFamily(name, help_text, buckets=cumulative, sum_value=total)
+
+
+class ServiceState:
+    """A `prometheus_client` collector for one scrape, read from the database at `now`."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        buckets, total = accept_histogram(self.now)
+        yield gauge("linli_cases", "Cases by community and workflow state.",
+                    ("community", "status"), _cached("cases", cases_by_status))
+        yield histogram("linli_case_time_to_accept_seconds",
+                        "Time from the first report to the first acceptance, over all accepted "
+                        "cases.", buckets, total)
+        yield gauge("linli_outbox_backlog", "Messages pending or being sent, by channel.",
+                    ("channel",), outbox_backlog())
+        yield gauge("linli_sweeper_lag_seconds",
+                    "Age of the oldest due-but-unprocessed ladder step or outbox row.",
+                    ("kind",), sweeper_lag(self.now))
+        yield gauge("linli_notifications", "Messages by channel and outcome.",
+                    ("channel", "status"), _cached("notifications", notifications_by_outcome))
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus scrape endpoint."""
-    return Response(exposition(), content_type=CONTENT_TYPE)
+    """Prometheus scrape endpoint, in the format the scraper's Accept header asks for."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(ServiceState(clock.now())), content_type=content_type)

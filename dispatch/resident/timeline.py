@@ -22,8 +22,6 @@ from dispatch.community import settings
 from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
 from dispatch.resident import i18n
 
-OWN_WORDS = (EventKind.REPORTED, EventKind.JOINED, EventKind.CALLBACK, EventKind.REOPENED)
-
 
 @dataclass(frozen=True, slots=True)
 class Line:

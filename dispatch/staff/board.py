@@ -73,7 +73,7 @@ def show(case_id: int) -> Any:
         "staff/case.html", case=case, merged=merged, reports=reports, events=events,
         staff_names=staff_names, notifications=notifications, callbacks=callbacks,
         overdue=casework.overdue(case, clock.now()), categories=_category_names(),
-        members=_members_for(case), engine=_engine() is not None)
+        members=_members_for(case))
 
 
 @bp.get("/photos/<int:photo_id>")
@@ -172,15 +172,6 @@ def _members_for(case: Case) -> list[Member]:
     return [m for m in db.session.scalars(
         sa.select(Member).where(Member.community_id == case.community_id, Member.active)
         .order_by(Member.name)) if scope.may_see_member(m)]
-
-
-def _engine() -> Any:
-    """The dispatch engine module, if this installation has it (reassign and refer up)."""
-    try:
-        from dispatch import escalation
-    except ImportError:
-        return None
-    return escalation
 
 
 @bp.post("/<int:case_id>/reassign")

@@ -313,10 +313,12 @@ def wait_until(done: Any, deadline: float) -> None:
         time.sleep(1)
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+def seconds(values: list[float], q: float) -> str:
+    """The q-quantile for the table ("—" for none), by `dispatch.metrics.percentile`."""
+    from dispatch.metrics import percentile
+
+    value = percentile(values, q)
+    return "—" if value is None else f"{value:.2f}"
 
 
 def report(args: argparse.Namespace, rate: float, rows: list[tuple[str, list[float]]],
@@ -327,8 +329,8 @@ def report(args: argparse.Namespace, rate: float, rows: list[tuple[str, list[flo
     print("| path | steps | p50 s | p90 s | p99 s | max s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, values in [*rows, ("outbox row written → provider took it (fast path)", sent)]:
-        print(f"| {name} | {len(values):,} | {percentile(values, 50):.2f} | "
-              f"{percentile(values, 90):.2f} | {percentile(values, 99):.2f} | "
+        print(f"| {name} | {len(values):,} | {seconds(values, 0.5)} | "
+              f"{seconds(values, 0.9)} | {seconds(values, 0.99)} | "
               f"{max(values, default=float('nan')):.2f} |")
     fast = rows[1][1]
     print(f"\nSteps the sweeper took over from the fast path: {taken_over:,}; mean fast-path "

@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -88,9 +87,12 @@ def serve_fake(port: int, log_path: str) -> None:
 
 # --- HTTP load ------------------------------------------------------------------------------
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+def ms(seconds: list[float], q: float) -> float:
+    """The q-quantile of durations in seconds, in milliseconds (0 for none), by the project's
+    one percentile (`dispatch.metrics.percentile`: linear between closest ranks)."""
+    from dispatch.metrics import percentile
+
+    return (percentile(seconds, q) or 0.0) * 1000
 
 
 async def closed_loop(url: str, concurrency: int, seconds: float) -> dict[str, float]:
@@ -110,8 +112,8 @@ async def closed_loop(url: str, concurrency: int, seconds: float) -> dict[str, f
                         errors += 1
                 times.append(time.perf_counter() - started)
         await asyncio.gather(*(one() for _ in range(concurrency)))
-    return {"rps": len(times) / seconds, "p50": pct(times, 0.5) * 1000,
-            "p99": pct(times, 0.99) * 1000, "errors": errors}
+    return {"rps": len(times) / seconds, "p50": ms(times, 0.5),
+            "p99": ms(times, 0.99), "errors": errors}
 
 
 async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
@@ -135,7 +137,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
             await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
-    return {"rps": rate, "p50": pct(times, 0.5) * 1000, "p99": pct(times, 0.99) * 1000,
+    return {"rps": rate, "p50": ms(times, 0.5), "p99": ms(times, 0.99),
             "errors": errors}
 
 
@@ -256,6 +258,8 @@ class Bench:
     # -- 1. the resident page ----------------------------------------------------------------
 
     def page(self) -> None:
+        from dispatch.metrics import percentile
+
         a = self.args
         hello = self.spawn(*GUNICORN, "--bind", f"127.0.0.1:{self.hello_port}",
                            "scripts.bench.bench_load:hello_app()")
@@ -274,15 +278,15 @@ class Bench:
             mine = [r[name] for r in rounds]
             self.results[f"{name}_max"] = {
                 "rps": sum(m["rps"] for m in mine) / len(mine),
-                "p50": statistics.median(m["p50"] for m in mine),
-                "p99": statistics.median(m["p99"] for m in mine),
+                "p50": percentile([m["p50"] for m in mine], 0.5),
+                "p99": percentile([m["p99"] for m in mine], 0.5),
                 "errors": sum(m["errors"] for m in mine)}
             self.results[f"{name}_200"] = asyncio.run(open_loop(url, 200, a.seconds))
             print(name, self.results[f"{name}_max"], self.results[f"{name}_200"], flush=True)
         os.killpg(hello.pid, 15)
         ratios = [r["resident"]["rps"] / r["hello"]["rps"] for r in rounds]
         self.results["page_ratios"] = ratios
-        self.results["page_ratio"] = statistics.median(ratios)
+        self.results["page_ratio"] = percentile(ratios, 0.5)
 
     # -- 2. scan to provider -----------------------------------------------------------------
 
@@ -307,7 +311,7 @@ class Bench:
         latencies = [latency for _, latency in timed]
         self.results["scan"] = {
             "posted": len(starts), "answers": ran["answers"], "measured": len(latencies),
-            "p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
+            "p50": ms(latencies, 0.5), "p99": ms(latencies, 0.99),
             "max": max(latencies, default=0) * 1000}
         # Per 10 s of posting: a steady backlog grows window by window, a hiccup does not.
         begin = min(starts.values(), default=0.0)
@@ -315,8 +319,8 @@ class Bench:
         for start, latency in timed:
             windows.setdefault(int((start - begin) // 10), []).append(latency)
         self.results["scan"]["windows"] = [
-            {"from_s": 10 * n, "measured": len(w), "p50": pct(w, 0.5) * 1000,
-             "p99": pct(w, 0.99) * 1000} for n, w in sorted(windows.items())]
+            {"from_s": 10 * n, "measured": len(w), "p50": ms(w, 0.5),
+             "p99": ms(w, 0.99)} for n, w in sorted(windows.items())]
         print("scan", self.results["scan"], flush=True)
 
     # -- 3. worker throughput ----------------------------------------------------------------

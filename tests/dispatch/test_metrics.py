@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from dispatch import metrics
@@ -59,6 +60,28 @@ def assert_figures(figures: metrics.Figures, expected: dict[str, Any]) -> None:
 def test_percentile_interpolates_between_closest_ranks(values: list[float], q: float,
                                                        expected: float | None) -> None:
     assert percentile(values, q) == (None if expected is None else pytest.approx(expected))
+
+
+SMALL_CASES = [[], [7.0], [10.0, 20.0], [30.0, 10.0, 20.0], [5.0, 5.0, 5.0],
+               [float(n) for n in range(1, 11)], [0.5, 1e6, 3.25, 3.25]]
+
+
+@pytest.mark.parametrize("values", SMALL_CASES)
+def test_percentile_is_postgresqls_percentile_cont_on_small_cases(pg_app: Flask,
+                                                                  values: list[float]) -> None:
+    qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]
+    with pg_app.app_context():
+        row = db.session.execute(sa.text(
+            "SELECT percentile_cont(CAST(:qs AS float8[])) WITHIN GROUP (ORDER BY v) "
+            "FROM unnest(CAST(:values AS float8[])) AS v"), {"qs": qs, "values": values}).scalar()
+    expected = [None] * len(qs) if row is None else row
+    got = [percentile(values, q) for q in qs]
+    assert got == [None if e is None else pytest.approx(e, rel=1e-12) for e in expected]
+
+
+def test_percentile_refuses_a_share_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="q lies in"):
+        percentile([1.0, 2.0], 90)
 
 
 def test_no_values_give_no_median_rather_than_zero() -> None:

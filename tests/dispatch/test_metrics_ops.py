@@ -73,6 +73,33 @@ def test_nothing_due_means_no_lag(app: Flask) -> None:
     assert samples[("linli_case_time_to_accept_seconds_count", "")] == 0
 
 
+def test_metrics_speak_openmetrics_to_a_scraper_that_asks_for_it(app: Flask) -> None:
+    response = app.test_client().get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.content_type.startswith("application/openmetrics-text")
+    body = response.get_data(as_text=True)
+    assert "# TYPE linli_case_time_to_accept_seconds histogram" in body
+    assert 'linli_sweeper_lag_seconds{kind="step"} 0.0' in body
+    assert body.endswith("# EOF\n")
+
+
+def test_counts_by_state_are_kept_for_30_seconds_while_backlog_is_read_fresh(app: Flask) -> None:
+    def add_pending(key: str) -> None:
+        with app.app_context():
+            db.session.add(Notification(channel=Channel.SMS, to_address="x", purpose="alert",
+                                        body="…", dedupe_key=key,
+                                        status=NotificationStatus.PENDING,
+                                        created_at=clock.now()))
+            db.session.commit()
+
+    add_pending("first")
+    assert scrape(app)[("linli_notifications", 'channel="sms",status="pending"')] == 1
+    add_pending("second")
+    samples = scrape(app)
+    assert samples[("linli_notifications", 'channel="sms",status="pending"')] == 1  # cached
+    assert samples[("linli_outbox_backlog", 'channel="sms"')] == 2
+
+
 @pytest.mark.redis
 def test_healthz_reports_the_freshest_worker_heartbeat(sqlite_template: Path,
                                                         redis_url: str) -> None:

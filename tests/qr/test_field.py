@@ -9,14 +9,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
+import qr.sheet
 from qr.fonts import cjk_font
 from qr.labels import StickerLabel
-from qr.render import static_texts, sticker_face
+from qr.render import qr_matrix, static_texts, sticker_face
 from qr.sheet import LAYOUTS, Layout, write_sheets
 from scripts.bench.bench_damage import (
     DECODERS,
+    ENCODERS,
     band,
     hole,
     read_zbar,
@@ -26,14 +28,26 @@ from scripts.bench.bench_damage import (
 )
 
 
+@pytest.mark.parametrize("encoder", list(ENCODERS))
 @pytest.mark.parametrize("damage", [torn_corner(0.25), hole(0.20), band(0.10)],
                          ids=["torn corner 25%", "hole 20%", "band 10%"])
-def test_a_damaged_printed_sticker_decodes_with_zbar_wechat_and_zxing(damage, tmp_path: Path):
-    # A unit sticker of a real 3x4 sheet, rasterised at 150 dpi (see docs/benchmarks.md).
-    [sample, *_] = render_samples(Layout.preset("3x4"), 150, tmp_path)
+def test_a_damaged_printed_sticker_decodes_with_zbar_wechat_and_zxing(damage, encoder: str,
+                                                                      tmp_path: Path):
+    # A unit sticker of a real 3x4 sheet, rasterised at 150 dpi (see docs/benchmarks.md), its
+    # symbol drawn by the sheets' encoder, the console's (segno) or python-qrcode.
+    [sample, *_] = render_samples(Layout.preset("3x4"), 150, tmp_path, encoder)
     damaged = damage(sample.image, sample.box, 150)
     for name, read in DECODERS.items():
         assert read(damaged) == [sample.url], name
+
+
+def test_the_damage_benchmark_prints_each_encoders_own_symbol_and_puts_the_sheets_back(
+        tmp_path: Path) -> None:
+    [sheets, *_] = render_samples(Layout.preset("2x3"), 100, tmp_path, "zxing-cpp")
+    [console, *_] = render_samples(Layout.preset("2x3"), 100, tmp_path, "segno")
+    assert sheets.url == console.url
+    assert ImageChops.difference(sheets.image, console.image).getbbox() is not None  # masks
+    assert qr.sheet.qr_matrix is qr_matrix
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
