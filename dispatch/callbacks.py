@@ -48,10 +48,11 @@ def answer(case: Case, *, solved: Solved, contacted: bool | None = None,
     if satisfaction is not None and not 1 <= satisfaction <= 5:
         raise ValueError("satisfaction is 1 to 5")
     now = now or clock.now()
-    case = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
-                             .execution_options(populate_existing=True))
-    if case is None or case.status != CaseStatus.RESOLVED:
+    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if locked is None or locked.status != CaseStatus.RESOLVED:
         raise NotAwaitingCallback
+    case = locked
     callback = Callback(case_id=case.id, contacted=contacted, solved=solved,
                         satisfaction=satisfaction, comment=comment or None, at=now)
     db.session.add(callback)

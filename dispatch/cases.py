@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from dispatch import clock, jobs
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.jobs import STEP_JOB  # re-exported: the ladder's job, queued by who opens a case
+from dispatch.jobs import STEP_JOB as STEP_JOB  # re-exported: the ladder's job, queued by who opens a case
 from dispatch.models import (
     Case,
     CaseEvent,
@@ -159,7 +159,7 @@ def _try_open(place: Place, category: settings.Category, now: datetime) -> Case 
     return case
 
 
-def _locked_open(query: sa.Select[tuple[Case]]) -> Case | None:
+def _locked_open(query: sa.Select[Case]) -> Case | None:
     """The case the query finds, row-locked, if it is still open."""
     case = db.session.scalar(query.with_for_update())
     return case if case is not None and case.is_open else None
@@ -175,10 +175,11 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     not fixed, pointing at it. Commits; the step job is queued only after the commit.
     """
     now = now or clock.now()
-    case = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
-                             .execution_options(populate_existing=True))
-    if case is None:
+    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if locked is None:
         raise LookupError("no such case")
+    case = locked
     if case.is_open:
         return case
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -68,4 +68,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base class. At run time it is `db.Model`: `Base` plus Flask-SQLAlchemy's table names
+# from class names and bind keys. mypy cannot take a base class from an attribute
+# (python/mypy#8603), so it checks the models against `Base`, whose typed columns they use.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 

@@ -222,7 +222,7 @@ def run_step(case_id: int, token: int, now: datetime | None = None) -> bool:
 
 
 @functools.cache
-def _locked_for_step() -> sa.Select[tuple[Case]]:
+def _locked_for_step() -> sa.Select[Case]:
     """The case row `case`, locked, loaded with what a step reads besides it: the community
     (time zone, routing rules) and the place up to its grid (routing, the message text; deeper
     places still load on demand). Built once per process, like the send path's statements."""

@@ -37,7 +37,9 @@ def _database() -> dict[str, Any]:
 def _redis() -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        jobs.runner(current_app).redis.ping()
+        runner = jobs.runner(current_app)
+        assert isinstance(runner, jobs.RQRunner)  # REDIS_URL is set, so jobs.init_app chose it
+        runner.redis.ping()
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": _ms(started)}

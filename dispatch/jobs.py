@@ -115,7 +115,8 @@ def set_worker_app(app: Flask) -> None:
 
 def _resolve(path: str) -> Callable[..., Any]:
     module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    found: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return found
 
 
 def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | None = None) -> None:
@@ -193,7 +194,8 @@ def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
 
 
 def runner(app: Flask) -> EmbeddedRunner | RQRunner:
-    return app.extensions["linli.jobs"]
+    chosen: EmbeddedRunner | RQRunner = app.extensions["linli.jobs"]  # by init_app
+    return chosen
 
 
 @dataclass(order=True)
@@ -338,7 +340,7 @@ class RQRunner:
         except Exception:
             return False
 
-    def live_workers(self) -> list[rq.Worker]:
+    def live_workers(self) -> list[rq.worker.BaseWorker]:
         """The workers on the queues that beat within `WORKER_GONE_AFTER`; the registrations
         of the others are removed (a live one registers again with its next beat).
 
@@ -494,7 +496,7 @@ class SimpleWorker(_Beating, rq.SimpleWorker):
 
 
 #: `flask worker --worker-class` (or WORKER_CLASS) → the RQ worker class.
-WORKER_CLASSES: dict[str, type[rq.Worker]] = {"fork": Worker, "simple": SimpleWorker}
+WORKER_CLASSES: dict[str, type[_Beating]] = {"fork": Worker, "simple": SimpleWorker}
 
 
 def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None:

@@ -60,7 +60,7 @@ def read(purpose: Purpose, token: str) -> tuple[int, int | None]:
 
 def url(purpose: Purpose, member_id: int, case_id: int | None = None) -> str:
     """The absolute link for a message body, under `PUBLIC_BASE_URL`."""
-    return current_app.config["PUBLIC_BASE_URL"] + path(purpose, member_id, case_id)
+    return str(current_app.config["PUBLIC_BASE_URL"]) + path(purpose, member_id, case_id)
 
 
 def path(purpose: Purpose, member_id: int, case_id: int | None = None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dispatch.db import db
+from dispatch.db import Model
 
 
 class PlaceKind(enum.StrEnum):
@@ -171,7 +171,7 @@ class StaffRole(enum.StrEnum):
     VIEWER = "viewer"
 
 
-class Community(db.Model):
+class Community(Model):
     """A residential community (社区) with its own time zone, hotline and dispatch settings.
 
     `settings` holds the community file's categories, escalation policies and routing rules
@@ -193,7 +193,7 @@ class Community(db.Model):
         return f"<Community {self.code} {self.name}>"
 
 
-class Place(db.Model):
+class Place(Model):
     """A grid, building, unit, elevator or shared area; codes are stable keys for files."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -243,7 +243,7 @@ class Place(db.Model):
         return f"<Place {self.code} {self.kind.value}>"
 
 
-class Member(db.Model):
+class Member(Model):
     """A person who may be asked to respond: party member, volunteer, staff or outside party."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -289,7 +289,7 @@ class Member(db.Model):
         return f"<Member {self.code} {self.name}>"
 
 
-class Contact(db.Model):
+class Contact(Model):
     """One way to reach a member: a phone for SMS/voice, or a push subscription."""
 
     __table_args__ = (sa.UniqueConstraint("member_id", "channel", "address"),)
@@ -307,7 +307,7 @@ class Contact(db.Model):
     member: Mapped[Member] = relationship(back_populates="contacts")
 
 
-class Responsibility(db.Model):
+class Responsibility(Model):
     """A member answers for a place (and everything under it) at a rung, in a role."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -325,7 +325,7 @@ class Responsibility(db.Model):
     place: Mapped[Place | None] = relationship()
 
 
-class Shift(db.Model):
+class Shift(Model):
     """A weekly duty window in local time; `ends` at or before `starts` runs past midnight.
 
     A member with no shifts at all is treated as available at any hour (outside
@@ -341,7 +341,7 @@ class Shift(db.Model):
     member: Mapped[Member] = relationship(back_populates="shifts")
 
 
-class DutyOverride(db.Model):
+class DutyOverride(Model):
     """A dated exception to the shifts: leave, or on duty for someone else (a swap)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -357,7 +357,7 @@ class DutyOverride(db.Model):
     stand_in: Mapped[Member | None] = relationship(foreign_keys=[stand_in_id])
 
 
-class Sticker(db.Model):
+class Sticker(Model):
     """A printed QR code tied to a place; the code is the unguessable part of its URL."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -374,7 +374,7 @@ class Sticker(db.Model):
     place: Mapped[Place] = relationship()
 
 
-class Scan(db.Model):
+class Scan(Model):
     """One visit to a sticker URL, kept even when the code is unknown or revoked."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -384,7 +384,7 @@ class Scan(db.Model):
     at: Mapped[datetime]
 
 
-class Case(db.Model):
+class Case(Model):
     """One problem at one place, climbing the ladder until someone accepts and resolves it.
 
     The row is the source of truth for the escalation timer: `rung`, `step`, `next_step_at`
@@ -457,7 +457,7 @@ class Case(db.Model):
         return f"<Case {self.id} {self.category} {self.status.value} rung={self.rung}>"
 
 
-class Report(db.Model):
+class Report(Model):
     """One resident's submission or call about a case; every report is kept."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -480,7 +480,7 @@ class Report(db.Model):
     photos: Mapped[list[Photo]] = relationship(back_populates="report")
 
 
-class Photo(db.Model):
+class Photo(Model):
     """A re-encoded photo (metadata stripped) attached to a report."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -493,7 +493,7 @@ class Photo(db.Model):
     report: Mapped[Report] = relationship(back_populates="photos")
 
 
-class CaseEvent(db.Model):
+class CaseEvent(Model):
     """An append-only line of a case's timeline, with the reason in plain words."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -509,7 +509,7 @@ class CaseEvent(db.Model):
     member: Mapped[Member | None] = relationship()
 
 
-class Notification(db.Model):
+class Notification(Model):
     """The outbox: one message to one contact, written in the transaction that decided it.
 
     `dedupe_key` names the decision (case, rung, step, member, purpose) so deciding twice
@@ -552,7 +552,7 @@ class Notification(db.Model):
     contact: Mapped[Contact | None] = relationship()
 
 
-class EarlyReceipt(db.Model):
+class EarlyReceipt(Model):
     """A delivery receipt that came before any outbox row had its provider id.
 
     The provider took a message but its sender never heard so (the answer was a 5xx or
@@ -568,7 +568,7 @@ class EarlyReceipt(db.Model):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
-class Notice(db.Model):
+class Notice(Model):
     """A notice staff post for a place, shown on its resident pages (维修中，预计18:00恢复)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -581,7 +581,7 @@ class Notice(db.Model):
     place: Mapped[Place] = relationship()
 
 
-class BlockedPhone(db.Model):
+class BlockedPhone(Model):
     """A call-back number staff have blocked for abuse."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -590,7 +590,7 @@ class BlockedPhone(db.Model):
     created_at: Mapped[datetime]
 
 
-class Callback(db.Model):
+class Callback(Model):
     """The 回访: the resident's answer after the case was resolved."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -604,7 +604,7 @@ class Callback(db.Model):
     case: Mapped[Case] = relationship()
 
 
-class StaffUser(db.Model):
+class StaffUser(Model):
     """A community staff login for the console; grid secretaries see only their grid."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -620,7 +620,7 @@ class StaffUser(db.Model):
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     """Every staff action, who did it and when."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -26,6 +26,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased, joinedload
@@ -175,7 +176,10 @@ def _claim(notification_id: int, now: datetime) -> bool:
     The claim is committed with the pacing decisions (`throttle.before_send`), before the
     provider is called; a row someone else is claiming is skipped, not waited for.
     """
-    result = db.session.execute(_claiming(), {"row": notification_id, "now": now})
+    # An UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed as
+    # returning the general Result whatever the statement.
+    result = cast(sa.CursorResult[Any], db.session.execute(
+        _claiming(), {"row": notification_id, "now": now}))
     if result.rowcount != 1:
         db.session.rollback()
         return False
@@ -200,7 +204,7 @@ def _claiming() -> sa.Update:
 
 
 @functools.cache
-def _claimed() -> sa.Select[tuple[Notification]]:
+def _claimed() -> sa.Select[Notification]:
     """The row as claimed, and its case (where the stop conditions are), in one statement
     built once per process. Parameter: `row`."""
     return (sa.select(Notification).where(Notification.id == sa.bindparam("row"))

@@ -115,7 +115,7 @@ def assign_code(notification: Notification) -> str | None:
 
 
 @functools.cache
-def _held() -> sa.Select[tuple[str, int]]:
+def _held() -> sa.Select[str | None, int | None]:
     """The codes held on `phone`, with their cases; built once per process (every SMS that can
     be answered runs it)."""
     return (sa.select(Notification.reply_code, Notification.case_id)
@@ -156,6 +156,7 @@ def answer(phone: str, text: str, now: datetime | None = None) -> str:
     open_rows = _open_notifications(phone)
     if reply.action == Action.UNKNOWN:
         return "【邻里】没看懂您的回复。" + _choices(open_rows)
+    target: Notification | None
     if reply.code is None:
         cases = {row.case_id for row in open_rows}
         if len(cases) != 1:
@@ -197,7 +198,7 @@ def _choices(rows: list[Notification]) -> str:
 
 def _act(row: Notification, action: Action, now: datetime) -> str:
     """Accept or resolve the row's case as its member, and say what happened."""
-    assert row.case is not None and row.member_id is not None
+    assert row.case is not None and row.case_id is not None and row.member_id is not None
     case_id, member_id, code = row.case_id, row.member_id, row.reply_code
     number = row.case.number
     what = f"{describe(row.case)}（{number}）"

@@ -62,7 +62,7 @@ def _responsibilities(place: Place, roles: Sequence[Role]) -> list[Responsibilit
 
 
 @functools.cache
-def _holding() -> sa.Select[tuple[Responsibility]]:
+def _holding() -> sa.Select[Responsibility]:
     """`_responsibilities`' statement, with what `duty.on_duty` reads of each member; built
     once per process, as every ladder step runs it."""
     return (sa.select(Responsibility)

@@ -20,7 +20,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
@@ -182,9 +182,11 @@ def _delivered(row: Notification, now: datetime) -> None:
     """The first delivered alert is the case's first-delivered milestone."""
     if row.case_id is None or row.purpose != Purpose.ALERT:
         return
-    first = db.session.execute(
+    # An UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed as
+    # returning the general Result whatever the statement.
+    first = cast(sa.CursorResult[Any], db.session.execute(
         sa.update(Case).where(Case.id == row.case_id, Case.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).execution_options(synchronize_session=False))
+        .values(first_delivered_at=now).execution_options(synchronize_session=False)))
     if first.rowcount and row.case is not None:
         name = row.member.name if row.member else "—"
         record(row.case, EventKind.DELIVERED,

@@ -42,7 +42,7 @@ def resolve_scope(code: str) -> tuple[Community, Place | None]:
 
 
 def places_in(community: Community, root: Place | None,
-              kinds: tuple[PlaceKind, ...]) -> sa.Select[tuple[Place]]:
+              kinds: tuple[PlaceKind, ...]) -> sa.Select[Place]:
     """Places of `kinds` under `root` (or the whole community), in printing order."""
     query = sa.select(Place).where(Place.community_id == community.id, Place.kind.in_(kinds))
     if root is not None:

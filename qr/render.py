@@ -74,7 +74,8 @@ def qr_matrix(url: str, min_version: int = MIN_VERSION) -> QrMatrix:
     except ValueError:  # too long for min_version
         barcode = zxingcpp.create_barcode(url, _QR_FORMAT, ec_level="H")
     image = barcode.to_image(scale=1, add_quiet_zones=False)
-    return QrMatrix(image.shape[0], bytes(memoryview(image)))
+    # zxingcpp's Image has the buffer protocol; its stub does not declare __buffer__
+    return QrMatrix(image.shape[0], bytes(memoryview(image)))  # type: ignore[arg-type]
 
 
 def segno_matrix(url: str, min_version: int = MIN_VERSION) -> QrMatrix:
@@ -90,6 +91,7 @@ def segno_matrix(url: str, min_version: int = MIN_VERSION) -> QrMatrix:
 
 def _segno_symbol(url: str, min_version: int) -> segno.QRCode:
     smallest = segno.make_qr(url, error="h", boost_error=False)
+    assert isinstance(smallest.version, int)  # make_qr never makes a Micro QR ("M1"…"M4")
     if smallest.version >= min_version:
         return smallest
     return segno.make_qr(url, error="h", version=min_version, boost_error=False)

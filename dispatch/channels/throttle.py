@@ -171,7 +171,7 @@ def hold_until(notification: Notification, now: datetime) -> datetime | None:
 
 
 @functools.cache
-def _pacing(quota: bool) -> sa.Select[tuple[int, datetime | None, datetime | None]]:
+def _pacing(quota: bool) -> sa.Select[int, datetime | None, datetime | None]:
     """What `hold_until` needs to know about a phone, in one statement built once per process
     (it runs for every paced message, and building it costs more than running it):
 
@@ -232,7 +232,7 @@ def _bundle(carrier: Notification, now: datetime) -> bool:
 
 
 @functools.cache
-def _waiting() -> sa.Select[tuple[int]]:
+def _waiting() -> sa.Select[int]:
     """The other alerts pending for `phone` that can ride with `carrier`, locked; built once
     per process (it runs for every alert SMS)."""
     return (sa.select(Notification.id)

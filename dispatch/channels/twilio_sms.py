@@ -107,7 +107,8 @@ def find_sent(app: Flask, to: str, text: str, notification: Notification) -> str
         created = message.date_created
         if message.body == text and (created is None or created >= notification.created_at
                                      .replace(microsecond=0)):
-            return message.sid
+            sid: str = message.sid
+            return sid
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -46,7 +47,7 @@ def import_data(data: CommunityData,
                     f"To update only the sheets it has, import with --partial "
                     f"{','.join(t for t in files.TABLES if t in data.tables) or 'community'}"))
                     for table in missing])
-        community, changes = import_community(db.session, data)
+        community, changes = import_community(db.session(), data)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -75,7 +76,8 @@ def _completed(data: CommunityData, partial: set[str]) -> CommunityData:
                          "sheet"))
     if problems or data.problems:
         raise CommunityFileError(list(data.problems) + problems)
-    current = tables_to_data(export_community(db.session, community), "(current)")
+    assert community is not None  # its absence is one of the problems raised above
+    current = tables_to_data(export_community(db.session(), community), "(current)")
     for table in files.TABLES:
         if table not in partial:
             data.tables[table] = current.rows(table)
@@ -91,7 +93,7 @@ def export_file(path: Path, code: str | None = None) -> Community:
     if len(communities) != 1:
         raise LookupError(f"no community {code!r}" if code else
                           "several communities: name one with --community")
-    files.write(path, export_community(db.session, communities[0]))
+    files.write(path, export_community(db.session(), communities[0]))
     return communities[0]
 
 
@@ -105,7 +107,7 @@ def load_demo(seed: int = 2018) -> tuple[Community, Changes]:
     return community, changes
 
 
-def tables_to_data(tables: dict[str, list[dict]], file: str) -> CommunityData:
+def tables_to_data(tables: dict[str, list[dict[str, Any]]], file: str) -> CommunityData:
     """Wrap in-memory tables (an export, the demo) as if they had been read from a file."""
     data = CommunityData(file)
     for table, rows in tables.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,15 @@ class _LineLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.aliases = getattr(self, "aliases", 0) + 1
             if self.aliases > MAX_ALIASES:
+                # types-PyYAML leaves peek_event unannotated
+                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise yaml.composer.ComposerError(
                     None, None, f"more than {MAX_ALIASES} aliases (*name): refused",
-                    self.peek_event().start_mark)
+                    event.start_mark)
         return super().compose_node(parent, index)
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
@@ -195,7 +198,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _FlowRow(dict):
+class _FlowRow(dict[str, Any]):
     """A table row written on one line, so a long roster reads like a spreadsheet."""
 
 
@@ -264,7 +267,7 @@ def _sheet_rows(data: CommunityData, file: str, sheet: Any) -> list[Row]:
             continue
         columns[index] = name
     labels = {name: f"{get_column_letter(i + 1)} ({name})" for i, name in columns.items()}
-    rows = []
+    rows: list[Row] = []
     for number, cells in enumerate(lines, start=2):
         if len(rows) >= MAX_ROWS:
             data.problems.append((Location(file, sheet.title, number),
@@ -291,7 +294,7 @@ def _cell(value: Any) -> Any:
 
 def write_xlsx(path: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
     workbook = Workbook()
-    workbook.remove(workbook.active)
+    workbook.remove(workbook.worksheets[0])  # the empty sheet every new Workbook starts with
     for table, columns in TABLES.items():
         sheet = workbook.create_sheet(table)
         sheet.append(list(columns))

@@ -312,16 +312,17 @@ def _community_row(data: CommunityData, check: _Checker) -> tuple[dict[str, Any]
                                "expected exactly one community row"))
         return {}, clock.zone(clock.default_zone_name())
     row = rows[0]
+    timezone = check.text(row, "timezone", max_len=64) or clock.default_zone_name()
     values = {
         "code": check.text(row, "code", required=True, max_len=32),
         "name": check.text(row, "name", required=True),
         "hotline": check.text(row, "hotline", required=True, max_len=32),
-        "timezone": check.text(row, "timezone", max_len=64) or clock.default_zone_name(),
+        "timezone": timezone,
     }
-    if clock.is_zone(values["timezone"]):
-        zone = clock.zone(values["timezone"])
+    if clock.is_zone(timezone):
+        zone = clock.zone(timezone)
     else:
-        check.fail(row, "timezone", f"unknown time zone {values['timezone']!r}")
+        check.fail(row, "timezone", f"unknown time zone {timezone!r}")
         zone = clock.zone(clock.default_zone_name())
     if values["code"] and not re.fullmatch(r"[A-Z0-9][A-Z0-9-]*", values["code"]):
         check.fail(row, "code", "use upper-case letters, digits and '-'")
@@ -348,15 +349,16 @@ def _settings(data: CommunityData, check: _Checker) -> dict[str, Any]:
         urgency = check.choice(row, "urgency", Urgency)
         if urgency is None:
             continue
+        working_hours = check.text(row, "working_hours")
         policy = {
             "rung_minutes": check.integer(row, "rung_minutes", low=1, high=7 * 24 * 60),
             "repeat_last": check.integer(row, "repeat_last", low=0, high=10),
             "on_site_minutes": check.integer(row, "on_site_minutes", low=1, high=30 * 24 * 60),
             "referral_hours": check.integer(row, "referral_hours", low=1, high=90 * 24),
-            "working_hours": check.text(row, "working_hours"),
+            "working_hours": working_hours,
         }
-        if policy["working_hours"]:
-            _working_hours(check, row, policy["working_hours"])
+        if working_hours:
+            _working_hours(check, row, working_hours)
         result["policies"][str(urgency)] = {k: v for k, v in policy.items() if v is not None}
     category_codes = {c["code"] for c in result["categories"] or defaults["categories"]}
     for row in data.rows("routing"):
@@ -588,7 +590,7 @@ def _assign(obj: Any, values: dict[str, Any], changes: Changes, table: str, key:
         changes.note("updated", table, f"{key} ({', '.join(changed)})")
 
 
-def _foreign(session: Session, model: type, codes: list[str], community: Community,
+def _foreign(session: Session, model: type[Place] | type[Member], codes: list[str], community: Community,
              specs: list[Any]) -> None:
     """Codes are global keys: refuse one that belongs to another community."""
     taken = set(session.scalars(sa.select(model.code).where(
@@ -715,15 +717,15 @@ def _apply_children(session: Session, plan: Plan, places: dict[str, Place],
                                "categories": spec["categories"]},
                         changes, "responsibilities", _resp_label(*key))
         for shift in list(member.shifts):
-            key = (code, shift.weekday, shift.starts, shift.ends)
-            if key in wanted_shift:
-                wanted_shift.discard(key)
+            shift_key = (code, shift.weekday, shift.starts, shift.ends)
+            if shift_key in wanted_shift:
+                wanted_shift.discard(shift_key)
             else:
                 member.shifts.remove(shift)
-                changes.note("removed", "shifts", _shift_label(*key))
+                changes.note("removed", "shifts", _shift_label(*shift_key))
         for override in list(member.overrides):
-            key = (code, override.kind, override.starts_at, override.ends_at)
-            spec = wanted_over.pop(key, None)
+            over_key = (code, override.kind, override.starts_at, override.ends_at)
+            spec = wanted_over.pop(over_key, None)
             if spec is None:
                 member.overrides.remove(override)
                 changes.note("removed", "overrides", f"{code} {override.kind}")

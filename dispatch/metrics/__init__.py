@@ -198,8 +198,9 @@ def ladder_bucket(case: CaseFacts) -> str | None:
         return None
     if case.resolution == Resolution.REFERRED or (case.closed_rung or 0) >= Rung.DISTRICT:
         return "referred"
-    return {Rung.BUILDING: "building", Rung.GRID: "grid",
-            Rung.COMMUNITY: "community"}.get(case.closed_rung or 0, "unknown")
+    rungs: dict[int, str] = {Rung.BUILDING: "building", Rung.GRID: "grid",
+                             Rung.COMMUNITY: "community"}
+    return rungs.get(case.closed_rung or 0, "unknown")
 
 
 def callback_due(case: CaseFacts) -> bool:
@@ -595,7 +596,7 @@ def _seconds(later: Any, earlier: Any) -> sa.ColumnElement[float]:
     return sa.type_coerce(sa.func.date_part("epoch", later - earlier), sa.Float)
 
 
-def _key(by: str | None, source: _From) -> sa.ColumnElement[Any] | None:
+def _key(by: str | None, source: _From) -> sa.SQLColumnExpression[Any] | None:
     """The SQL expression of a dimension's key (PostgreSQL)."""
     if by is None:
         return None

@@ -7,9 +7,10 @@ second token; the templates include the `form_token` the views pass them.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import BooleanField, StringField, TextAreaField, ValidationError
@@ -20,12 +21,16 @@ from dispatch.resident import phones, photos
 
 TEXT_MAX = 500
 
+# A LazyString is translated when it is shown, in the resident's language; WTForms, whose stubs
+# ask for a str, only ever formats and shows its messages, which a LazyString does as a str does.
+_l = cast(Callable[..., str], lazy_gettext)
+
 
 def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-class MessageForm(FlaskForm):
+class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types: FlaskForm is Any
     """Leave a message: category, text, photos, an optional call-back phone, anonymity."""
 
     class Meta:
@@ -90,7 +95,7 @@ _PHOTO_ERRORS = {
 }
 
 
-class CallbackForm(FlaskForm):
+class CallbackForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types: FlaskForm is Any
     """The 回访: contacted? solved yes/partly/no? satisfaction 1–5, comment."""
 
     class Meta:

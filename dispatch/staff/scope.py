@@ -38,7 +38,7 @@ def own_grid() -> int | None:
     return staff.grid_id if staff.role == StaffRole.GRID_SECRETARY else None
 
 
-def visible_places() -> sa.Select[tuple[int]]:
+def visible_places() -> sa.Select[int]:
     """SELECT the ids of the places the staff member may see."""
     levels = place_levels(g.staff.community_id)
     query = sa.select(levels.c.place_id)
