@@ -118,7 +118,7 @@ def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
         escalation.resolve(case_id, member_id, request.form.get("note", ""))
     elif purpose == Purpose.HAND_OVER:
         # Only to a colleague the page offered: someone answering for the case's place.
-        case, member = db.session.get(Case, case_id), db.session.get(Member, member_id)
+        case, member = db.session.get_one(Case, case_id), db.session.get_one(Member, member_id)
         offered = {c.id for c in colleagues(case, member)}
         to_member = security.number(request.form.get("to_member"))
         if to_member not in offered:

@@ -117,8 +117,10 @@ def _episodes(case_ids: sa.ScalarSelect[int]) -> dict[int, list[tuple[int, datet
 def _episode(starts: dict[int, list[tuple[int, datetime]]], case_id: int,
              event_id: int | None = None, at: datetime | None = None) -> int:
     """How many episodes began before the event `event_id` (or before the time `at`)."""
-    return sum(1 for start_id, start_at in starts.get(case_id, ())
-               if (start_id < event_id if event_id is not None else start_at <= at))
+    if event_id is not None:
+        return sum(1 for start_id, _ in starts.get(case_id, ()) if start_id < event_id)
+    assert at is not None, "give event_id or at"
+    return sum(1 for _, start_at in starts.get(case_id, ()) if start_at <= at)
 
 
 def _duplicates(case_ids: sa.ScalarSelect[int]) -> list[Finding]:
@@ -145,9 +147,9 @@ def _duplicates(case_ids: sa.ScalarSelect[int]) -> list[Finding]:
                       Notification.created_at)
             .where(Notification.case_id.in_(case_ids),
                    Notification.purpose.in_([Purpose.ALERT, Purpose.STUCK]))):
-        episode = episode_of.get(notification_id)
-        if episode is None:
-            episode = _episode(starts, case_id, at=created)
+        assert case_id is not None  # the WHERE asks for these cases
+        listed = episode_of.get(notification_id)
+        episode = _episode(starts, case_id, at=created) if listed is None else listed
         keys[(case_id, f"{episode}|{_TOKEN.sub('', key)}")].append(notification_id)
     for (case_id, key), ids in keys.items():
         if len(ids) > 1:
@@ -172,6 +174,7 @@ def _messages(now: datetime, since: datetime, slack: timedelta) -> list[Finding]
             found.append(Finding("lost message", case_id, notification_id,
                                  f"pending, due {late:.0f} s ago"))
         else:
+            assert updated is not None  # the WHERE compared it
             found.append(Finding("lost message", case_id, notification_id,
                                  f"sending since {updated.isoformat()}"))
     return found

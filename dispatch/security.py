@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import sqlalchemy.exc as sa_exc
@@ -72,7 +72,7 @@ class CleanRequest(Request):
     """A request whose query and form values carry no control characters."""
 
     @cached_property
-    def args(self) -> Any:  # type: ignore[override]
+    def args(self) -> Any:
         return _clean_multidict(super().args, self.parameter_storage_class)
 
     def _load_form_data(self) -> None:
@@ -89,6 +89,10 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+@overload
+def number(value: object, default: int) -> int: ...
+@overload
+def number(value: object, default: None = None) -> int | None: ...
 def number(value: object, default: int | None = None) -> int | None:
     """A whole number written in ASCII digits that fits an `integer` column, else `default`.
 

@@ -58,7 +58,8 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     recovered = outbox.recover_interrupted(now)
     webhooks.apply_adopted_receipts(now)
     sent = 0
-    due = [(row_id, []) for row_id in recovered]  # no job waits for these: theirs died
+    # No job waits for these: theirs died.
+    due: list[tuple[int, list[str]]] = [(row_id, []) for row_id in recovered]
     for notification_id, queued_as in [*due, *outbox.due(now, grace=grace, limit=BATCH)]:
         job_id = job_id_for("send", notification_id, at=now)
         if ((queue and jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id,
@@ -114,6 +115,7 @@ def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:
     if case is None:
         db.session.rollback()
         return False
+    assert case.next_step_at is not None  # the WHERE compared it
     log.warning("sweep: case %s step due %s was not taken by a job; taking it now",
                 case.id, case.next_step_at.isoformat())
     escalation.advance(case, at)

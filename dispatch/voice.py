@@ -226,6 +226,7 @@ def whisper_answer() -> Response:
     if request.form.get("Digits") != "1":
         response.hangup()
         return twiml(response)
+    assert report.call_outcome is not None  # _report refuses a report without one
     step = report.call_outcome["plan"][index]
     now = clock.now()
     started = datetime.fromisoformat(report.call_outcome["started_at"])

@@ -42,7 +42,8 @@ def scan_counts(sticker_ids: Collection[int]) -> dict[int, ScanCount]:
         sa.select(Scan.sticker_id, sa.func.count(), sa.func.max(Scan.at))
         .where(Scan.sticker_id.in_(list(sticker_ids)))
         .group_by(Scan.sticker_id))
-    return {sticker_id: ScanCount(count, last) for sticker_id, count, last in rows}
+    return {sticker_id: ScanCount(count, last) for sticker_id, count, last in rows
+            if sticker_id is not None}  # never None: the WHERE names each sticker
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -157,7 +158,7 @@ def _page_next_rung(notification: Notification, member: Member, case: Case,
                               job_id=step_job_id(locked.id, locked.token, at_once=True))
 
 
-def tell_staff(member: Member, problem: str, now: datetime, **data: object) -> None:
+def tell_staff(member: Member, problem: str, now: datetime, **data: Any) -> None:
     """Put a contact problem on the timeline of the member's open cases, where staff look.
 
     A member without an open case is only logged: the next step that skips them says why on

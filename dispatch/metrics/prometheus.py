@@ -88,7 +88,7 @@ def accept_counts(since: datetime | None = None,
     """Per-bucket counts of time to accept, and their sum in seconds, for the cases accepted
     in [since, until) (open-ended where None)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        took = sa.type_coerce(sa.func.date_part("epoch", Case.accepted_at - Case.reported_at),
+        took: sa.ColumnElement[Any] = sa.type_coerce(sa.func.date_part("epoch", Case.accepted_at - Case.reported_at),
                               sa.Float)
     else:  # julianday() carries float noise: 300 s comes back as 300.00000x unrounded
         took = sa.func.round((sa.func.julianday(Case.accepted_at)
@@ -168,7 +168,7 @@ def sweeper_lag(now: datetime) -> list[Sample]:
             for kind, oldest in (("step", _aware(step)), ("outbox", _aware(outbox)))]
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def _aware(moment: datetime | str | None) -> datetime | None:
     """Aggregates bypass the column type on SQLite, so a bare min() may come back naive."""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
