@@ -10,6 +10,7 @@ import hashlib
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont, makeToUnicodeCMap
@@ -85,13 +86,16 @@ class TaggedTTFont(TTFont):
         try:
             state = self.state[doc]
         except KeyError:
-            state = self.state[doc] = TTFont.State(self._asciiReadable)
+            # types-reportlab does not list TTFont's _asciiReadable
+            state = self.state[doc] = TTFont.State(self._asciiReadable)  # type: ignore[attr-defined]
         state.frozen = 1
         for n, subset in enumerate(state.subsets):
             internal_name = self.getSubsetInternalName(n, doc)[1:]
             base_font_name = b"".join((subset_tag(self.face.name, subset), b"+", self.face.name,
                                        self.face.subfontNameX)).decode("pdfdoc")
-            pdf_font = pdfdoc.PDFTrueTypeFont()
+            # A PDF font object takes its entries as attributes ("no init: set attributes
+            # explicitly"), which no stub can list.
+            pdf_font: Any = pdfdoc.PDFTrueTypeFont()
             pdf_font.__Comment__ = f"Font {self.fontName} subset {n}"
             pdf_font.Name = internal_name
             pdf_font.BaseFont = base_font_name
@@ -105,5 +109,7 @@ class TaggedTTFont(TTFont):
             pdf_font.ToUnicode = doc.Reference(cmap, "toUnicodeCMap:" + base_font_name)
             pdf_font.FontDescriptor = self.face.addSubsetObjects(doc, base_font_name, subset)
             doc.Reference(pdf_font, internal_name)
-            doc.idToObject["BasicFonts"].dict[internal_name] = pdf_font
+            fonts = doc.idToObject["BasicFonts"]
+            assert isinstance(fonts, pdfdoc.PDFDictionary)  # the document's font resources
+            fonts.dict[internal_name] = pdf_font
         del self.state[doc]

@@ -83,7 +83,8 @@ def labels(selection: Selection, public_base_url: str, *,
     first = next(rows, None)
     if first is None:
         rows.close()
-        return 0, (label for label in ())
+        nothing: tuple[StickerLabel, ...] = ()
+        return 0, (label for label in nothing)
 
     def stream() -> Generator[StickerLabel]:
         with rows:  # a server-side cursor on PostgreSQL: closed even when printing stops early
@@ -116,7 +117,7 @@ def place_text(place: Place) -> str:
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,
                     layout: Layout, printed_on: date, max_per_file: int = 2000,
                     on_total: Callable[[int], None] | None = None,
-                    progress: Callable[[int], None] | None = None,
+                    progress: Callable[[int], object] | None = None,
                     allow_insecure_url: bool = False) -> SheetSummary:
     """Write the selection's stickers to PDF sheet(s), in one transaction with the codes issued.
 

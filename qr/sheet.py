@@ -134,7 +134,7 @@ def write_sheets(
     title: str,
     printed_on: date,
     max_per_file: int = 2000,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     font_path: str | Path | None = None,
     base_url: str = "",
 ) -> SheetSummary:
@@ -194,7 +194,7 @@ class _Run:
     font: TTFont
     title: str
     printed_on: date
-    progress: Callable[[int], None] | None
+    progress: Callable[[int], object] | None
     base_url: str
 
 
@@ -212,7 +212,9 @@ class _SheetFile:
             str(path),
             pagesize=(A4_MM[0] * mm, A4_MM[1] * mm),
             pageCompression=1,
-            initialFontName=run.font.fontName,  # otherwise reportlab adds a non-embedded Helvetica
+            # Otherwise reportlab adds a non-embedded Helvetica. types-reportlab has this a
+            # number; reportlab takes a font name.
+            initialFontName=run.font.fontName,  # type: ignore[arg-type]
         )
         self.canvas.setTitle(run.title)
         self.canvas.setCreator("Linli 邻里")
@@ -247,7 +249,8 @@ class _SheetFile:
         """Finish the last page and write the file."""
         if self.stickers % self.layout.per_page:
             self._finish_page()
-        _add_qr_font(self.canvas._doc, self.qr_bytes)
+        # The canvas's PDFDocument, which reportlab keeps private and the stubs do not list
+        _add_qr_font(self.canvas._doc, self.qr_bytes)  # type: ignore[attr-defined]
         with _binary_streams():
             self.canvas.save()
 
@@ -382,7 +385,9 @@ def _add_qr_font(doc: pdfdoc.PDFDocument, used: set[int]) -> None:
         "Resources": pdfdoc.PDFDictionary({}),
         "ToUnicode": doc.Reference(_blank_to_unicode(used)),
     })
-    doc.idToObject[pdfdoc.BasicFonts].dict[QR_FONT] = doc.Reference(font, QR_FONT)
+    fonts = doc.idToObject[pdfdoc.BasicFonts]
+    assert isinstance(fonts, pdfdoc.PDFDictionary)  # the document's font resources
+    fonts.dict[QR_FONT] = doc.Reference(font, QR_FONT)
 
 
 @contextmanager

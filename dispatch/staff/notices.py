@@ -35,7 +35,7 @@ def post() -> Any:
     """Post a notice for a building, optionally ending at a local date and time."""
     form = {name: request.form.get(name, "").strip() for name in ("place", "text", "ends")}
     place = db.session.get(Place, security.number(form["place"], 0))
-    community = db.session.get(Community, g.staff.community_id)
+    community = db.session.get_one(Community, g.staff.community_id)
     problem = None
     if place is None or place.kind != PlaceKind.BUILDING or not may_see(place):
         problem = "请选择楼栋。"
@@ -76,7 +76,7 @@ def end(notice_id: int) -> Any:
 
 def _page(*, problem: str | None = None, form: dict[str, str] | None = None,
           status: int = 200) -> tuple[str, int]:
-    community = db.session.get(Community, g.staff.community_id)
+    community = db.session.get_one(Community, g.staff.community_id)
     buildings = [b for b in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id,
                                Place.kind == PlaceKind.BUILDING)

@@ -112,7 +112,7 @@ def summary_table(by_grid: Sequence[tuple[str, Figures]], total: Figures) -> Tab
 
 def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     """Every case of the scope reported in the period, oldest first, with its figures."""
-    community = db.session.get(Community, scope.community_id)
+    community = db.session.get_one(Community, scope.community_id)
     zone = clock.zone(community.timezone)
     places = {p.id: p for p in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id))}
@@ -164,6 +164,7 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     """The report as .xlsx bytes: 汇总 (summary), 案件 (cases) and 口径说明 (definitions)."""
     book = Workbook()
     sheet = book.active
+    assert sheet is not None  # a new Workbook starts with one sheet, active
     sheet.title = "汇总"
     exports.append_row(sheet, [title])
     sheet["A1"].font = Font(bold=True, size=14)

@@ -23,8 +23,9 @@ from dispatch.staff.auth import may_see
 def community() -> Community:
     """The staff member's community (cached for the request)."""
     if "staff_community" not in g:
-        g.staff_community = db.session.get(Community, g.staff.community_id)
-    return g.staff_community
+        g.staff_community = db.session.get_one(Community, g.staff.community_id)
+    found: Community = g.staff_community
+    return found
 
 
 def zone() -> ZoneInfo:

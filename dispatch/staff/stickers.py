@@ -67,7 +67,7 @@ def building(code: str) -> Any:
     """A building's places and their stickers, with actions."""
     place = _building(code)
     places = list(db.session.scalars(places_in(place.community, place, codes.STICKER_KINDS)))
-    stickers = {p.id: [] for p in places}
+    stickers: dict[int, list[Sticker]] = {p.id: [] for p in places}
     for sticker in db.session.scalars(sa.select(Sticker).where(
             Sticker.place_id.in_(list(stickers))).order_by(Sticker.id.desc())):
         stickers[sticker.place_id].append(sticker)
@@ -81,7 +81,7 @@ def building(code: str) -> Any:
 @login_required
 def unscanned() -> Any:
     """Stickers nobody has scanned for 90 days: someone should check they are still up."""
-    community = db.session.get(Community, g.staff.community_id)
+    community = db.session.get_one(Community, g.staff.community_id)
     grid = db.session.get(Place, g.staff.grid_id) if g.staff.grid_id else None
     rows = [row for row in usage.unscanned(community, clock.now(), root=grid)
             if may_see(row.place)]
