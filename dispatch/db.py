@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
@@ -65,6 +65,11 @@ class Base(DeclarativeBase):
             list[Any]: sa.JSON(),
         },
     )
+
+    if TYPE_CHECKING:
+        # Each model maps one table (none maps a join or a select), so its __table__, which
+        # DeclarativeBase types as any FromClause, is a Table: `Scan.__table__.insert()`.
+        __table__: ClassVar[sa.Table]
 
 
 db = SQLAlchemy(model_class=Base)

@@ -54,6 +54,7 @@ def responders(place: Place) -> list[Responders]:
         .order_by(Responsibility.rung, Responsibility.position, Member.id)).all()
     groups: dict[int, list[str]] = {}
     for place_id, member in rows:
+        assert place_id is not None  # the WHERE names the places
         names = groups.setdefault(place_id, [])
         if member.display_name not in names:
             names.append(member.display_name)

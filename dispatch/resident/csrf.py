@@ -62,7 +62,8 @@ def token() -> str:
     """
     if "resident_form_token" not in g:
         g.resident_form_token = _sign(_visitor_value())
-    return g.resident_form_token
+    token: str = g.resident_form_token
+    return token
 
 
 def check() -> None:

@@ -122,6 +122,7 @@ class CallbackForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types
     @property
     def answers(self) -> dict[str, Any]:
         """The validated answers as `dispatch.callbacks.answer` takes them."""
+        assert self.solved.data is not None  # validate_solved took one of Solved's values
         contacted = {"yes": True, "no": False}.get(self.contacted.data or "")
         return {"solved": Solved(self.solved.data), "contacted": contacted,
                 "satisfaction": int(self.satisfaction.data) if self.satisfaction.data else None,

@@ -78,7 +78,7 @@ def _reencode(stream: IO[bytes]) -> Reencoded:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(stream)
+            image: Image.Image = Image.open(stream)
             kind, pixels = image.format, image.width * image.height
             if kind not in ACCEPTED_FORMATS:
                 raise PhotoError("format")

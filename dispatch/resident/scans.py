@@ -133,7 +133,9 @@ def _insert(connection: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
                                                      for row in rows])
         return
     sql = f"COPY {Scan.__table__.name} ({', '.join(COLUMNS)}) FROM STDIN"
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+    driver = connection.connection.driver_connection
+    assert driver is not None  # None only once the connection is closed
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -152,7 +154,8 @@ def flush(app: Flask) -> int:
 
 
 def writer(app: Flask) -> ScanWriter:
-    return app.extensions["linli.scans"]
+    found: ScanWriter = app.extensions["linli.scans"]  # by init_app
+    return found
 
 
 @atexit.register

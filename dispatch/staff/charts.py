@@ -21,7 +21,7 @@ def _nice_max(value: float) -> float:
     """A round axis maximum at or above `value` (1, 2 or 5 × a power of ten)."""
     if value <= 0:
         return 1.0
-    power = 10 ** len(str(int(value))) / 10
+    power: float = 10 ** len(str(int(value))) / 10
     for step in (1, 2, 5, 10):
         if value <= step * power:
             return step * power

@@ -91,7 +91,7 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / 60
 
 
-def _names(model: type, ids: Any) -> dict[Any, str]:
+def _names(model: type[Member] | type[Place], ids: Any) -> dict[Any, str]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
@@ -210,7 +210,7 @@ def _month_report(month: str) -> tuple[Community, Period, Scope, str, monthly.Ta
                                    for grid in grids], metrics.summary(chosen, period, now))
     suffix = ""
     if chosen.grid_id is not None:
-        suffix = "-" + db.session.get(Place, chosen.grid_id).code
+        suffix = "-" + db.session.get_one(Place, chosen.grid_id).code
     return community, period, chosen, f"{community.code}-{month}{suffix}", table
 
 
@@ -222,7 +222,7 @@ def report_xlsx(month: str) -> Any:
     now = clock.now()
     cases = monthly.case_table(chosen, period, now)
     zone = scope.zone()
-    grid = f"（{db.session.get(Place, chosen.grid_id).name}）" if chosen.grid_id else ""
+    grid = f"（{db.session.get_one(Place, chosen.grid_id).name}）" if chosen.grid_id else ""
     title = f"{community.name}{grid} {month.replace('-', '年', 1)}月 接诉即办月报"
     subtitle = (f"统计口径：{month} 反映的案件，截至 {now.astimezone(zone):%Y-%m-%d %H:%M} "
                 f"的处理结果；定义见“口径说明”")
@@ -251,7 +251,8 @@ def _download(body: bytes, filename: str, content_type: str) -> Response:
 
 def report_links(month: str) -> dict[str, str]:
     """The download links of a month's report, keeping the request's scope."""
-    extra = {k: v for k, v in request.args.items() if k in ("grid", "building", "category")}
+    extra: dict[str, Any] = {k: v for k, v in request.args.items()
+                             if k in ("grid", "building", "category")}
     return {"xlsx": url_for("dashboard.report_xlsx", month=month, **extra),
             "summary": url_for("dashboard.report_csv", month=month, table="summary", **extra),
             "cases": url_for("dashboard.report_csv", month=month, table="cases", **extra)}
