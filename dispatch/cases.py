@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from dispatch import clock, jobs
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.jobs import STEP_JOB as STEP_JOB  # re-exported: the ladder's job, queued by who opens a case
+from dispatch.jobs import STEP_JOB as STEP_JOB  # re-exported: the ladder's job, queued on open
 from dispatch.models import (
     Case,
     CaseEvent,

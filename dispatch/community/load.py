@@ -590,8 +590,8 @@ def _assign(obj: Any, values: dict[str, Any], changes: Changes, table: str, key:
         changes.note("updated", table, f"{key} ({', '.join(changed)})")
 
 
-def _foreign(session: Session, model: type[Place] | type[Member], codes: list[str], community: Community,
-             specs: list[Any]) -> None:
+def _foreign(session: Session, model: type[Place] | type[Member], codes: list[str],
+             community: Community, specs: list[Any]) -> None:
     """Codes are global keys: refuse one that belongs to another community."""
     taken = set(session.scalars(sa.select(model.code).where(
         model.code.in_(codes), model.community_id != community.id)))

@@ -88,8 +88,8 @@ def accept_counts(since: datetime | None = None,
     """Per-bucket counts of time to accept, and their sum in seconds, for the cases accepted
     in [since, until) (open-ended where None)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        took: sa.ColumnElement[Any] = sa.type_coerce(sa.func.date_part("epoch", Case.accepted_at - Case.reported_at),
-                              sa.Float)
+        took: sa.ColumnElement[Any] = sa.type_coerce(
+            sa.func.date_part("epoch", Case.accepted_at - Case.reported_at), sa.Float)
     else:  # julianday() carries float noise: 300 s comes back as 300.00000x unrounded
         took = sa.func.round((sa.func.julianday(Case.accepted_at)
                               - sa.func.julianday(Case.reported_at)) * 86400, 3)

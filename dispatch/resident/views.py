@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from flask import (
@@ -29,6 +29,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dispatch import callbacks, cases, clock, security
 from dispatch.community import settings
@@ -97,6 +98,7 @@ def message(code: str) -> Any:
     form = _message_form(found)
     if not form.validate():
         return _show_sticker(found, form, status=422)
+    assert form.category.data is not None  # validate_category took one of the codes
     filed = cases.file_report(found.place, form.category.data, text=form.text.data or None,
                               callback_phone=form.e164, anonymous=form.anonymous.data,
                               sticker=found, client_hash=_client_hash(),
@@ -136,7 +138,7 @@ def call(code: str) -> Any:
     return redirect(board.tel_url(found.place.community, found), 302)
 
 
-def _usable(found: Sticker | None) -> bool:
+def _usable(found: Sticker | None) -> TypeGuard[Sticker]:
     return found is not None and found.status == StickerStatus.ACTIVE
 
 
@@ -185,7 +187,7 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         **_hotline(community)), status
 
 
-def _to_receipt(filed: cases.Filed) -> Response:
+def _to_receipt(filed: cases.Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's
     """Remember which report is this resident's, for the receipt, and go there (303)."""
     session["receipt"] = {"case": filed.case.id, "report": filed.report.id,
                           "opened": filed.opened}
