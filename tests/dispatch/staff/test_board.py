@@ -291,7 +291,8 @@ def test_the_case_page_loads_small_thumbnails_and_links_the_full_photo(
     assert len(images) == 1 and len(links) == 1
     thumbnail = client.get(images[0])
     assert thumbnail.status_code == 200 and thumbnail.content_type == "image/jpeg"
-    assert len(thumbnail.data) < 12_000  # the page's images: a few KB, not the 228 KB photo
+    assert len(thumbnail.data) < 12_000  # a few KB, not the 228 KB photo
+    assert len(page.encode()) + len(thumbnail.data) < 30_000  # the page as it loads
     assert max(Image.open(BytesIO(thumbnail.data)).size) <= 192  # sharp at 96 px on 2× screens
     assert len(client.get(links[0]).data) == full  # a click still opens the whole photo
 
@@ -311,3 +312,14 @@ def test_a_photo_stored_without_a_thumbnail_gets_one_on_first_view(
         assert db.session.get(Photo, photo_id).thumbnail == first.data
     assert client_for(app, "sec2").get(
         f"/staff/cases/photos/{photo_id}/thumbnail").status_code == 404
+
+
+def test_an_undecodable_photo_is_served_whole_as_its_own_thumbnail(
+        app: Flask, console: dict[str, Any]) -> None:
+    with app.app_context():
+        filed = file_report(factories.place("TS-B2-U1"), "noise", text="楼上很吵",
+                            photos=[Photo(content_type="image/jpeg", data=b"\xff\xd8broken",
+                                          width=1, height=1)])
+        photo_id = filed.report.photos[0].id
+    response = client_for(app, "admin").get(f"/staff/cases/photos/{photo_id}/thumbnail")
+    assert response.status_code == 200 and response.data == b"\xff\xd8broken"
