@@ -310,11 +310,15 @@ def _write(sheet: Any, table: Table, first_row: int) -> None:
 
 
 def _width(heading: str, values: list[str]) -> float:
-    """A column's width: its longest value and a margin; long headings take two lines."""
+    """A column's width: its longest value and a margin.
+
+    Headings of three characters or more may take two lines: "紧急程度" over a column of
+    "紧急" and "一般" would otherwise double its width, and the summary has 32 columns.
+    """
     if heading in WRAPPED:
         return WRAPPED[heading]
     head = text_width(heading)
-    if head > 8:
+    if head > 4:
         head = math.ceil(head / 2)
     widest = max([head, *(text_width(v) for v in values)]) + 2
     return min(MAX_WIDTH, max(6, widest))
