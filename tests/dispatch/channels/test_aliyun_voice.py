@@ -98,6 +98,7 @@ def test_call_receipts_give_each_call_its_answer_and_key(fake_voice: FakeAliyunV
         call_id=accepted, out_id="n-1", status_code="200000", status="用户听完语音",
         answered=True, duration=36, started_at=datetime(2026, 11, 30, 9, 30, 5, tzinfo=UTC),
         ended_at=datetime(2026, 11, 30, 9, 30, 41, tzinfo=UTC), dtmf="1", choice="accept")
+    assert results[accepted].started_at.tzinfo is UTC  # type: ignore[union-attr]
     assert (results[passed].answered, results[passed].choice) == (True, "pass")
     assert (results[missed].answered, results[missed].choice, results[missed].out_id) == (
         False, None, "n-3")
