@@ -19,6 +19,12 @@ from dispatch import clock
 SMS_BACKENDS = ("console", "twilio", "aliyun")
 TWILIO_API_BASE_URL = "https://api.twilio.com"
 ALIYUN_SMS_ENDPOINT = "dysmsapi.aliyuncs.com"
+WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com"
+DINGTALK_API_BASE_URL = "https://oapi.dingtalk.com"
+ALIYUN_VOICE_API_BASE_URL = "https://dyvmsapi.aliyuncs.com"
+WECOM = ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY")
+ALIYUN_VOICE = ("ALIYUN_VOICE_SHOW_NUMBER", "ALIYUN_VOICE_TTS_CODE")
+ALIYUN_VOICE_IVR = ("ALIYUN_VOICE_IVR_CODE", "ALIYUN_VOICE_IVR_REPLY_CODE")
 
 
 class ConfigError(RuntimeError):
@@ -126,7 +132,12 @@ def _channel_settings(environ: Mapping[str, str], sms_backend: str) -> dict[str,
         "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID",
         "TWILIO_VOICE_NUMBER", "VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT",
         "ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME",
-        "ALIYUN_SMS_TEMPLATE_CODE", "ALIYUN_REPORT_TOKEN")}
+        "ALIYUN_SMS_TEMPLATE_CODE", "ALIYUN_REPORT_TOKEN", *WECOM, *ALIYUN_VOICE,
+        *ALIYUN_VOICE_IVR)}
+    for name, default in (("WECOM_API_BASE_URL", WECOM_API_BASE_URL),
+                          ("DINGTALK_API_BASE_URL", DINGTALK_API_BASE_URL),
+                          ("ALIYUN_VOICE_API_BASE_URL", ALIYUN_VOICE_API_BASE_URL)):
+        settings[name] = _base_url(environ, name, default)
     settings["TWILIO_API_BASE_URL"] = _base_url(environ, "TWILIO_API_BASE_URL",
                                                 TWILIO_API_BASE_URL)
     settings["ALIYUN_SMS_ENDPOINT"] = get("ALIYUN_SMS_ENDPOINT") or ALIYUN_SMS_ENDPOINT
@@ -144,7 +155,35 @@ def _channel_settings(environ: Mapping[str, str], sms_backend: str) -> dict[str,
     if sms_backend == "aliyun":
         _require(settings, "SMS_BACKEND=aliyun", "ALIYUN_ACCESS_KEY_ID",
                  "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME", "ALIYUN_SMS_TEMPLATE_CODE")
+    settings.update(_wecom(settings))
+    _aliyun_voice(settings)
     return settings
+
+
+def _wecom(settings: Mapping[str, object]) -> dict[str, object]:
+    """The WeCom application: all five settings or none; the agent id is a number and the
+    EncodingAESKey WeCom's 43 characters."""
+    if not any(settings[name] for name in WECOM):
+        return {}
+    _require(settings, "WeCom", *WECOM)
+    agent = str(settings["WECOM_AGENT_ID"])
+    if not agent.isdigit():
+        raise ConfigError(f"WECOM_AGENT_ID: expected the application's number, got {agent!r}")
+    key = str(settings["WECOM_AES_KEY"])
+    if len(key) != 43 or not key.isalnum() or not key.isascii():
+        raise ConfigError("WECOM_AES_KEY: expected the 43 letters and digits of the "
+                          "EncodingAESKey from the application's callback settings")
+    return {"WECOM_AGENT_ID": int(agent)}
+
+
+def _aliyun_voice(settings: Mapping[str, object]) -> None:
+    """Alibaba Cloud voice: the show number and the alert template together, with the account's
+    keys; the two IVR templates together, and only beside them."""
+    if any(settings[name] for name in ALIYUN_VOICE_IVR):
+        _require(settings, "Alibaba Cloud IVR calls", *ALIYUN_VOICE_IVR, *ALIYUN_VOICE)
+    if any(settings[name] for name in ALIYUN_VOICE):
+        _require(settings, "Alibaba Cloud voice", *ALIYUN_VOICE, "ALIYUN_ACCESS_KEY_ID",
+                 "ALIYUN_ACCESS_KEY_SECRET")
 
 
 def _require(settings: Mapping[str, object], why: str, *names: str) -> None:

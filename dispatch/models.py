@@ -489,6 +489,9 @@ class Photo(Model):
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     width: Mapped[int]
     height: Mapped[int]
+    #: A small JPEG for the case page (a few KB against the photo's hundreds): made at upload,
+    #: or on first view for photos stored before thumbnails existed.
+    thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
 
     report: Mapped[Report] = relationship(back_populates="photos")
 

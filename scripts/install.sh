@@ -8,7 +8,9 @@
 #                                 pytest, ruff, the decoders; Debian's Chromium; datefudge for
 #                                 the second test pass on another date; libzbar0 for
 #                                 the zbar QR decoder the sticker tests and benchmark use;
-#                                 poppler-utils, whose pdftoppm renders sheets in a test)
+#                                 poppler-utils, whose pdftoppm renders sheets in a test;
+#                                 libreoffice-calc-nogui, which prints the monthly workbook
+#                                 to PDF so a test counts its pages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ if [[ "${1:-}" == "--tests" ]]; then
     command -v datefudge >/dev/null || debs+=(datefudge)  # .ci/run: the suite on another date
     ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || debs+=(libzbar0)
     command -v pdftoppm >/dev/null || debs+=(poppler-utils)
+    command -v soffice >/dev/null || debs+=(libreoffice-calc-nogui)
 fi
 if ((${#debs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

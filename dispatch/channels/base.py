@@ -24,14 +24,17 @@ class SendResult:
     error_code: str | None = None
     error: str | None = None
     retryable: bool = False
+    #: What the provider hands back for acting on the message later, besides its id: WeCom's
+    #: `response_code`, without which a sent card cannot be updated ("已由 王师傅 接单").
+    follow_up: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.provider_id is not None
 
     @classmethod
-    def sent(cls, provider_id: str) -> SendResult:
-        return cls(provider_id=provider_id)
+    def sent(cls, provider_id: str, follow_up: str | None = None) -> SendResult:
+        return cls(provider_id=provider_id, follow_up=follow_up)
 
     @classmethod
     def failed(cls, error_code: str, error: str, *, retryable: bool) -> SendResult:

@@ -24,6 +24,8 @@ MAX_PIXELS = 50_000_000  # a 48-megapixel phone camera still fits
 #: memory, and a 7000 × 7000 palette PNG of 143 KB would be 196 MB once made RGBA.
 MAX_PIXELS_DECODED_WHOLE = 12_000_000
 MAX_SIDE = 1600  # enough to see a crack or a meter reading; small on a slow line
+#: The case page shows photos 96 px wide; twice that stays sharp on a phone's 2× screen.
+THUMBNAIL_SIDE = 192
 #: MPO is what many phone cameras write: a JPEG with a second (depth or preview) image.
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
 #: Formats Pillow can decode at 1/2, 1/4 or 1/8 scale, so a 48-megapixel photo never is.
@@ -43,6 +45,7 @@ class Reencoded:
     data: bytes
     width: int
     height: int
+    thumbnail: bytes | None = None
     content_type: str = "image/jpeg"
 
 
@@ -98,7 +101,33 @@ def _reencode(stream: IO[bytes]) -> Reencoded:
     image.info = {}
     out = BytesIO()
     image.save(out, "JPEG", quality=82, optimize=True)
-    return Reencoded(out.getvalue(), image.width, image.height)
+    return Reencoded(out.getvalue(), image.width, image.height, _thumbnail(image))
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    """A JPEG at most `THUMBNAIL_SIDE` pixels a side: 5–10 KB where the photo is 100s of KB."""
+    small = image.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    out = BytesIO()
+    small.convert("RGB").save(out, "JPEG", quality=75, optimize=True)
+    return out.getvalue()
+
+
+def thumbnail_of(data: bytes) -> bytes | None:
+    """The thumbnail of a stored (already re-encoded) photo, or None if it cannot be decoded.
+
+    For photos stored before thumbnails were made at upload; decoded on the photo thread,
+    at the smallest JPEG scale that still gives the thumbnail.
+    """
+    def make() -> bytes | None:
+        try:
+            image = Image.open(BytesIO(data))
+            image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            return _thumbnail(image)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombError):
+            return None
+    return _decoder.submit(make).result()
 
 
 def _fitting(size: tuple[int, int]) -> tuple[int, int]:
@@ -120,5 +149,5 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 def rows(photos: list[Reencoded]) -> list[Photo]:
     """Re-encoded photos as rows for `cases.file_report` to store with their report."""
-    return [Photo(content_type=p.content_type, data=p.data, width=p.width, height=p.height)
-            for p in photos]
+    return [Photo(content_type=p.content_type, data=p.data, width=p.width, height=p.height,
+                  thumbnail=p.thumbnail) for p in photos]

@@ -25,6 +25,7 @@ from dispatch.models import (
     Solved,
     StaffUser,
 )
+from dispatch.resident import photos
 from dispatch.staff import audit, scope
 from dispatch.staff import cases as casework
 from dispatch.staff.auth import login_required, may_see
@@ -84,6 +85,30 @@ def photo(photo_id: int) -> Any:
     if found is None or not may_see(found.report.case.place):
         abort(404)
     response = Response(found.data, content_type=found.content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/photos/<int:photo_id>/thumbnail")
+@login_required
+def photo_thumbnail(photo_id: int) -> Any:
+    """A photo's thumbnail for the case page; made and kept on first view if it has none.
+
+    A photo that cannot be decoded (none should exist: every upload was re-encoded) is
+    served whole rather than failing the page.
+    """
+    found = db.session.get(Photo, photo_id)
+    if found is None or not may_see(found.report.case.place):
+        abort(404)
+    small = found.thumbnail
+    if small is None:
+        small = photos.thumbnail_of(found.data)
+        if small is not None:
+            found.thumbnail = small
+            db.session.commit()
+    response = Response(small or found.data, content_type="image/jpeg" if small
+                        else found.content_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -2,13 +2,23 @@
 
 The same two tables are written as an Excel workbook (a summary sheet, a case sheet and a
 sheet of definitions) and as CSV files. Numbers stay numbers in the workbook (rates carry a
-percent format, durations are minutes) so the district can add them up.
+percent format, durations are minutes) so the district can add them up; the CSV writes rates
+as the workbook shows them ("57.1%").
+
+The workbook is made to be printed: every sheet is A4 landscape, one page wide, its header
+row repeated on each page and the page number in the footer. Columns are as wide as the
+longest value they show (a Chinese character takes two of Excel's width units), so a case
+number or a time never shows as ###; the residents' words and the outcome wrap in columns of
+a fixed width, and each row is made as tall as its longest wrapped text.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,16 +28,19 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.page import PageMargins
 
 from dispatch import clock, exports, metrics
+from dispatch.cases import EventKind
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
-from dispatch.models import Case, Community, Member, Place, Urgency
+from dispatch.models import Case, CaseEvent, Community, Member, Place, Report, Urgency
+from dispatch.security import without_phones
 from dispatch.staff.cases import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
 
 URGENCY_NAMES = {Urgency.URGENT: "紧急", Urgency.NORMAL: "一般", Urgency.LOW: "较低"}
-PERCENT, MINUTES = "0.0%", "0.0"
+PERCENT, MINUTES, TIME = "0.0%", "0.0", "yyyy-mm-dd hh:mm"
 
 #: Summary columns: heading, how to read it off a `Figures`, and its number format.
 SUMMARY_COLUMNS: tuple[tuple[str, Any, str | None], ...] = (
@@ -65,13 +78,26 @@ SUMMARY_COLUMNS: tuple[tuple[str, Any, str | None], ...] = (
 )
 
 CASE_COLUMNS: tuple[tuple[str, str | None], ...] = (
-    ("编号", None), ("反映时间", "yyyy-mm-dd hh:mm"), ("类别", None), ("紧急程度", None),
-    ("网格", None), ("楼栋", None), ("地点", None), ("状态", None), ("结果", None),
-    ("接单时间", "yyyy-mm-dd hh:mm"), ("接单人", None), ("接单层级", None),
-    ("接单用时（分）", MINUTES), ("按时接单", None), ("到场时间", "yyyy-mm-dd hh:mm"),
-    ("解决时间", "yyyy-mm-dd hh:mm"), ("办结时间", "yyyy-mm-dd hh:mm"), ("办结层级", None),
+    ("编号", None), ("反映时间", TIME), ("类别", None), ("紧急程度", None),
+    ("网格", None), ("楼栋", None), ("地点", None), ("诉求内容", None), ("状态", None),
+    ("结果", None), ("办理结果", None),
+    ("接单时间", TIME), ("接单人", None), ("接单层级", None),
+    ("接单用时（分）", MINUTES), ("按时接单", None), ("到场时间", TIME),
+    ("解决时间", TIME), ("办结时间", TIME), ("办结层级", None),
     ("回访结果", None), ("满意度", None), ("反映人次", None),
 )
+
+#: Columns of free text: a fixed width (in Excel's units) they wrap in, whatever they hold.
+WRAPPED = {"诉求内容": 34, "办理结果": 28}
+#: The widest any other column gets; longer text (a long place label) wraps.
+MAX_WIDTH = 24
+#: The most characters of a resident's words or of an outcome a case row quotes.
+MAX_QUOTE = 120
+#: Timeline lines that say how a case was handled, in the 办理结果 column in their order.
+OUTCOME_EVENTS = (EventKind.RESOLVED, EventKind.REOPENED, EventKind.REFERRED,
+                  EventKind.CLOSED, EventKind.MERGED)
+#: Points per line of text at the workbook's font (Calibri 11 and its CJK fallback).
+LINE_HEIGHT = 15
 
 DEFINITIONS = (
     ("统计范围", "本月内反映（首次报告）的案件，按报表生成时的处理结果统计；"
@@ -138,8 +164,11 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     def local(moment: datetime | None) -> datetime | None:
         return clock.as_local_naive(moment, zone)
 
+    found = list(db.session.execute(query))
+    words = residents_words([case.id for case, *_ in found])
+    outcomes = outcomes_of([case.id for case, *_ in found])
     rows = []
-    for case, grid_id, building_id, member, solved, stars in db.session.execute(query):
+    for case, grid_id, building_id, member, solved, stars in found:
         facts = metrics.case_facts(case, grid_id, building_id, solved, stars, community.timezone)
         took = metrics.accept_seconds(facts)
         on_time = ("是" if metrics.accepted_on_time(facts) else "否"
@@ -150,14 +179,76 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
             names.get(case.category, case.category), URGENCY_NAMES[case.urgency],
             places[grid_id].name if grid_id else "",
             places[building_id].name if building_id else "",
-            place.label, STATUS_NAMES[case.status],
+            place.label, words.get(case.id, ""), STATUS_NAMES[case.status],
             RESOLUTION_NAMES[case.resolution] if case.resolution else "",
+            outcomes.get(case.id) or (RESOLUTION_NAMES[case.resolution]
+                                      if case.resolution else ""),
             local(case.accepted_at), member or "", RUNG_NAMES.get(case.accepted_rung or 0, ""),
             _minutes(took), on_time, local(case.on_site_at), local(case.resolved_at),
             local(case.closed_at), RUNG_NAMES.get(case.closed_rung or 0, "")
             if case.closed_at else "", {"yes": "已解决", "partly": "部分解决", "no": "未解决"}.get(
                 str(solved) if solved else "", ""), stars, case.report_count])
     return Table([h for h, _ in CASE_COLUMNS], [f for _, f in CASE_COLUMNS], rows)
+
+
+def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
+    """诉求内容 per case: the first report that has words, and how many more reports came.
+
+    "（另有 N 次反映）" counts the case's other reports, calls and reports without words
+    included. Phone numbers are masked and long text is cut at `MAX_QUOTE` characters.
+    """
+    reports: dict[int, list[str | None]] = defaultdict(list)
+    for case_id, text in db.session.execute(
+            sa.select(Report.case_id, Report.text).where(Report.case_id.in_(case_ids))
+            .order_by(Report.created_at, Report.id)):
+        reports[case_id].append(text)
+    words = {}
+    for case_id, texts in reports.items():
+        first = next((t.strip() for t in texts if t and t.strip()), "")
+        others = len(texts) - 1
+        words[case_id] = (_quote(first) if first else "（无文字描述）") + (
+            f"（另有 {others} 次反映）" if others else "")
+    return words
+
+
+def outcomes_of(case_ids: Sequence[int]) -> dict[int, str]:
+    """办理结果 per case: its handling lines from the timeline, oldest first, joined by "；".
+
+    The lines are the ones staff read on the case page: the member's resolve note
+    ("李建国：已解决。换了灯泡"), a reopening and its reason, a referral, a staff closing with
+    its reason, a merge. Phone numbers are masked and the whole is cut at `MAX_QUOTE`.
+    """
+    lines: dict[int, list[str]] = defaultdict(list)
+    for case_id, message in db.session.execute(
+            sa.select(CaseEvent.case_id, CaseEvent.message)
+            .where(CaseEvent.case_id.in_(case_ids),
+                   CaseEvent.kind.in_([str(k) for k in OUTCOME_EVENTS]))
+            .order_by(CaseEvent.at, CaseEvent.id)):
+        lines[case_id].append(message)
+    return {case_id: _quote("；".join(found)) for case_id, found in lines.items()}
+
+
+def _quote(text: str) -> str:
+    text = " ".join(without_phones(text).split())  # line breaks would only add rows
+    return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE - 1] + "…"
+
+
+def text_width(text: str) -> int:
+    """Width in Excel's units (a digit's width): a Chinese or full-width character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def shown(value: Any, number_format: str | None) -> str:
+    """A cell as a spreadsheet program shows it, for the formats this report uses."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float) and number_format == PERCENT:
+        return f"{value * 100:.1f}%"
+    if isinstance(value, float) and number_format == MINUTES:
+        return f"{value:.1f}"
+    return str(value)
 
 
 def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
@@ -173,31 +264,86 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     _write(sheet, summary, first_row=4)
     _write(book.create_sheet("案件"), cases, first_row=1)
     notes = book.create_sheet("口径说明")
+    notes.append(["术语", "口径"])
     for term, meaning in DEFINITIONS:
         notes.append([term, meaning])
     notes.column_dimensions["A"].width = 12
     notes.column_dimensions["B"].width = 100
     for row in notes.iter_rows():
+        row[0].font = row[1].font = Font(bold=row[0].row == 1)
+        row[0].alignment = Alignment(vertical="top")
         row[1].alignment = Alignment(wrap_text=True, vertical="top")
+        notes.row_dimensions[row[0].row].height = LINE_HEIGHT * _lines(str(row[1].value), 100)
+    _print_setup(notes, header_row=None)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
 def _write(sheet: Any, table: Table, first_row: int) -> None:
-    sheet.append(table.header)
-    for cell in sheet[first_row]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    exports.append_row(sheet, table.header)
     for row in table.rows:
         exports.append_row(sheet, row)
-    for index, fmt in enumerate(table.formats, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = max(8, min(24, 2 * len(table.header[index - 1])))
-        if fmt:
-            for (cell,) in sheet.iter_rows(min_row=first_row + 1, min_col=index, max_col=index):
+    top = Alignment(vertical="top")
+    wrap = Alignment(wrap_text=True, vertical="top")
+    lines = [1] * (len(table.rows) + 1)
+    for index, (heading, fmt) in enumerate(zip(table.header, table.formats, strict=True)):
+        width = _width(heading, [shown(row[index], fmt) for row in table.rows])
+        sheet.column_dimensions[get_column_letter(index + 1)].width = width
+        for n, (cell,) in enumerate(sheet.iter_rows(min_row=first_row, min_col=index + 1,
+                                                    max_col=index + 1)):
+            text = shown(cell.value, fmt if n else None)
+            if n and fmt:
                 cell.number_format = fmt
+            if text_width(text) + 1 > width:  # only text gets here: numbers always fit
+                cell.alignment = wrap
+                lines[n] = max(lines[n], _lines(text, width))
+            else:
+                cell.alignment = top
+    for cell in sheet[first_row]:
+        cell.font = Font(bold=True)
+    # Rows as tall as their wrapped text: Excel does not measure rows on opening a file.
+    for n, count in enumerate(lines):
+        if count > 1:
+            sheet.row_dimensions[first_row + n].height = LINE_HEIGHT * count
     sheet.freeze_panes = sheet.cell(row=first_row + 1, column=2)
+    _print_setup(sheet, header_row=first_row)
+
+
+def _width(heading: str, values: list[str]) -> float:
+    """A column's width: its longest value and a margin.
+
+    Headings of three characters or more may take two lines: "紧急程度" over a column of
+    "紧急" and "一般" would otherwise double its width, and the summary has 32 columns.
+    """
+    if heading in WRAPPED:
+        return WRAPPED[heading]
+    head = text_width(heading)
+    if head > 4:
+        head = math.ceil(head / 2)
+    widest = max([head, *(text_width(v) for v in values)]) + 2
+    return min(MAX_WIDTH, max(6, widest))
+
+
+def _lines(text: str, width: float) -> int:
+    """How many lines `text` wraps into in a column `width` units wide (a unit for margin)."""
+    return max(1, math.ceil(text_width(text) / max(1.0, width - 1)))
+
+
+def _print_setup(sheet: Any, header_row: int | None) -> None:
+    """A4 landscape, one page wide and as many long as it takes, the header row on every
+    page, narrow margins and the sheet's name and page number at the foot."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_options.gridLines = True
+    sheet.page_margins = PageMargins(left=0.3, right=0.3, top=0.4, bottom=0.5,
+                                     header=0.2, footer=0.2)
+    if header_row is not None:
+        sheet.print_title_rows = f"{header_row}:{header_row}"
+    sheet.oddFooter.center.text = "&A  第 &P 页，共 &N 页"
 
 
 def csv_bytes(table: Table) -> bytes:
@@ -206,13 +352,16 @@ def csv_bytes(table: Table) -> bytes:
     writer = csv.writer(out)
     writer.writerow(table.header)
     for row in table.rows:
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow([_csv_value(v, fmt) for v, fmt in zip(row, table.formats, strict=True)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: Any, number_format: str | None) -> Any:
+    """A rate as the workbook shows it ("57.1%"), other numbers in full, times to the minute."""
     if value is None:
         return ""
+    if isinstance(value, float) and number_format == PERCENT:
+        return shown(value, PERCENT)
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):

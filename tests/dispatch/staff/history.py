@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from dispatch.cases import EventKind, record
 from dispatch.community import import_data, tables_to_data
 from dispatch.community.settings import category, policy
 from dispatch.db import db
@@ -23,6 +24,8 @@ from dispatch.models import (
     Community,
     Member,
     Place,
+    Report,
+    ReportKind,
     Resolution,
     Solved,
 )
@@ -56,8 +59,13 @@ def make_case(place: str, category_code: str, reported: datetime, *,
               closed: timedelta | None = None, closed_rung: int | None = None,
               resolution: Resolution | None = None, status: CaseStatus | None = None,
               answers: tuple[tuple[bool | None, Solved, int | None], ...] = (),
-              merged_into: Case | None = None) -> Case:
-    """A case with milestones at the given offsets from `reported`, and its callbacks in order."""
+              merged_into: Case | None = None, texts: tuple[str, ...] = (),
+              note: str | None = None) -> Case:
+    """A case with milestones at the given offsets from `reported`, and its callbacks in order.
+
+    `texts` are the residents' reports (one a minute from `reported`); `note` is what the
+    member wrote when resolving, on a RESOLVED timeline line as `escalation.resolve` writes it.
+    """
     spot = db.session.scalar(sa.select(Place).where(Place.code == place))
     community = spot.community
     found = category(community, category_code)
@@ -84,6 +92,13 @@ def make_case(place: str, category_code: str, reported: datetime, *,
     for n, (contacted, solved, satisfaction) in enumerate(answers, start=1):
         db.session.add(Callback(case_id=case.id, contacted=contacted, solved=solved,
                                 satisfaction=satisfaction, at=reported + n * 2 * DAY))
+    for n, text in enumerate(texts):
+        db.session.add(Report(case_id=case.id, place_id=spot.id, kind=ReportKind.MESSAGE,
+                              category=category_code, text=text, created_at=reported + n * MINUTE))
+    if note is not None and case.resolved_at is not None:
+        name = member.name if member else "工作人员"
+        record(case, EventKind.RESOLVED, f"{name}：已解决" + (f"。{note}" if note else ""),
+               at=case.resolved_at, member_id=member.id if member else None, note=note)
     db.session.flush()
     return case
 
@@ -124,6 +139,43 @@ def march() -> dict[str, Case]:
         "TS-B1-U1", "repair", local("02-27 09:00"), accepted=5 * MINUTE, by="L1", rung=1)
     db.session.commit()
     return cases
+
+
+#: What residents write, short and long, as the case sheet has to show it.
+WORDS = (
+    "3单元电梯停在5楼不动，按钮没反应",
+    "楼道灯坏了一个星期，晚上看不见台阶，老人上下楼很危险",
+    "楼上每天夜里12点以后还在装修，电钻声音很大，孩子睡不着觉，希望社区出面协调一下",
+    "垃圾桶满了没人清",
+    "地下车库入口有积水，车开不进去，请物业尽快抽水并检查排水沟是不是堵了",
+    "单元门禁坏了，外人随便进出",
+)
+NOTES = ("已联系电梯维保，更换控制板后恢复运行", "换了灯泡", "已上门沟通，对方同意晚上十点后停工",
+         "已通知保洁清运", "")
+PLACES = (("TS-B1-U1-E1", "elevator"), ("TS-B1-U1", "repair"), ("TS-B2-U1", "noise"),
+          ("TS-B3-U1", "sanitation"), ("TS-B2", "repair"), ("TS-G1-A1", "safety"))
+
+
+def busy_month(count: int) -> list[Case]:
+    """`count` cases in March, eight hours apart (closer if need be), most of them closed.
+
+    Each has a resident's words and, when resolved, the member's note; every fifth was
+    reported twice. Enough variety that the case sheet's columns and row heights are real.
+    """
+    made, step = [], min(8 * HOUR, 30 * DAY / max(count, 1))  # all of them in March
+    for n in range(count):
+        place, code = PLACES[n % len(PLACES)]
+        handled = n % 7 != 6
+        texts = (WORDS[n % len(WORDS)],) + (("我家也是这样",) if n % 5 == 0 else ())
+        made.append(make_case(
+            place, code, local("03-01 07:00") + n * step, texts=texts,
+            accepted=(4 + n % 40) * MINUTE, by=("L1", "S1", "B1")[n % 3], rung=1 + n % 2,
+            on_site=HOUR if handled else None, resolved=3 * HOUR if handled else None,
+            closed=DAY if handled else None, closed_rung=1 + n % 2 if handled else None,
+            resolution=Resolution.FIXED if handled else None,
+            note=NOTES[n % len(NOTES)] if handled else None))
+    db.session.commit()
+    return made
 
 
 #: The figures the March history must give (taken at `NOW`).

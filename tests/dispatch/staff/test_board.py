@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from io import BytesIO
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from PIL import Image
 
 from dispatch import clock
+from dispatch.cases import file_report
 from dispatch.db import db
 from dispatch.models import (
     AuditLog,
@@ -24,7 +28,9 @@ from dispatch.models import (
     ReportKind,
     Resolution,
 )
+from dispatch.resident import photos
 from dispatch.staff import cases as casework
+from tests import factories
 from tests.dispatch.staff.conftest import case_row, client_for, post
 from tests.dispatch.staff.history import make_case
 
@@ -259,3 +265,61 @@ def test_referring_an_accepted_case_puts_it_back_on_the_ladder(
     post(client_for(app, "admin"), f"/staff/cases/{case_id}/refer")
     case = case_row(app, case_id)
     assert case.status == CaseStatus.OPEN and case.accepted_by_id is None and case.rung == 2
+
+
+def _phone_photo(size: int) -> bytes:
+    """A JPEG as a phone sends it, re-encoded the way uploads are, close to `size` bytes."""
+    noise = Image.effect_noise((280, 210), 40).convert("RGB")  # detail a camera would see
+    out = BytesIO()
+    noise.resize((1200, 900)).save(out, "JPEG", quality=95)
+    stored = photos.reencode(BytesIO(out.getvalue()))
+    assert abs(len(stored.data) - size) < size * 0.3, len(stored.data)
+    return out.getvalue()
+
+
+def test_the_case_page_loads_small_thumbnails_and_links_the_full_photo(
+        app: Flask, console: dict[str, Any]) -> None:
+    with app.app_context():
+        ready = photos.reencode(BytesIO(_phone_photo(228_000)))
+        filed = file_report(factories.place("TS-B2-U1"), "noise", text="楼上很吵",
+                            photos=photos.rows([ready]))
+        case_id, full = filed.case.id, len(ready.data)
+    client = client_for(app, "admin")
+    page = client.get(f"/staff/cases/{case_id}").get_data(as_text=True)
+    images = re.findall(r'<img[^>]* src="([^"]+)"', page)
+    links = re.findall(r'<a href="([^"]+)"><img', page)
+    assert len(images) == 1 and len(links) == 1
+    thumbnail = client.get(images[0])
+    assert thumbnail.status_code == 200 and thumbnail.content_type == "image/jpeg"
+    assert len(thumbnail.data) < 12_000  # a few KB, not the 228 KB photo
+    assert len(page.encode()) + len(thumbnail.data) < 30_000  # the page as it loads
+    assert max(Image.open(BytesIO(thumbnail.data)).size) <= 192  # sharp at 96 px on 2× screens
+    assert len(client.get(links[0]).data) == full  # a click still opens the whole photo
+
+
+def test_a_photo_stored_without_a_thumbnail_gets_one_on_first_view(
+        app: Flask, console: dict[str, Any]) -> None:
+    with app.app_context():
+        ready = photos.reencode(BytesIO(_phone_photo(228_000)))
+        filed = file_report(factories.place("TS-B2-U1"), "noise", text="楼上很吵",
+                            photos=[Photo(content_type="image/jpeg", data=ready.data,
+                                          width=ready.width, height=ready.height)])
+        photo_id = filed.report.photos[0].id
+    client = client_for(app, "admin")
+    first = client.get(f"/staff/cases/photos/{photo_id}/thumbnail")
+    assert first.status_code == 200 and len(first.data) < 12_000
+    with app.app_context():  # kept, so the next view does not decode the photo again
+        assert db.session.get(Photo, photo_id).thumbnail == first.data
+    assert client_for(app, "sec2").get(
+        f"/staff/cases/photos/{photo_id}/thumbnail").status_code == 404
+
+
+def test_an_undecodable_photo_is_served_whole_as_its_own_thumbnail(
+        app: Flask, console: dict[str, Any]) -> None:
+    with app.app_context():
+        filed = file_report(factories.place("TS-B2-U1"), "noise", text="楼上很吵",
+                            photos=[Photo(content_type="image/jpeg", data=b"\xff\xd8broken",
+                                          width=1, height=1)])
+        photo_id = filed.report.photos[0].id
+    response = client_for(app, "admin").get(f"/staff/cases/photos/{photo_id}/thumbnail")
+    assert response.status_code == 200 and response.data == b"\xff\xd8broken"
