@@ -53,12 +53,7 @@ class FakeAliyun(LocalServer):
 
     def handle(self, method: str, path: str, headers: Any, body: bytes
                ) -> tuple[int, dict[str, Any]]:
-        parts = urllib.parse.urlsplit(path)
-        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
-        signed = self._signature_ok(method, parts, headers, body)
-        self.requests.append(SmsRequest(headers.get("x-acs-action", ""), params, signed))
-        if not signed:
+        if not self.record(method, path, headers, body):
             return 400, {"Code": "SignatureDoesNotMatch", "Message": "bad signature",
                          "RequestId": "0"}
         if self._answers:
@@ -68,6 +63,16 @@ class FakeAliyun(LocalServer):
             return status, answer
         return 200, {"Code": "OK", "Message": "OK", "BizId": f"{secrets.randbelow(10**18)}^0",
                      "RequestId": secrets.token_hex(8).upper()}
+
+    def record(self, method: str, path: str, headers: Any, body: bytes) -> bool:
+        """Keep the request (its action, parameters, and whether its signature holds) and say
+        whether it is signed with our key."""
+        parts = urllib.parse.urlsplit(path)
+        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+        signed = self._signature_ok(method, parts, headers, body)
+        self.requests.append(SmsRequest(headers.get("x-acs-action", ""), params, signed))
+        return signed
 
     def _signature_ok(self, method: str, parts: urllib.parse.SplitResult, headers: Any,
                       body: bytes) -> bool:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-import urllib.parse
 from typing import Any
 
-from tests.fakes.aliyun_server import FakeAliyun, SmsRequest
+from tests.fakes.aliyun_server import FakeAliyun
 
 
 class FakeAliyunVoice(FakeAliyun):
@@ -21,11 +20,7 @@ class FakeAliyunVoice(FakeAliyun):
 
     def handle(self, method: str, path: str, headers: Any, body: bytes
                ) -> tuple[int, dict[str, Any]]:
-        parts = urllib.parse.urlsplit(path)
-        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
-        signed = self._signature_ok(method, parts, headers, body)
-        self.requests.append(SmsRequest(headers.get("x-acs-action", ""), params, signed))
+        signed = self.record(method, path, headers, body)
         request_id = secrets.token_hex(8).upper()
         if not signed:
             return 400, {"Code": "SignatureDoesNotMatch", "Message": "bad signature",
