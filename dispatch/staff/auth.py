@@ -44,6 +44,9 @@ def create_user(community: Community, username: str, name: str, password: str,
         raise ValueError("a grid secretary needs a grid")
     if len(password) < 8:
         raise ValueError("passwords need at least 8 characters")
+    if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.username == username)):
+        # Checked here so the answer names the login; the unique constraint still decides a race.
+        raise ValueError(f"staff login {username!r} already exists")
     user = StaffUser(community_id=community.id, username=username, name=name, role=role,
                      grid_id=grid.id if grid else None,
                      password_hash=generate_password_hash(password))
