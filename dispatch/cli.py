@@ -48,8 +48,9 @@ def import_command(path: Path, partial: str | None) -> None:
 def export_command(path: Path, code: str | None) -> None:
     """Export a community to a .yaml or .xlsx file that re-imports to the same state."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # e.g. out/, as the README writes
         community = community_files.export_file(path, code)
-    except LookupError as exc:
+    except (LookupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Exported {community.code} {community.name} to {path}")
 

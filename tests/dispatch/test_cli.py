@@ -66,3 +66,16 @@ def test_a_worker_with_redis_unreachable_says_so_in_one_line(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "Error: Redis at redis://127.0.0.1:1/0 is not reachable" in result.stderr
+
+
+def test_community_export_creates_its_folder_and_the_export_imports_back(
+        app: Flask, tmp_path: Path) -> None:
+    # The README writes exports under out/, which a fresh clone does not have.
+    with app.app_context():
+        factories.import_community(factories.small_community())
+    out = tmp_path / "out" / "roster.xlsx"
+    runner = app.test_cli_runner()
+    exported = runner.invoke(args=["community", "export", str(out)])
+    assert exported.exit_code == 0, exported.output
+    again = runner.invoke(args=["community", "import", str(out), "--partial", "community"])
+    assert again.exit_code == 0, again.output
