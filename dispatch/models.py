@@ -228,7 +228,15 @@ class Place(db.Model):
 
     @property
     def label(self) -> str:
-        """The place without the community: 3栋 2单元 · 1号电梯."""
+        """The place without the community, unique within it: 3栋 2单元 · 1号电梯.
+
+        The one name of a place everywhere: the printed sticker, the page it opens, messages
+        and the console. Units and elevators carry their building; a shared area hanging off
+        a grid carries the grid's name (第一网格 · 南门), since every grid may have its own 南门.
+        """
+        if self.kind == PlaceKind.AREA and self.parent is not None \
+                and self.parent.kind == PlaceKind.GRID:
+            return f"{self.parent.name} · {self.name}"
         names = [p.name for p in reversed(self.lineage()) if p.kind != PlaceKind.GRID]
         if self.kind == PlaceKind.ELEVATOR and len(names) > 1:
             return " ".join(names[:-1]) + " · " + names[-1]

@@ -97,20 +97,8 @@ def sticker_label(place: Place, code: str, public_base_url: str) -> StickerLabel
     """What the sticker with `code` at `place` prints; the staff page draws the same."""
     community = place.community
     return StickerLabel(code=code, url=sticker_url(public_base_url, code),
-                        community=community.name, place=place_text(place),
+                        community=community.name, place=place.label,
                         place_code=place.code, kind=str(place.kind), hotline=community.hotline)
-
-
-def place_text(place: Place) -> str:
-    """The place as its sticker names it, unique within the community.
-
-    Units and elevators carry their building (3栋 2单元); a shared area hanging off a grid
-    carries the grid's name, since every grid may have its own 南门.
-    """
-    if place.kind == PlaceKind.AREA and place.parent is not None \
-            and place.parent.kind == PlaceKind.GRID:
-        return f"{place.parent.name} · {place.name}"
-    return place.label
 
 
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,

@@ -27,7 +27,7 @@ from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
 from qr import codes, usage
 from qr.labels import InsecureUrlError, StickerLabel, check_printable_url
-from qr.printing import Selection, place_text, places_in, print_selection, sticker_label
+from qr.printing import Selection, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -74,7 +74,7 @@ def building(code: str) -> Any:
     counts = usage.scan_counts([s.id for group in stickers.values() for s in group])
     return render_template("staff/stickers_building.html", building=place, places=places,
                            stickers=stickers, counts=counts, never=usage.NEVER,
-                           place_text=place_text, layouts=sorted(LAYOUTS))
+                           layouts=sorted(LAYOUTS))
 
 
 @bp.get("/unscanned")
@@ -86,7 +86,7 @@ def unscanned() -> Any:
     rows = [row for row in usage.unscanned(community, clock.now(), root=grid)
             if may_see(row.place)]
     return render_template("staff/stickers_unscanned.html", rows=rows, days=usage.UNSCANNED_DAYS,
-                           building_of=usage.building_of, place_text=place_text)
+                           building_of=usage.building_of)
 
 
 @bp.get("/<code>.pdf")
