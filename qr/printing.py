@@ -41,6 +41,11 @@ def resolve_scope(code: str) -> tuple[Community, Place | None]:
     return place.community, place
 
 
+def scope_name(community: Community, root: Place | None) -> str:
+    """A scope as sheets and reports head it: 东湖花园, or 东湖花园 · 第二网格."""
+    return community.name if root is None else f"{community.name} · {root.name}"
+
+
 def places_in(community: Community, root: Place | None,
               kinds: tuple[PlaceKind, ...]) -> sa.Select[tuple[Place]]:
     """Places of `kinds` under `root` (or the whole community), in printing order."""
@@ -120,7 +125,7 @@ def print_selection(selection: Selection, public_base_url: str, out_path: Path, 
     if not allow_insecure_url:
         check_printable_url(public_base_url)
     community, root = resolve_scope(selection.scope)
-    title = community.name if root is None else f"{community.name} · {root.name}"
+    title = scope_name(community, root)
     stream = None
     try:
         total, stream = labels(selection, public_base_url)
