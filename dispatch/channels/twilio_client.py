@@ -81,5 +81,7 @@ def is_signed(request: Request) -> bool:
     if not token or not signature:
         return False
     url = public_url(request.full_path.rstrip("?"))
-    params = request.form.to_dict() if request.method == "POST" else {}
+    # Twilio signed the values it sent, not the ones dispatch/security.py cleaned for the views.
+    form = getattr(request, "raw_form", request.form)
+    params = form.to_dict() if request.method == "POST" else {}
     return RequestValidator(token).validate(url, params, signature)
