@@ -106,6 +106,7 @@ class ContactStatus(enum.StrEnum):
     OK = "ok"
     BROKEN = "broken"  # the provider said the number is invalid
     STOPPED = "stopped"  # the person replied STOP
+    PENDING = "pending"  # a push subscription waiting for the code sent to the member's phone
 
 
 class OverrideKind(enum.StrEnum):
@@ -311,6 +312,11 @@ class Contact(db.Model):
     #: A push subscription's keys ({"p256dh": …, "auth": …}); its endpoint is the address.
     push_keys: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
+    #: A pending push subscription: the hash of the code texted to the member, until when it
+    #: works, and how many wrong codes were tried (`dispatch.channels.push`).
+    confirm_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    confirm_until: Mapped[datetime | None]
+    confirm_tries: Mapped[int] = mapped_column(default=0, server_default="0")
 
     member: Mapped[Member] = relationship(back_populates="contacts")
 
