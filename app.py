@@ -84,6 +84,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for signed in (webhooks.bp, voice.bp, push.bp):
         app.register_blueprint(signed)
         csrf.exempt(signed)
+    cli.guard_database_errors(app)  # last: every command is registered by now
     return app
 
 

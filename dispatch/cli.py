@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import click
+import redis.exceptions
+import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
@@ -41,7 +47,11 @@ def import_command(path: Path, partial: str | None) -> None:
 @click.option("--community", "code", help="Community code, if there are several.")
 def export_command(path: Path, code: str | None) -> None:
     """Export a community to a .yaml or .xlsx file that re-imports to the same state."""
-    community = community_files.export_file(path, code)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # e.g. out/, as the README writes
+        community = community_files.export_file(path, code)
+    except (LookupError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"Exported {community.code} {community.name} to {path}")
 
 
@@ -106,3 +116,46 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(community_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(sweeper_command)
+
+
+def database_message(error: sa_exc.SQLAlchemyError) -> str:
+    """The driver's first line (what went wrong, e.g. which constraint), without the statement
+    and its parameters: those may hold a password hash, a phone number or a token."""
+    cause = getattr(error, "orig", None) or error
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"the database refused this: {first}"
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def guard_database_errors(app: Flask) -> None:
+    """Make a database (or Redis) error in any of the app's commands one line and exit code 1.
+
+    Called once every command is registered (app.py), so no command can forget it: an
+    operator gets what went wrong, not a traceback that prints the failed statement's values.
+    """
+    def guard(command: click.Command) -> None:
+        if isinstance(command, click.Group):
+            for child in command.commands.values():
+                guard(child)
+        if command.callback is None or getattr(command.callback, "_guarded", False):
+            return
+        callback: Callable[..., Any] = command.callback
+
+        @functools.wraps(callback)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return callback(*args, **kwargs)
+            except sa_exc.SQLAlchemyError as exc:
+                raise click.ClickException(database_message(exc)) from None
+            except redis.exceptions.ConnectionError as exc:
+                where = _without_password(str(app.config.get("REDIS_URL")))
+                raise click.ClickException(f"Redis at {where} is not reachable ({exc})") from None
+
+        guarded._guarded = True  # type: ignore[attr-defined]
+        command.callback = guarded
+
+    guard(app.cli)

@@ -7,6 +7,7 @@ rather than failing later inside a request or a job.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -91,6 +92,20 @@ def _text(name: str, raw: str) -> str:
     return raw.strip()
 
 
+#: A host name as a push service's endpoints carry it, or `.domain` for its subdomains.
+_HOST = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated host names; a leading dot allows the subdomains (PUSH_SERVICE_HOSTS)."""
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    bad = [h for h in hosts if not _HOST.fullmatch(h)]
+    if not hosts or bad:
+        raise ConfigError(f"{name}: expected host names separated by commas, such as "
+                          f"'fcm.googleapis.com,.push.apple.com', got {raw!r}")
+    return hosts
+
+
 #: Tuning settings, read from the environment only when set: a variable left unset keeps the
 #: default of the module that owns it (the README's configuration table lists both).
 TUNABLES: dict[str, Callable[[str, str], object]] = {
@@ -111,6 +126,9 @@ TUNABLES: dict[str, Callable[[str, str], object]] = {
     "SMS_VALIDITY_SECONDS": _number(int, 1, 36000),
     "TWILIO_TIMEOUT": _number(float, 0.1),
     "PUSH_TIMEOUT": _number(float, 0.1),
+    "STAFF_LIMIT_LOGIN_USER": _rate,
+    "STAFF_LIMIT_LOGIN_IP": _rate,
+    "PUSH_SERVICE_HOSTS": _hosts,
 }
 
 

@@ -8,11 +8,16 @@ most one sweep (see `dispatch.sweeper`).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import heapq
 import importlib
 import itertools
 import logging
 import math
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +30,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from rq import worker_registration
 from rq.exceptions import DuplicateJobError
+from rq.scheduler import RQScheduler
 from sqlalchemy.orm import Session, SessionTransaction
 
 from dispatch import clock
@@ -438,10 +444,65 @@ HEARTBEAT_SECONDS = 1
 WORKER_GONE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS + 2)
 
 
+#: prctl's option for "send me this signal when my parent dies" (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+
+
+class Scheduler(RQScheduler):
+    """RQ's scheduler process, which ends with the worker that forked it.
+
+    RQ forks the scheduler as a child of the worker; killed outright (SIGKILL, the OOM
+    killer), the worker cannot stop it, and the orphan would go on holding the scheduler locks
+    of both queues while a replacement worker ran without a scheduler. On Linux the kernel
+    sends the child SIGTERM when the worker dies (PR_SET_PDEATHSIG); elsewhere, and should the
+    worker die before that is set, each beat checks the parent is still the worker. Either way
+    the scheduler stops as on a SIGTERM: it releases its locks, so the next worker takes them
+    at its start.
+    """
+
+    def start(self) -> Any:
+        self._worker_pid = os.getpid()
+        return super().start()  # type: ignore[no-untyped-call]  # rq.scheduler: untyped
+
+    def work(self) -> None:  # runs in the forked scheduler process
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        super().work()  # type: ignore[no-untyped-call]  # rq.scheduler: untyped
+
+    def heartbeat(self) -> None:
+        if os.getppid() != getattr(self, "_worker_pid", os.getppid()):
+            self.log.warning("scheduler %s: its worker is gone; stopping", self.name)
+            self.request_stop()
+        super().heartbeat()  # type: ignore[no-untyped-call]  # rq.scheduler: untyped
+
+
 class _Beating(rq.worker.BaseWorker):
     """Registers again with every beat, so a registration the sweeper removed while this
     worker was slow to beat (a long job, a paused machine), or that Redis lost (a restart
     without persistence, a flush), comes back by itself within a beat."""
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = rq.defaults.DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = rq.defaults.DEFAULT_LOGGING_FORMAT) -> None:
+        """RQ's own `_start_scheduler` (rq 2–3), with the `Scheduler` that dies with us."""
+        self.scheduler = Scheduler(
+            self.queues, connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format, log_format=log_format, serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         lost = pipeline is None and not self.connection.exists(self.key)

@@ -106,6 +106,7 @@ class ContactStatus(enum.StrEnum):
     OK = "ok"
     BROKEN = "broken"  # the provider said the number is invalid
     STOPPED = "stopped"  # the person replied STOP
+    PENDING = "pending"  # a push subscription waiting for the code sent to the member's phone
 
 
 class OverrideKind(enum.StrEnum):
@@ -228,7 +229,15 @@ class Place(Model):
 
     @property
     def label(self) -> str:
-        """The place without the community: 3栋 2单元 · 1号电梯."""
+        """The place without the community, unique within it: 3栋 2单元 · 1号电梯.
+
+        The one name of a place everywhere: the printed sticker, the page it opens, messages
+        and the console. Units and elevators carry their building; a shared area hanging off
+        a grid carries the grid's name (第一网格 · 南门), since every grid may have its own 南门.
+        """
+        if self.kind == PlaceKind.AREA and self.parent is not None \
+                and self.parent.kind == PlaceKind.GRID:
+            return f"{self.parent.name} · {self.name}"
         names = [p.name for p in reversed(self.lineage()) if p.kind != PlaceKind.GRID]
         if self.kind == PlaceKind.ELEVATOR and len(names) > 1:
             return " ".join(names[:-1]) + " · " + names[-1]
@@ -303,6 +312,11 @@ class Contact(Model):
     #: A push subscription's keys ({"p256dh": …, "auth": …}); its endpoint is the address.
     push_keys: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
+    #: A pending push subscription: the hash of the code texted to the member, until when it
+    #: works, and how many wrong codes were tried (`dispatch.channels.push`).
+    confirm_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    confirm_until: Mapped[datetime | None]
+    confirm_tries: Mapped[int] = mapped_column(default=0, server_default="0")
 
     member: Mapped[Member] = relationship(back_populates="contacts")
 

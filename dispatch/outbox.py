@@ -69,6 +69,7 @@ class Purpose:
     REMINDER = "reminder"  # you accepted but are not on site yet
     HANDOVER = "handover"  # a colleague handed the case to you
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
+    PUSH_CODE = "push_code"  # the code that confirms a push subscription (no case)
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,12 @@ def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *
     return add_all(case, [Draft(member, contact, purpose, body, dedupe_key, rung)], now=now)[0]
 
 
-def add_all(case: Case, drafts: Sequence[Draft], *, now: datetime
+def add_all(case: Case | None, drafts: Sequence[Draft], *, now: datetime
             ) -> list[Notification | None]:
     """`add` for several messages at once (a rung's alerts), in two statements whatever their
     number: one looks up the decisions already made, one INSERT writes the rest. A step that
-    alerts a whole party group pays for it once, not per member."""
+    alerts a whole party group pays for it once, not per member. A message about no case
+    (a push subscription's code) passes None: it is sent, paced and retried like the others."""
     if not drafts:
         return []
     keys = [draft.dedupe_key for draft in drafts]

@@ -70,14 +70,28 @@ def _clean_multidict(values: MultiDict[str, Any], storage: type) -> Any:
 
 
 class CleanRequest(Request):
-    """A request whose query and form values carry no control characters."""
+    """A request whose query and form values carry no control characters.
+
+    `raw_form` keeps the form as it was sent: a provider's signature covers those values
+    (a genuine SMS may hold a vertical tab), so a webhook checks it against them and then
+    reads the clean `form` like every other view.
+    """
 
     @cached_property
     def args(self) -> Any:
         return _clean_multidict(super().args, self.parameter_storage_class)
 
+    @property
+    def raw_form(self) -> Any:
+        """The form values as sent, control characters and all: for signature checks only."""
+        self.form  # noqa: B018 (loads both)
+        return self.__dict__["raw_form"]
+
     def _load_form_data(self) -> None:
+        if "raw_form" in self.__dict__:  # loaded and cleaned already
+            return
         super()._load_form_data()
+        self.__dict__["raw_form"] = self.__dict__["form"]
         self.__dict__["form"] = _clean_multidict(self.__dict__["form"],
                                                  self.parameter_storage_class)
 

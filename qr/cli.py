@@ -19,7 +19,7 @@ from dispatch import clock
 from dispatch.db import db
 from dispatch.models import Community, PlaceKind, Sticker
 from qr import codes, usage
-from qr.printing import Selection, place_text, print_selection, resolve_scope
+from qr.printing import Selection, print_selection, resolve_scope, scope_name
 from qr.sheet import LAYOUTS, Layout
 
 stickers_cli = AppGroup("stickers", help="Print sticker sheets; reissue, retire, revoke codes.")
@@ -128,8 +128,9 @@ def unscanned_command(scope: str | None, days: int) -> None:
     rows = usage.unscanned(community, clock.now(), days=days, root=root)
     for row in rows:
         last = clock.format_local(row.last, community.timezone, "%Y-%m-%d", empty="从未扫码")
-        click.echo(f"{row.place.code}\t{place_text(row.place)}\t{row.sticker.code}\t{last}")
-    click.echo(f"{len(rows)} sticker(s) of {community.name} not scanned for {days} days", err=True)
+        click.echo(f"{row.place.code}\t{row.place.label}\t{row.sticker.code}\t{last}")
+    click.echo(f"{len(rows)} sticker(s) of {scope_name(community, root)} not scanned for "
+               f"{days} days", err=True)
 
 
 def _only_community() -> Community:

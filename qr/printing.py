@@ -41,6 +41,11 @@ def resolve_scope(code: str) -> tuple[Community, Place | None]:
     return place.community, place
 
 
+def scope_name(community: Community, root: Place | None) -> str:
+    """A scope as sheets and reports head it: 东湖花园, or 东湖花园 · 第二网格."""
+    return community.name if root is None else f"{community.name} · {root.name}"
+
+
 def places_in(community: Community, root: Place | None,
               kinds: tuple[PlaceKind, ...]) -> sa.Select[Place]:
     """Places of `kinds` under `root` (or the whole community), in printing order."""
@@ -98,20 +103,8 @@ def sticker_label(place: Place, code: str, public_base_url: str) -> StickerLabel
     """What the sticker with `code` at `place` prints; the staff page draws the same."""
     community = place.community
     return StickerLabel(code=code, url=sticker_url(public_base_url, code),
-                        community=community.name, place=place_text(place),
+                        community=community.name, place=place.label,
                         place_code=place.code, kind=str(place.kind), hotline=community.hotline)
-
-
-def place_text(place: Place) -> str:
-    """The place as its sticker names it, unique within the community.
-
-    Units and elevators carry their building (3栋 2单元); a shared area hanging off a grid
-    carries the grid's name, since every grid may have its own 南门.
-    """
-    if place.kind == PlaceKind.AREA and place.parent is not None \
-            and place.parent.kind == PlaceKind.GRID:
-        return f"{place.parent.name} · {place.name}"
-    return place.label
 
 
 def print_selection(selection: Selection, public_base_url: str, out_path: Path, *,
@@ -133,7 +126,7 @@ def print_selection(selection: Selection, public_base_url: str, out_path: Path, 
     if not allow_insecure_url:
         check_printable_url(public_base_url)
     community, root = resolve_scope(selection.scope)
-    title = community.name if root is None else f"{community.name} · {root.name}"
+    title = scope_name(community, root)
     stream = None
     try:
         total, stream = labels(selection, public_base_url)

@@ -3,7 +3,7 @@
 
     scripts/print_qr_sheets.py DH                      # every sticker of community DH
     scripts/print_qr_sheets.py DH-G2 --kind elevator   # the elevators of grid 2
-    scripts/print_qr_sheets.py DH-B03 --layout 2x3 --out b03.pdf
+    scripts/print_qr_sheets.py DH-B03 --layout 2x3 --out out/b03.pdf
 
 Reads DATABASE_URL and PUBLIC_BASE_URL from the environment like the service does; runs under
 the project's .venv whichever Python started it.

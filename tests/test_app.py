@@ -49,6 +49,10 @@ def test_postgres_urls_get_the_psycopg_driver(tmp_path: Path) -> None:
     ("SMS_VALIDITY_SECONDS", "86400"),
     ("TWILIO_TIMEOUT", "0"),
     ("RESIDENT_FALLBACK_HOTLINE", " "),
+    ("STAFF_LIMIT_LOGIN_USER", "ten"),
+    ("STAFF_LIMIT_LOGIN_IP", "30 a day"),
+    ("PUSH_SERVICE_HOSTS", "https://push.example.cn/"),
+    ("PUSH_SERVICE_HOSTS", " , "),
 ])
 def test_a_malformed_setting_is_named_in_the_error(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: "):
@@ -108,6 +112,10 @@ TUNED = {
     "SMS_VALIDITY_SECONDS": ("300", 300),
     "TWILIO_TIMEOUT": ("4.5", 4.5),
     "PUSH_TIMEOUT": ("6", 6.0),
+    "STAFF_LIMIT_LOGIN_USER": ("5 per 15 minutes", "5 per 15 minutes"),
+    "STAFF_LIMIT_LOGIN_IP": ("20 per 15 minutes;100 per day", "20 per 15 minutes;100 per day"),
+    "PUSH_SERVICE_HOSTS": ("push.example.cn, .Push.Example.org",
+                           ("push.example.cn", ".push.example.org")),
 }
 
 

@@ -65,7 +65,10 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
             return notification.status
         notification.bundled_into_id = None  # the carrier did not make it: go on alone
     sender = channels.sender_for(notification)
-    if notification.channel not in PACED or not getattr(sender, "paced", False):
+    # A push subscription's code is asked for on the phone's own screen and is useless once
+    # late; it is neither held nor counted (`_pacing`), so an alert never waits behind it.
+    if notification.channel not in PACED or not getattr(sender, "paced", False) \
+            or notification.purpose == Purpose.PUSH_CODE:
         _keep_riders(notification, bundled_now=False)
         db.session.commit()
         return None
@@ -181,7 +184,7 @@ def _pacing(quota: bool) -> sa.Select[int, datetime | None, datetime | None]:
       message: a bundle is one SMS), or NULL if it had fewer.
     """
     same_phone = (Notification.to_address == sa.bindparam("phone"),
-                  Notification.channel.in_(PACED))
+                  Notification.channel.in_(PACED), Notification.purpose != Purpose.PUSH_CODE)
     in_flight = (sa.select(sa.func.count(Notification.id))
                  .where(*same_phone, Notification.status == NotificationStatus.SENDING,
                         Notification.bundled_into_id.is_(None),

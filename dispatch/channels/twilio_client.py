@@ -12,7 +12,7 @@ while Twilio signed the public https URL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Request, current_app
@@ -20,6 +20,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from werkzeug.datastructures import MultiDict
 
 #: Seconds to wait for Twilio's answer; a send that times out is retried later, carefully.
 DEFAULT_TIMEOUT = 10.0
@@ -83,5 +84,7 @@ def is_signed(request: Request) -> bool:
     if not token or not signature:
         return False
     url = public_url(request.full_path.rstrip("?"))
-    params = request.form.to_dict() if request.method == "POST" else {}
+    # Twilio signed the values it sent, not the ones dispatch/security.py cleaned for the views.
+    form = cast("MultiDict[str, str]", getattr(request, "raw_form", request.form))
+    params = form.to_dict() if request.method == "POST" else {}
     return bool(RequestValidator(token).validate(url, params, signature))

@@ -43,7 +43,6 @@ from dispatch.models import (
     Urgency,
 )
 from qr.codes import STICKER_KINDS
-from qr.printing import place_text
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -636,7 +635,7 @@ def _warn_duplicate_sticker_names(places: Iterable[Place], changes: Changes) -> 
     by_name: dict[str, list[str]] = {}
     for place in places:
         if place.kind in STICKER_KINDS:
-            by_name.setdefault(place_text(place), []).append(place.code)
+            by_name.setdefault(place.label, []).append(place.code)
     for name, codes in sorted(by_name.items()):
         if len(codes) > 1:
             changes.warnings.append(f"{len(codes)} stickers would print the same name "

@@ -37,16 +37,24 @@ from dispatch.resident import limits
 bp = Blueprint("auth", __name__, url_prefix="/staff")
 
 
+def password_hash(password: str) -> str:
+    """The stored hash of a new password; too short a password is refused (ValueError)."""
+    if len(password) < 8:
+        raise ValueError("passwords need at least 8 characters")
+    return generate_password_hash(password)
+
+
 def create_user(community: Community, username: str, name: str, password: str,
                 role: StaffRole, grid: Place | None = None) -> StaffUser:
     """Add a staff login (flushed, not committed); grid secretaries need their grid."""
     if role == StaffRole.GRID_SECRETARY and (grid is None or grid.kind != PlaceKind.GRID):
         raise ValueError("a grid secretary needs a grid")
-    if len(password) < 8:
-        raise ValueError("passwords need at least 8 characters")
+    if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.username == username)):
+        # Checked here so the answer names the login; the unique constraint still decides a race.
+        raise ValueError(f"staff login {username!r} already exists")
     user = StaffUser(community_id=community.id, username=username, name=name, role=role,
                      grid_id=grid.id if grid else None,
-                     password_hash=generate_password_hash(password))
+                     password_hash=password_hash(password))
     db.session.add(user)
     db.session.flush()
     return user
@@ -195,6 +203,23 @@ def create_staff_command(username: str, name: str, role: str, grid_code: str | N
     click.echo(f"Created {role} {username}")
 
 
+@click.command("set-staff-password")
+@click.argument("username")
+@click.password_option()
+def set_password_command(username: str, password: str) -> None:
+    """Give a staff login a new password; its open console sessions end."""
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.username == username))
+    if user is None:
+        raise click.ClickException(f"no staff login {username!r}")
+    try:
+        user.password_hash = password_hash(password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    user.session_generation += 1
+    db.session.commit()
+    click.echo(f"New password set for {username}")
+
+
 def init_app(app: Flask) -> None:
     for name, rate in DEFAULT_LIMITS.items():
         app.config.setdefault(name, rate)
@@ -203,3 +228,4 @@ def init_app(app: Flask) -> None:
     # The cookie's flags are set with the other request defences: dispatch/security.py.
     app.register_blueprint(bp)
     app.cli.add_command(create_staff_command)
+    app.cli.add_command(set_password_command)

@@ -179,6 +179,9 @@ def contact(code: str, contact_id: int, action: str) -> Any:
 
     def apply() -> None:
         if action == "ok":
+            if target.status == ContactStatus.PENDING:
+                # Only the code texted to the member confirms a push subscription.
+                abort(400)
             target.status = ContactStatus.OK
         else:
             found.contacts.remove(target)

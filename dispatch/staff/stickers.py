@@ -19,6 +19,7 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dispatch import clock
 from dispatch.db import db
@@ -26,8 +27,8 @@ from dispatch.models import Community, Place, PlaceKind, Sticker, StickerStatus
 from dispatch.staff.audit import log
 from dispatch.staff.auth import login_required, may_see
 from qr import codes, usage
-from qr.labels import InsecureUrlError, StickerLabel
-from qr.printing import Selection, place_text, places_in, print_selection, sticker_label
+from qr.labels import InsecureUrlError, StickerLabel, check_printable_url
+from qr.printing import Selection, places_in, print_selection, sticker_label
 from qr.render import sticker_png, sticker_svg
 from qr.sheet import LAYOUTS, Layout
 
@@ -74,7 +75,7 @@ def building(code: str) -> Any:
     counts = usage.scan_counts([s.id for group in stickers.values() for s in group])
     return render_template("staff/stickers_building.html", building=place, places=places,
                            stickers=stickers, counts=counts, never=usage.NEVER,
-                           place_text=place_text, layouts=sorted(LAYOUTS))
+                           layouts=sorted(LAYOUTS))
 
 
 @bp.get("/unscanned")
@@ -86,7 +87,7 @@ def unscanned() -> Any:
     rows = [row for row in usage.unscanned(community, clock.now(), root=grid)
             if may_see(row.place)]
     return render_template("staff/stickers_unscanned.html", rows=rows, days=usage.UNSCANNED_DAYS,
-                           building_of=usage.building_of, place_text=place_text)
+                           building_of=usage.building_of)
 
 
 @bp.get("/<code>.pdf")
@@ -107,10 +108,7 @@ def sheet(code: str) -> Any:
         except LookupError:  # nothing to print here
             abort(404)
         except InsecureUrlError:
-            flash("无法打印：PUBLIC_BASE_URL 不是公网 https 地址，贴出去的二维码居民扫不通。"
-                  f"请先把 PUBLIC_BASE_URL 设为公网 https 地址（现为 "
-                  f"{current_app.config['PUBLIC_BASE_URL']}）")
-            return redirect(url_for("stickers.building", code=place.code))
+            return _refuse_insecure_url(place)
         except ValueError as exc:  # e.g. a place name the font cannot print: nothing was issued
             flash(f"无法打印：{exc}")
             return redirect(url_for("stickers.building", code=place.code))
@@ -121,8 +119,26 @@ def sheet(code: str) -> Any:
         "Content-Disposition": f'attachment; filename="stickers-{place.code}.pdf"'})
 
 
-def _label(sticker: Sticker) -> StickerLabel:
-    return sticker_label(sticker.place, sticker.code, current_app.config["PUBLIC_BASE_URL"])
+def _refuse_insecure_url(place: Place) -> WerkzeugResponse:
+    """Back to the place's sticker page, saying why nothing can be printed for this base URL."""
+    flash("无法打印：PUBLIC_BASE_URL 不是公网 https 地址，贴出去的二维码居民扫不通。"
+          f"请先把 PUBLIC_BASE_URL 设为公网 https 地址（现为 "
+          f"{current_app.config['PUBLIC_BASE_URL']}）")
+    page = place.ancestor(PlaceKind.BUILDING) or place.ancestor(PlaceKind.GRID)
+    return redirect(url_for("stickers.building", code=page.code) if page
+                    else url_for("stickers.index"))
+
+
+def _printable_label(sticker: Sticker) -> StickerLabel | None:
+    """The sticker's label, or None when its base URL may not be printed: one sticker's SVG or
+    PNG goes on a wall as surely as a sheet does, so it follows the sheet's rule."""
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    if not current_app.config["STICKERS_ALLOW_INSECURE_URL"]:
+        try:
+            check_printable_url(base_url)
+        except InsecureUrlError:
+            return None
+    return sticker_label(sticker.place, sticker.code, base_url)
 
 
 @bp.get("/code/<code>.svg")
@@ -130,7 +146,10 @@ def _label(sticker: Sticker) -> StickerLabel:
 def svg(code: str) -> Any:
     """One sticker as SVG."""
     sticker = _visible_sticker(code)
-    return Response(sticker_svg(_label(sticker)), mimetype="image/svg+xml", headers={
+    label = _printable_label(sticker)
+    if label is None:
+        return _refuse_insecure_url(sticker.place)
+    return Response(sticker_svg(label), mimetype="image/svg+xml", headers={
         "Content-Disposition": f'attachment; filename="sticker-{sticker.code}.svg"'})
 
 
@@ -139,7 +158,10 @@ def svg(code: str) -> Any:
 def png(code: str) -> Any:
     """One sticker's QR symbol as PNG."""
     sticker = _visible_sticker(code)
-    return Response(sticker_png(_label(sticker)), mimetype="image/png", headers={
+    label = _printable_label(sticker)
+    if label is None:
+        return _refuse_insecure_url(sticker.place)
+    return Response(sticker_png(label), mimetype="image/png", headers={
         "Content-Disposition": f'attachment; filename="sticker-{sticker.code}.png"'})
 
 

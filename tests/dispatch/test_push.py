@@ -3,17 +3,29 @@ carry the accept/resolve links, and a subscription the service calls gone is rem
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from dispatch import links
 from dispatch.db import db
+from dispatch.duty import working_contact
 from dispatch.models import Channel, Contact, Notification, NotificationStatus
-from tests.dispatch.channels.helpers import events, link_names, open_case, row_for, send
+from tests import factories
+from tests.dispatch.channels.helpers import (
+    contact,
+    events,
+    link_names,
+    open_case,
+    row_for,
+    send,
+    subscribe_push,
+)
 from tests.factories import member
 from tests.fakes.push_service import PushService, b64url, vapid_keys
 from tests.fakes.twilio_server import FakeTwilio
@@ -36,8 +48,13 @@ def push_app(twilio_app: Flask) -> Flask:
 
 
 def subscribe(app: Flask, member_code: str, subscription: dict[str, Any]) -> Any:
-    token = links.sign(links.Purpose.MEMBER, member(member_code).id)
-    return app.test_client().post(f"/m/push/{token}/subscribe", json=subscription)
+    """Push turned on by the member, code from their phone and all."""
+    return subscribe_push(app, member_code, subscription)
+
+
+def _code(fake_twilio: FakeTwilio) -> str:
+    """The push code in the first SMS the provider took."""
+    return re.search(r"\d{6}", fake_twilio.sent("Messages")[0].form["Body"])[0]
 
 
 def test_the_member_page_offers_push_with_our_key_and_a_root_service_worker(
@@ -82,7 +99,9 @@ def test_an_alert_push_is_encrypted_signed_and_carries_the_action_links(
     assert push.ttl == 900 and push.urgency == "high"
     assert push.claims["sub"] == SUBJECT
     assert push.vapid_key == push_app.config["VAPID_PUBLIC_KEY"]
-    assert not fake_twilio.requests  # no SMS: push came first in E1's order
+    # No alert SMS: push came first in E1's order (the one SMS was the code that turned it on).
+    [code_sms] = fake_twilio.sent("Messages")
+    assert code_sms.form["Body"].startswith(f"【邻里】推送验证码 {_code(fake_twilio)}")
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -98,7 +117,8 @@ def test_a_gone_subscription_is_removed_and_the_member_gets_an_sms_instead(
     assert db.session.query(Contact).filter_by(channel=Channel.PUSH).count() == 0
     assert db.session.get(Notification, row.id).to_address == subscription["endpoint"]
     sms = send(row_for(case, "E1", channel=Channel.SMS))
-    assert sms.status == NotificationStatus.SENT and len(fake_twilio.sent("Messages")) == 1
+    assert sms.status == NotificationStatus.SENT
+    assert [r.form["Body"] for r in fake_twilio.sent("Messages")][1:] == [sms.sent_text or sms.body]
     assert any("改用短信通知" in m for m in events(case, "retried"))
 
 
@@ -134,3 +154,73 @@ def test_a_member_link_cannot_subscribe_an_endpoint_outside_the_browsers_push_se
     good = subscribe(push_app, "L1", {"endpoint": "https://fcm.googleapis.com/fcm/send/abc",
                                       "keys": keys})
     assert good.get_json() == {"ok": True}
+
+
+@pytest.fixture
+def console_push_app(app: Flask) -> Iterator[Flask]:
+    """The app with Web Push and the console SMS backend (SMS stored and logged, not sent)."""
+    private, public = vapid_keys()
+    app.config.update(VAPID_PRIVATE_KEY=private, VAPID_PUBLIC_KEY=public, VAPID_SUBJECT=SUBJECT,
+                      PUSH_ALLOW_HTTP=True, SMS_BACKEND="console")
+    with app.app_context():
+        factories.import_community(factories.dispatch_community())
+        db.session.commit()
+        yield app
+
+
+def _push_contacts(code: str) -> list[Contact]:
+    db.session.expire_all()
+    return [c for c in member(code).contacts if c.channel == Channel.PUSH]
+
+
+def test_a_member_link_alone_cannot_put_a_browser_first_only_the_code_sent_to_the_phone_can(
+        console_push_app: Flask, push_service: PushService) -> None:
+    # Whoever holds L1's 30-day member page link subscribes a browser of their own.
+    client = console_push_app.test_client()
+    token = links.sign(links.Purpose.MEMBER, member("L1").id)
+    subscription = push_service.subscribe()
+    asked = client.post(f"/m/push/{token}/subscribe", json=subscription)
+    assert asked.status_code == 202 and asked.get_json()["confirm"] is True
+    assert working_contact(member("L1")).channel == Channel.SMS  # nothing changed yet
+    assert "push" not in (member("L1").channel_order or [])
+    # The code goes to L1's phone through the outbox and the SMS backend, and nowhere else.
+    [row] = db.session.scalars(sa.select(Notification).where(
+        Notification.member_id == member("L1").id, Notification.case_id.is_(None))).all()
+    assert row.channel == Channel.SMS and row.to_address == contact("L1").address
+    row = send(row)
+    assert row.status == NotificationStatus.SENT, row.last_error
+    code = re.search(r"\d{6}", row.body)[0]
+    assert code not in asked.get_data(as_text=True)
+    # A guess does not confirm it; an alert still goes to L1 by SMS.
+    wrong = "000000" if code != "000000" else "111111"
+    guessed = client.post(f"/m/push/{token}/confirm",
+                          json={"endpoint": subscription["endpoint"], "code": wrong})
+    assert guessed.status_code == 400
+    assert working_contact(member("L1")).channel == Channel.SMS
+    # The code from the phone does: the browser is stored and goes first.
+    confirmed = client.post(f"/m/push/{token}/confirm",
+                            json={"endpoint": subscription["endpoint"], "code": code})
+    assert confirmed.get_json() == {"ok": True}
+    [push] = _push_contacts("L1")
+    assert push.address == subscription["endpoint"] and push.push_keys == subscription["keys"]
+    assert member("L1").channel_order[0] == "push"
+    assert working_contact(member("L1")).channel == Channel.PUSH
+
+
+def test_guessing_the_code_stops_after_five_tries(
+        console_push_app: Flask, push_service: PushService) -> None:
+    client = console_push_app.test_client()
+    token = links.sign(links.Purpose.MEMBER, member("L1").id)
+    subscription = push_service.subscribe()
+    assert client.post(f"/m/push/{token}/subscribe", json=subscription).status_code == 202
+    row = db.session.scalars(sa.select(Notification).where(
+        Notification.member_id == member("L1").id, Notification.case_id.is_(None))).one()
+    code = re.search(r"\d{6}", row.body)[0]
+    guesses = [f"{n:06d}" for n in range(7) if f"{n:06d}" != code][:5]
+    for guess in guesses:
+        assert client.post(f"/m/push/{token}/confirm", json={
+            "endpoint": subscription["endpoint"], "code": guess}).status_code == 400
+    late = client.post(f"/m/push/{token}/confirm",
+                       json={"endpoint": subscription["endpoint"], "code": code})
+    assert late.status_code == 400  # the right code, after five wrong ones: too late
+    assert _push_contacts("L1") == []

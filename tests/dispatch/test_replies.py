@@ -155,3 +155,12 @@ def test_stop_reply_marks_contact_opted_out_on_postgresql(twilio_app: Flask,
     assert "已退订" in reply(twilio_app, "STOP")
     assert contact("L1").status == ContactStatus.STOPPED
     assert any("退订" in e.message for e in db.session.get(Case, case.id).events)
+
+
+def test_a_signed_reply_with_a_control_character_is_accepted_and_read_clean(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    # Twilio signs the values it sends; a phone may put a vertical tab in a real SMS. The
+    # signature is checked against what was sent, the reply is read without the character.
+    case = sent_to_l1("safety")
+    assert "您已接单" in reply(twilio_app, "1\x0b")
+    assert db.session.get(Case, case.id).status == CaseStatus.ACCEPTED

@@ -360,6 +360,23 @@ def test_the_console_refuses_to_print_for_localhost_and_says_why(demo: Flask) ->
     assert "PUBLIC_BASE_URL 不是公网 https 地址" in response.get_data(as_text=True)
 
 
+def test_the_console_refuses_one_stickers_svg_and_png_for_localhost_and_says_why(
+        demo: Flask) -> None:
+    demo.config["PUBLIC_BASE_URL"] = "http://localhost:5000"
+    factories.add_staff(demo)
+    client = demo.test_client()
+    factories.login(client)
+    with demo.app_context():
+        code = codes.active_sticker(factories.place("DH-B01-U1-E1")).code
+    for suffix in ("svg", "png"):
+        response = client.get(f"/staff/stickers/code/{code}.{suffix}", follow_redirects=True)
+        assert response.status_code == 200 and response.mimetype == "text/html", suffix
+        assert "PUBLIC_BASE_URL 不是公网 https 地址" in response.get_data(as_text=True)
+    demo.config["STICKERS_ALLOW_INSECURE_URL"] = True  # the demo's local try
+    assert client.get(f"/staff/stickers/code/{code}.png").mimetype == "image/png"
+    assert client.get(f"/staff/stickers/code/{code}.svg").mimetype == "image/svg+xml"
+
+
 def test_the_demo_console_prints_for_its_local_address_when_allowed(demo: Flask) -> None:
     demo.config.update(PUBLIC_BASE_URL="http://127.0.0.1:5000", STICKERS_ALLOW_INSECURE_URL=True)
     factories.add_staff(demo)

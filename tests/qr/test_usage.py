@@ -80,9 +80,11 @@ def test_the_cli_lists_stickers_nobody_scans(any_app: Flask, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert f"TS-B1-U1-E1\t1栋 1单元 · 1号电梯\t{stickers['TS-B1-U1-E1']}\t从未扫码" in result.output
     assert stickers["TS-B1-U1"] not in result.output
-    assert "1 sticker(s) of 测试花园 not scanned for 90 days" in result.output
+    assert "1 sticker(s) of 测试花园 · 1栋 not scanned for 90 days" in result.output
+    grid = any_app.test_cli_runner().invoke(args=["stickers", "unscanned", "TS-G1"])
+    assert "sticker(s) of 测试花园 · 第一网格 not scanned" in grid.output  # the scope asked for
     wide = any_app.test_cli_runner().invoke(args=["stickers", "unscanned", "--days", "200"])
-    assert "0 sticker(s)" in wide.output
+    assert "0 sticker(s) of 测试花园 not scanned for 200 days" in wide.output
 
 
 @pytest.mark.postgres

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 
 from dispatch import clock, escalation, links, outbox
 from dispatch.cases import EventKind, file_report
 from dispatch.db import db
-from dispatch.models import Case, Channel, Contact, Notification
+from dispatch.models import Case, Channel, Contact, Notification, NotificationStatus
 from tests.factories import member, place
 
 
@@ -39,6 +42,24 @@ def send(row: Notification) -> Notification:
     outbox.send(row.id, clock.now())
     db.session.expire_all()
     return db.session.get(Notification, row.id)
+
+
+def subscribe_push(app: Flask, member_code: str, subscription: dict[str, Any]) -> Any:
+    """Turn push on as the member does: post the browser's subscription from the push page,
+    read the code the outbox texts to their phone, and type it in. The last answer."""
+    client = app.test_client()
+    token = links.sign(links.Purpose.MEMBER, member(member_code).id)
+    asked = client.post(f"/m/push/{token}/subscribe", json=subscription)
+    if asked.status_code != 202:
+        return asked
+    row = db.session.scalars(
+        sa.select(Notification).where(Notification.member_id == member(member_code).id,
+                                      Notification.purpose == outbox.Purpose.PUSH_CODE)
+        .order_by(Notification.id.desc())).first()
+    assert send(row).status == NotificationStatus.SENT, row.last_error
+    code = re.search(r"\d{6}", row.body)[0]
+    return client.post(f"/m/push/{token}/confirm",
+                       json={"endpoint": subscription["endpoint"], "code": code})
 
 
 def contact(member_code: str, channel: Channel = Channel.SMS) -> Contact:

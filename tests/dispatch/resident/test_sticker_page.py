@@ -14,6 +14,7 @@ from dispatch.db import db
 from dispatch.models import Notice, Place, Scan
 from dispatch.resident import scans
 from qr import codes
+from qr.printing import sticker_label
 from tests.dispatch.resident.helpers import Resident
 
 
@@ -28,6 +29,17 @@ def test_sticker_page_names_the_place_and_its_community(resident: Resident) -> N
     assert "<h1>1栋 1单元 · 1号电梯</h1>" in html
     assert "测试花园" in html
     assert '<html lang="zh-CN">' in html
+
+
+def test_an_area_sticker_page_names_its_grid_as_the_printed_sticker_does(
+        app: Flask, resident: Resident) -> None:
+    # Every grid may have its own 北门: the page must say which, exactly as the sticker does.
+    html = resident.scan("TS-G1-A1").get_data(as_text=True)
+    assert "<h1>第一网格 · 北门</h1>" in html
+    with app.app_context():
+        place = _place("TS-G1-A1")
+        assert place.full_name == "测试花园 第一网格 · 北门"
+        assert sticker_label(place, "X", "https://linli.example.cn").place == place.label
 
 
 @pytest.mark.parametrize("path", ["/S/{code}", "/s/{code}", "/s/{lower}", "/S/{dashed}"])
