@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 import redis.exceptions
+import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -19,6 +20,8 @@ from flask.cli import AppGroup
 from dispatch import community as community_files
 from dispatch import jobs, sweeper
 from dispatch.community import CommunityFileError
+from dispatch.db import db
+from dispatch.models import Community
 
 community_cli = AppGroup("community", help="Import, export and demo community files.")
 
@@ -57,11 +60,20 @@ def export_command(path: Path, code: str | None) -> None:
 
 @community_cli.command("demo")
 @click.option("--seed", default=2018, show_default=True, help="Same seed, same community.")
-def demo_command(seed: int) -> None:
+@click.option("--if-empty", is_flag=True,
+              help="Only into a database without a community: a restart keeps what staff "
+                   "changed in the console (re-importing the demo would undo it).")
+def demo_command(seed: int, if_empty: bool) -> None:
     """Generate and import the Donghu-sized demo community (idempotent)."""
+    if if_empty and db.session.scalar(sa.select(Community.id).limit(1)) is not None:
+        click.echo("A community is already in the database: the demo is not imported again "
+                   "(without --if-empty it would be, undoing changes made in the console).")
+        return
     started = time.perf_counter()
     community, changes = community_files.load_demo(seed)
-    summary = "no changes" if changes.empty else f"{sum(map(len, changes.added.values()))} added"
+    counts = [f"{sum(map(len, getattr(changes, kind).values()))} {kind}"
+              for kind in ("added", "updated", "removed") if getattr(changes, kind)]
+    summary = ", ".join(counts) or "no changes"
     click.echo(f"Demo community {community.code} {community.name} ready ({summary}, "
                f"{time.perf_counter() - started:.1f} s).")
 

@@ -49,7 +49,7 @@ def test_a_34_mb_upload_is_refused_with_413(site: dict[str, Any]) -> None:
     response = app.test_client().post(f"/s/{site['stickers']['TS-B1-U1-E1']}/message",
                                       data=body,
                                       content_type="multipart/form-data; boundary=x")
-    assert response.status_code == 413
+    assert response.status_code == 413 and "上传的照片太大了" in response.get_data(as_text=True)
 
 
 def test_a_form_of_more_than_a_hundred_parts_is_refused_with_413(site: dict[str, Any]) -> None:
@@ -59,6 +59,8 @@ def test_a_form_of_more_than_a_hundred_parts_is_refused_with_413(site: dict[str,
         f"/s/{site['stickers']['TS-B1-U1-E1']}/message", data=body,
         content_type="multipart/form-data; boundary=x")
     assert response.status_code == 413
+    page = response.get_data(as_text=True)
+    assert "提交的内容太多" in page and "照片" not in page  # no photo was sent: say what was
 
 
 # --- 3. a NUL byte in a sticker URL -------------------------------------------------------

@@ -69,7 +69,8 @@ def phone_key() -> str:
 
 
 def without_phone() -> bool:
-    return not request.form.get("phone", "").strip()
+    """No call-back phone to count: none given, or one without a digit (the form refuses it)."""
+    return not phone_key()
 
 
 def filed(response: Response) -> bool:

@@ -348,10 +348,12 @@ def too_many(error: Exception) -> tuple[str, int]:
 
 @bp.errorhandler(413)
 def too_large(error: Exception) -> tuple[str, int]:
-    """The upload was larger than MAX_CONTENT_LENGTH, so nothing of it could be read."""
+    """The upload was larger than MAX_CONTENT_LENGTH, so nothing of it could be read; or the
+    form had more parts or text than any form of ours has (a script, not a resident's photos)."""
     code = (request.view_args or {}).get("code")
-    return render_template("resident/too_large.html",
-                           limit_mb=int(current_app.config["MAX_CONTENT_LENGTH"] or 0) // 2**20,
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"] or 0)
+    return render_template("resident/too_large.html", limit_mb=limit // 2**20,
+                           photos=(request.content_length or 0) > limit,
                            back_url=url_for(".sticker", code=code) if code else None,
                            **_hotline(_community_of_request())), 413
 

@@ -44,29 +44,45 @@ PANELS: dict[str, Panel] = {
 
 
 def period_from(args: Any, zone: str, *, default_days: int = DEFAULT_DAYS) -> Period:
-    """The period a request names: `month=2026-03`, `from=…&to=…` (local dates, inclusive),
-    or `days=N` up to today; a malformed one answers 400."""
-    tz = clock.zone(zone)
+    """The period a request names (`parse_period`); a malformed one answers 400."""
     try:
-        if args.get("month"):
-            year, month = (int(part) for part in args["month"].split("-"))
+        return parse_period(args, zone, default_days=default_days)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+
+
+def parse_period(args: Any, zone: str, *, default_days: int = DEFAULT_DAYS) -> Period:
+    """The period in `args`: `month=2026-03`, `from=…&to=…` (local dates, inclusive), or
+    `days=N` up to today. Raises ValueError saying what is wrong."""
+    if args.get("month"):
+        try:
+            year, month = (int(part) for part in str(args["month"]).split("-"))
             if not MIN_YEAR <= year <= MAX_YEAR:
-                raise ValueError("year out of range")
+                raise ValueError
             return Period.month(year, month, zone)
-        if args.get("from"):
+        except (ValueError, TypeError):
+            raise ValueError(f"month: expected YYYY-MM between {MIN_YEAR} and {MAX_YEAR}, "
+                             f"got {args['month']!r}") from None
+    if args.get("from"):
+        try:
             start = date.fromisoformat(args["from"])
-            end = date.fromisoformat(args["to"]) if args.get("to") else clock.now().astimezone(
-                tz).date()
-            if not start <= end <= start + timedelta(days=MAX_DAYS):
-                raise ValueError("bad range")
-            return Period(datetime.combine(start, datetime.min.time(), tz),
-                          datetime.combine(end + timedelta(days=1), datetime.min.time(), tz))
+            end = (date.fromisoformat(args["to"]) if args.get("to")
+                   else clock.today(zone, clock.now()))
+        except (ValueError, TypeError):
+            raise ValueError("from/to: expected dates like 2026-03-01") from None
+        if not start <= end <= start + timedelta(days=MAX_DAYS):
+            raise ValueError(f"from/to: 'to' must be on or after 'from', at most {MAX_DAYS} "
+                             "days later")
+        tz = clock.zone(zone)
+        return Period(datetime.combine(start, datetime.min.time(), tz),
+                      datetime.combine(end + timedelta(days=1), datetime.min.time(), tz))
+    try:
         days = int(args.get("days", default_days))
-        if not 1 <= days <= MAX_DAYS:
-            raise ValueError("bad days")
-        return Period.days(days, zone)
     except (ValueError, TypeError):
-        abort(400)
+        days = 0
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days: expected a whole number from 1 to {MAX_DAYS}")
+    return Period.days(days, zone)
 
 
 def _weeks(period: Period, zone: str) -> list[date]:
@@ -160,7 +176,10 @@ def api() -> Any:
     if g.get("staff") is None:
         return jsonify(error="login required"), 401
     community = scope.community()
-    period = period_from(request.args, community.timezone, default_days=30)
+    try:
+        period = parse_period(request.args, community.timezone, default_days=30)
+    except ValueError as exc:
+        return jsonify(error=str(exc)), 400
     chosen = scope.metrics_scope(request.args)
     by = request.args.get("by") or None
     if by is not None and by not in metrics.DIMENSIONS:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from dispatch.db import db
-from dispatch.models import StaffUser
+from dispatch.models import Member, StaffUser
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +79,23 @@ def test_community_export_creates_its_folder_and_the_export_imports_back(
     assert exported.exit_code == 0, exported.output
     again = runner.invoke(args=["community", "import", str(out), "--partial", "community"])
     assert again.exit_code == 0, again.output
+
+
+def test_the_demo_if_empty_keeps_console_edits_and_a_plain_reload_says_what_it_undid(
+        app: Flask) -> None:
+    """deploy-local and run-demo load the demo on every start; staff edits must survive."""
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["community", "demo", "--if-empty"]).exit_code == 0
+    with app.app_context():
+        member = db.session.scalars(sa.select(Member).order_by(Member.id)).first()
+        original, member.name = member.name, "改过的名字"
+        db.session.commit()
+        member_id = member.id
+    again = runner.invoke(args=["community", "demo", "--if-empty"])
+    assert again.exit_code == 0 and "not imported again" in again.output
+    with app.app_context():
+        assert db.session.get(Member, member_id).name == "改过的名字"
+    reload = runner.invoke(args=["community", "demo"])
+    assert reload.exit_code == 0 and "1 updated" in reload.output, reload.output
+    with app.app_context():
+        assert db.session.get(Member, member_id).name == original

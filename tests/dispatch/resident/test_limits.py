@@ -131,3 +131,13 @@ def test_limits_are_kept_in_redis_when_redis_url_is_set(redis_url: str, app: Fla
             if built is not None:
                 _dispose(built)
         limiter.init_app(app)  # back to this test's in-memory storage
+
+
+def test_a_call_back_phone_without_digits_is_refused_quietly_not_logged_as_an_error(
+        app: Flask, resident: Resident, caplog: pytest.LogCaptureFixture) -> None:
+    """A typo in the phone field is the resident's everyday mistake: the form says so (422);
+    the per-phone limit has no phone to count and is not asked, so nothing is logged as an
+    error (the limiter logs one per limit when its key is empty)."""
+    response = resident.message(text="楼道灯坏了", phone="abc")
+    assert response.status_code == 422
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

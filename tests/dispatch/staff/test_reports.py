@@ -104,7 +104,10 @@ def test_the_api_gives_every_figure_and_breakdowns(app: Flask, console: dict[str
     assert body["groups"][0]["key"] == "2026-03-02" and body["groups"][0]["figures"]["cases"] == 2
     assert sum(body["accept_histogram"]["counts"]) == 5
     assert client.get("/staff/api/metrics?by=colour").status_code == 400
-    assert client.get("/staff/api/metrics?month=2026-13").status_code == 400
+    for bad in ("month=2026-13", "month=0001-01", "from=2026-03-31&to=2026-03-01", "days=x"):
+        answer = client.get(f"/staff/api/metrics?{bad}")
+        assert answer.status_code == 400 and answer.is_json, bad  # the API answers in JSON
+        assert answer.get_json()["error"].startswith(bad.split("=")[0]), answer.get_json()
     assert app.test_client().get("/staff/api/metrics").status_code == 401
 
 
