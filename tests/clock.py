@@ -3,7 +3,7 @@
 `START` is a fixed Monday morning in Shanghai: inside the duty desk's working hours and outside
 anyone's do-not-disturb. `frozen()` (the `frozen_clock` fixture) stops the process clock there
 with time-machine, so `dispatch.clock.now()` — and every job, sweep and page that takes its
-time from it — answers `START` until the test moves it with `move_to(at)` or `shift(delta)`.
+time from it — answers `START` until the test moves it with `move_to(at)`.
 Times in a test are written relative to `START` (`START + 5 * MIN`), never to today.
 Monotonic time keeps running, so timeouts and sleeps behave as usual.
 
@@ -22,7 +22,6 @@ import time_machine
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 30, 10, 0, tzinfo=SHANGHAI)  # a Monday, 10:00 in Shanghai
-SEC = timedelta(seconds=1)
 MIN = timedelta(minutes=1)
 
 _held: list[time_machine.Coordinates] = []
@@ -42,8 +41,3 @@ def frozen(at: datetime = START) -> Iterator[time_machine.Coordinates]:
 def move_to(at: datetime) -> None:
     """Move the held clock to `at` (forwards or back); it stays stopped there."""
     _held[-1].move_to(at)
-
-
-def shift(delta: timedelta) -> None:
-    """Move the held clock on by `delta`."""
-    _held[-1].shift(delta)

@@ -805,7 +805,7 @@ def export_community(session: Session, community: Community) -> dict[str, list[d
         for o in sorted(m.overrides, key=lambda o: o.starts_at):
             tables["overrides"].append({
                 "member": m.code, "kind": str(o.kind),
-                "starts": f"{o.starts_at.astimezone(zone):%Y-%m-%d %H:%M}",
-                "ends": f"{o.ends_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                "starts": clock.format_local(o.starts_at, zone, "%Y-%m-%d %H:%M"),
+                "ends": clock.format_local(o.ends_at, zone, "%Y-%m-%d %H:%M"),
                 "stand_in": o.stand_in.code if o.stand_in else None, "note": o.note})
     return tables

@@ -209,7 +209,7 @@ def api() -> Any:
 @login_required
 def reports() -> Any:
     """The monthly reports: the last twelve months, each as .xlsx and CSV."""
-    today = clock.now().astimezone(scope.zone()).date()
+    today = clock.today(scope.zone(), clock.now())
     months = []
     year, month = today.year, today.month
     for _ in range(12):
@@ -243,8 +243,8 @@ def report_xlsx(month: str) -> Any:
     zone = scope.zone()
     grid = f"（{db.session.get_one(Place, chosen.grid_id).name}）" if chosen.grid_id else ""
     title = f"{community.name}{grid} {month.replace('-', '年', 1)}月 接诉即办月报"
-    subtitle = (f"统计口径：{month} 反映的案件，截至 {now.astimezone(zone):%Y-%m-%d %H:%M} "
-                f"的处理结果；定义见“口径说明”")
+    as_of = clock.format_local(now, zone, "%Y-%m-%d %H:%M")
+    subtitle = f"统计口径：{month} 反映的案件，截至 {as_of} 的处理结果；定义见“口径说明”"
     body = monthly.workbook(title, subtitle, summary, cases)
     return _download(body, f"{name}.xlsx",
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
