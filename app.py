@@ -15,22 +15,14 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dispatch import (
-    cli,
-    errors,
-    health,
-    jobs,
-    member,
-    reconcile,
-    resident,
-    security,
-    sessions,
-    voice,
-    webhooks,
-)
+from dispatch import cli, errors, health, jobs, resident, security, sessions
 from dispatch.channels import push
 from dispatch.config import from_os_environ
 from dispatch.db import db
+from dispatch.hooks import sms as webhooks
+from dispatch.hooks import voice
+from dispatch.jobs import reconcile
+from dispatch.member import pages as member
 from dispatch.metrics import prometheus
 from dispatch.staff import auth, blocklist, console, notices, stickers
 from qr import cli as qr_cli

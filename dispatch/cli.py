@@ -18,9 +18,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from dispatch import community as community_files
-from dispatch import jobs, sweeper
+from dispatch import jobs
 from dispatch.community import CommunityFileError
 from dispatch.db import db
+from dispatch.jobs import sweeper
 from dispatch.models import Community
 
 community_cli = AppGroup("community", help="Import, export and demo community files.")

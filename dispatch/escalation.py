@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from dispatch import clock, duty, jobs, links, outbox, routing, security
+from dispatch import clock, jobs, links, outbox, security
 from dispatch.cases import STEP_JOB, EventKind, record, step_job_id
 from dispatch.community import settings
 from dispatch.community.load import parse_days
@@ -63,6 +63,7 @@ from dispatch.models import (
     Urgency,
 )
 from dispatch.outbox import Purpose as Message
+from dispatch.roster import duty, routing
 
 RUNG_NAMES = {Rung.BUILDING: "楼栋", Rung.GRID: "网格", Rung.COMMUNITY: "社区",
               Rung.DISTRICT: "街道/区"}

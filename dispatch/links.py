@@ -64,7 +64,7 @@ def url(purpose: Purpose, member_id: int, case_id: int | None = None) -> str:
 
 
 def path(purpose: Purpose, member_id: int, case_id: int | None = None) -> str:
-    """The link's path on this site (the pages of `dispatch.member`)."""
+    """The link's path on this site (the pages of `dispatch.member.pages`)."""
     return f"/m/{purpose}/{sign(purpose, member_id, case_id)}"
 
 

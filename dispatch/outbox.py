@@ -49,7 +49,7 @@ from dispatch.models import (
 
 SEND_JOB = "dispatch.outbox.send"
 #: Applies the delivery receipts that came before a row adopted its provider id.
-EARLY_RECEIPTS_JOB = "dispatch.webhooks.apply_early_receipts"
+EARLY_RECEIPTS_JOB = "dispatch.hooks.sms.apply_early_receipts"
 MAX_ATTEMPTS = 5
 #: Waits before the 2nd, 3rd… attempt after a retryable failure.
 BACKOFF = (timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=90),

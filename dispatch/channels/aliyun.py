@@ -10,7 +10,7 @@ under `ALIYUN_SMS_TEMPLATE_CODE` must use these variables, for example:
 where `action` is 请接单 / 已有人接单，无需前往 / 请尽快到场 / 转交给您 / 请安排处理.
 
 `ALIYUN_SMS_ENDPOINT` points the official SDK elsewhere (tests use a local server); the
-delivery reports come back to `dispatch.webhooks.aliyun_report`.
+delivery reports come back to `dispatch.hooks.sms.aliyun_report`.
 """
 
 from __future__ import annotations

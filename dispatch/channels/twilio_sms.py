@@ -1,6 +1,6 @@
 """Twilio SMS: one outbox row → one `messages.create`, with a delivery-receipt callback.
 
-The message carries a `status_callback` (under `PUBLIC_BASE_URL`, see `dispatch.webhooks`)
+The message carries a `status_callback` (under `PUBLIC_BASE_URL`, see `dispatch.hooks.sms`)
 and a short `validity_period`, so an alert stuck in a carrier queue is dropped instead of
 arriving hours late. Errors come back in Twilio's own codes; `dispatch.channels.fallback`
 decides what each means for the contact and the case.

@@ -1,6 +1,6 @@
 """Twilio voice alerts: an urgent notification as a phone call that reads the case in Mandarin.
 
-The call fetches its TwiML from `dispatch.voice` (press 1 to accept, 2 to pass); its status
+The call fetches its TwiML from `dispatch.hooks.voice` (press 1 to accept, 2 to pass); its status
 callback moves the outbox row. A call counts as delivered only when the member pressed a key:
 a voicemail that picks up and records the message has not told anyone anything, so a call
 that ends without a key press is *undelivered* and the member is tried by their next channel.

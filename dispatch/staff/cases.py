@@ -142,7 +142,8 @@ def reassign(case: Case, to: Member, staff: StaffUser, *, now: datetime | None =
 
 def _tell_assigned(case: Case, to: Member, staff: StaffUser, now: datetime) -> None:
     """Queue the message telling `to` that staff gave them the case (sent after commit)."""
-    from dispatch import duty, links, outbox
+    from dispatch import links, outbox
+    from dispatch.roster import duty
 
     contact = duty.working_contact(to)
     if contact is None:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dispatch import duty, routing
 from dispatch.community import settings
 from dispatch.models import Community, Member, Place, PlaceKind, Responsibility, Rung
+from dispatch.roster import duty, routing
 
 HORIZON = timedelta(days=7)
 SAMPLE = timedelta(minutes=30)

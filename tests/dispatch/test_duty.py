@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch.duty import in_shift, on_duty, working_contact
 from dispatch.models import (
     Channel,
     Contact,
@@ -18,6 +17,7 @@ from dispatch.models import (
     OverrideKind,
     Shift,
 )
+from dispatch.roster.duty import in_shift, on_duty, working_contact
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ids = iter(range(1, 1000))

@@ -16,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from dispatch import cases, escalation, jobs, sweeper
+from dispatch import cases, escalation, jobs
 from dispatch.cases import EventKind, file_report
 from dispatch.db import db
 from dispatch.escalation import ActionRefused
+from dispatch.jobs import sweeper
 from dispatch.models import Case, CaseEvent, CaseStatus, Notification, NotificationStatus
 from tests import clock, factories
 from tests.clock import MIN, SHANGHAI

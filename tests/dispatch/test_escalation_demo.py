@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import sweeper
 from dispatch.cases import file_report
 from dispatch.community import load_demo
 from dispatch.db import db
+from dispatch.jobs import sweeper
 from dispatch.models import Case, CaseStatus, Notification, Responsibility, Role
 from tests.factories import csrf_token, place
 

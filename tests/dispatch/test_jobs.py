@@ -24,13 +24,13 @@ def test_a_job_queued_in_a_transaction_runs_only_if_it_commits(app: Flask) -> No
     runner = jobs.runner(app)
     with app.app_context():
         db.session.execute(sa.text("SELECT 1"))
-        jobs.enqueue_after_commit("dispatch.sweeper.sweep")
+        jobs.enqueue_after_commit("dispatch.jobs.sweeper.sweep")
         assert runner.pending() == 0
         db.session.rollback()
         db.session.commit()
         assert runner.pending() == 0  # dropped with the rollback
         db.session.execute(sa.text("SELECT 1"))
-        jobs.enqueue_after_commit("dispatch.sweeper.sweep")
+        jobs.enqueue_after_commit("dispatch.jobs.sweeper.sweep")
         assert runner.pending() == 0
         db.session.commit()
         assert runner.pending() == 1
@@ -67,7 +67,7 @@ def test_a_scheduled_job_is_never_moved_before_its_time_and_queued_once(rq_app: 
     at = clock.now() + timedelta(seconds=30, milliseconds=300)
     with rq_app.app_context():
         for _ in range(2):
-            jobs.enqueue("dispatch.sweeper.sweep", at=at, job_id="sweep-once")
+            jobs.enqueue("dispatch.jobs.sweeper.sweep", at=at, job_id="sweep-once")
     scheduled = runner.redis.zrange(f"rq:scheduled:{jobs.QUEUE_NAME}", 0, -1, withscores=True)
     # RQ's scheduler keeps whole seconds: the score is rounded up, never down.
     assert scheduled == [(b"sweep-once", float(math.ceil(at.timestamp())))]

@@ -14,8 +14,8 @@ from flask import Flask
 
 from dispatch import links
 from dispatch.db import db
-from dispatch.duty import working_contact
 from dispatch.models import Channel, Contact, Notification, NotificationStatus
+from dispatch.roster.duty import working_contact
 from tests import factories
 from tests.dispatch.channels.helpers import (
     contact,

@@ -29,10 +29,11 @@ from flask import Flask
 from redis import Redis
 
 from app import create_app
-from dispatch import clock, escalation, jobs, outbox, sweeper
+from dispatch import clock, escalation, jobs, outbox
 from dispatch.cases import STEP_JOB, EventKind, file_report
 from dispatch.channels.console import ConsoleSender
 from dispatch.db import db
+from dispatch.jobs import sweeper
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.conftest import PG_URL

@@ -16,7 +16,7 @@ from dispatch.models import (
     Role,
     Rung,
 )
-from dispatch.routing import rank, responders, top_rung
+from dispatch.roster.routing import rank, responders, top_rung
 from tests import factories
 
 _ids = iter(range(1, 1000))

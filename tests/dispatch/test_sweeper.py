@@ -16,9 +16,10 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from dispatch import clock, jobs, sweeper
+from dispatch import clock, jobs
 from dispatch.cases import file_report
 from dispatch.db import db
+from dispatch.jobs import sweeper
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.factories import place

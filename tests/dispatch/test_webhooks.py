@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from dispatch import jobs, outbox, sweeper
+from dispatch import jobs, outbox
 from dispatch.cases import EventKind
 from dispatch.db import db
+from dispatch.jobs import sweeper
 from dispatch.models import Case, ContactStatus, EarlyReceipt, Notification, NotificationStatus
 from tests.dispatch.channels.helpers import events, open_case, row_for, send
 from tests.fakes.fixtures import signed_post

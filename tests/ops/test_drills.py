@@ -3,7 +3,7 @@ a worker SIGKILLed mid-job, the provider failing for 30 s, PostgreSQL restarted 
 
 Each drill files reports over HTTP at a steady rate while the fault happens, lets the ladders
 (two seconds per rung) run to the top, then accounts for everything: every report a resident
-was told was filed exists, `dispatch.reconcile` finds nothing lost or duplicated (the
+was told was filed exists, `dispatch.jobs.reconcile` finds nothing lost or duplicated (the
 documented at-least-once resend after a crash is the one allowed note), and every message the
 database calls sent is at the provider exactly once. Redis and PostgreSQL are private servers
 started for the drill (tests/ops/services.py), so the machine's shared ones are never touched.
@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from dispatch import clock, jobs, outbox, reconcile
+from dispatch import clock, jobs, outbox
 from dispatch.db import db
+from dispatch.jobs import reconcile
 from dispatch.models import Case, Notification, NotificationStatus, Report
 from qr import codes
 from tests import factories

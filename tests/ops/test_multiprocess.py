@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import reconcile
 from dispatch.cases import EventKind, file_report
 from dispatch.db import db
+from dispatch.jobs import reconcile
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus
 from tests import factories
 from tests.ops.deployment import Deployment, wait_until

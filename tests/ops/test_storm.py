@@ -17,8 +17,8 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import reconcile
 from dispatch.db import db
+from dispatch.jobs import reconcile
 from dispatch.metrics import percentile
 from dispatch.models import Case, Notification, NotificationStatus, Report
 from qr import codes

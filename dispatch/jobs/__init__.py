@@ -3,7 +3,7 @@
 Jobs are named by their dotted path and take plain arguments, so the same job can run in an
 RQ worker, in the embedded runner, or be called directly by the sweeper. The database holds
 what must happen and when; a job is only the fast path, and losing one delays the work by at
-most one sweep (see `dispatch.sweeper`).
+most one sweep (see `dispatch.jobs.sweeper`).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ STEPS_QUEUE_NAME = "linli-steps"
 #: Steps go first because each one sends its case's first message itself; a burst of
 #: messages queued for earlier cases must not hold back the first word about a new one.
 STEP_JOB = "dispatch.escalation.run_step"
-#: Called by the runner every sweep interval; `dispatch.sweeper` registers itself here.
-SWEEP_JOB = "dispatch.sweeper.sweep"
+#: Called by the runner every sweep interval; `dispatch.jobs.sweeper` registers itself here.
+SWEEP_JOB = "dispatch.jobs.sweeper.sweep"
 
 _worker_app: Flask | None = None
 

@@ -29,11 +29,12 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatch import cases, clock, duty, escalation, routing, security
+from dispatch import cases, clock, escalation, security
 from dispatch.cases import EventKind, record
 from dispatch.channels.twilio_client import public_url
 from dispatch.community import settings
 from dispatch.db import db
+from dispatch.hooks.sms import apply_receipt, twilio_signed, twiml
 from dispatch.models import (
     Channel,
     Community,
@@ -51,7 +52,7 @@ from dispatch.models import (
 )
 from dispatch.replies import describe
 from dispatch.resident import phones
-from dispatch.webhooks import apply_receipt, twilio_signed, twiml
+from dispatch.roster import duty, routing
 from qr import codes
 
 bp = Blueprint("voice", __name__, url_prefix="/webhooks/twilio/voice")

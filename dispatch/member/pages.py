@@ -23,10 +23,9 @@ from flask import (
     request,
 )
 
-from dispatch import clock, escalation, links, routing, security
+from dispatch import clock, escalation, links, security
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.duty import working_contact
 from dispatch.escalation import ActionRefused
 from dispatch.links import BadLink, Purpose
 from dispatch.models import (
@@ -38,6 +37,8 @@ from dispatch.models import (
     NotificationStatus,
 )
 from dispatch.outbox import Purpose as Message
+from dispatch.roster import routing
+from dispatch.roster.duty import working_contact
 
 bp = Blueprint("member", __name__, url_prefix="/m")
 

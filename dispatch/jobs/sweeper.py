@@ -33,9 +33,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import clock, escalation, jobs, outbox, webhooks
+from dispatch import clock, escalation, jobs, outbox
 from dispatch.cases import STEP_JOB, step_job_id
 from dispatch.db import db
+from dispatch.hooks import sms as webhooks
 from dispatch.models import Case
 
 log = logging.getLogger(__name__)
