@@ -15,16 +15,12 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from dispatch import cli, errors, health, jobs, resident, security, sessions
-from dispatch.channels import push
+from dispatch import cli, errors, health, hooks, member, resident, security, sessions, staff
 from dispatch.config import from_os_environ
 from dispatch.db import db
-from dispatch.hooks import sms as webhooks
-from dispatch.hooks import voice
-from dispatch.jobs import reconcile
-from dispatch.member import pages as member
+from dispatch.jobs import reconcile, table
+from dispatch.member import push
 from dispatch.metrics import prometheus
-from dispatch.staff import auth, blocklist, console, notices, stickers
 from qr import cli as qr_cli
 
 migrate = Migrate()
@@ -56,26 +52,25 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"), render_as_batch=True,
                      compare_type=True)
     csrf.init_app(app)
-    jobs.init_app(app)
-    cli.init_app(app)
-    qr_cli.init_app(app)
-    auth.init_app(app)
+    table.init_app(app)  # the jobs and their runner: RQ with REDIS_URL, else in-process
+
+    # Who talks to Linli
+    resident.init_app(app)  # /s, /c      residents, no login (own CSRF cookie)
+    member.init_app(app)  # /m            members, by signed links and Web Push
+    staff.init_app(app)  # /staff         the console: board, roster, figures, stickers
+    hooks.init_app(app)  # /webhooks      Twilio and Alibaba Cloud, signature-checked
+    # Resident forms carry a signed double-submit cookie instead (dispatch/resident/csrf.py);
+    # webhooks check signatures, the push subscription a signed member token.
+    for exempt in (resident.views.bp, push.bp, *hooks.BLUEPRINTS):
+        csrf.exempt(exempt)
+
+    # Operations: health and metrics, the 503 page, the command line
     app.register_blueprint(health.bp)
     app.register_blueprint(prometheus.bp)
-    console.init_app(app)
-    app.register_blueprint(member.bp)
-    app.register_blueprint(stickers.bp)
-    resident.init_app(app)
-    # The resident forms carry a signed double-submit cookie instead: dispatch/resident/csrf.py.
-    csrf.exempt(resident.views.bp)
     errors.init_app(app)  # database outages: a 503 with the hotline, not a trace
+    cli.init_app(app)
+    qr_cli.init_app(app)
     reconcile.init_app(app)
-    app.register_blueprint(blocklist.bp)
-    app.register_blueprint(notices.bp)
-    # Provider webhooks and the push subscription check signatures or signed tokens instead.
-    for signed in (webhooks.bp, voice.bp, push.bp):
-        app.register_blueprint(signed)
-        csrf.exempt(signed)
     cli.guard_database_errors(app)  # last: every command is registered by now
     return app
 

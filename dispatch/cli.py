@@ -17,8 +17,8 @@ import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from dispatch import channels, jobs
 from dispatch import community as community_files
-from dispatch import jobs
 from dispatch.community import CommunityFileError
 from dispatch.db import db
 from dispatch.jobs import sweeper
@@ -90,6 +90,9 @@ def worker_command(burst: bool, worker_class: str) -> None:
     if not app.config.get("REDIS_URL"):
         raise click.UsageError("REDIS_URL is not set: jobs run inside the web process "
                                "(the embedded runner), so there is no worker to start.")
+    # Built before the worker forks, so each work horse inherits them ready instead of building
+    # them, and importing a provider SDK, for every job it runs.
+    channels.prepare(app)
     jobs.work(app, burst=burst, worker_class=worker_class)
 
 

@@ -1,54 +1,80 @@
-"""Channels: how one outbox row reaches a person.
+"""Channels: how one outbox message reaches a person.
 
-A sender is anything with `send(notification) -> SendResult`. It is called by
-`dispatch.outbox.send` alone, outside any database transaction, and never for a row that
-already has a provider id. The result says what happened in the provider's own terms: its
-message id when it took the message, otherwise an error code and whether trying again later
-could help. `SMS_BACKEND` chooses the sender; the console sender logs each message, and the
-outbox row itself is the stored message, so the whole flow runs before a real provider exists.
+A sender is anything with `send(OutgoingMessage) -> SendResult` (`base.Sender`). It is called
+by `dispatch.outbox.delivery` alone, outside any database transaction, and never for a row
+that already has a provider id. Senders are leaves: they know their provider's SDK and nothing
+of cases, members or the outbox, which composes what they are handed. The result says what
+happened in the provider's own terms: its message id when it took the message, otherwise an
+error code and whether trying again later could help. `SMS_BACKEND` chooses the sender; the
+console sender logs each message, and the outbox row itself is the stored message, so the
+whole flow runs before a real provider exists.
+
+Providers: `console`, `twilio_sms`, `twilio_voice`, `aliyun` (SMS), `push` (Web Push), and
+`wecom`, `robots`, `aliyun_voice` (clients not yet wired to the outbox); `twilio_client` and
+`webapi` are what they share.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from flask import Flask, current_app
 
-from dispatch.channels.base import Sender, SendResult
+from dispatch.channels.base import OutgoingMessage, Sender, SendResult
 from dispatch.channels.console import ConsoleSender
-from dispatch.models import Channel, Notification
+from dispatch.models import Channel
 
-__all__ = ["BACKENDS", "SendResult", "Sender", "prepare", "sender_for"]
+__all__ = ["BACKENDS", "OutgoingMessage", "SendResult", "Sender", "prepare", "sender_for"]
 
 
 #: SMS_BACKEND value → a factory building the sender for an app.
 BACKENDS: dict[str, Callable[[Flask], Sender]] = {
     "console": lambda app: ConsoleSender(),
-    "twilio": lambda app: _provider("twilio_sms", "TwilioSmsSender", app),
-    "aliyun": lambda app: _provider("aliyun", "AliyunSmsSender", app),
+    "twilio": lambda app: _twilio_sms(app),
+    "aliyun": lambda app: _aliyun_sms(app),
 }
 #: Channels with a provider of their own, used when the setting named here is configured.
 CHANNEL_BACKENDS: dict[Channel, tuple[str, Callable[[Flask], Sender]]] = {
-    Channel.VOICE: ("TWILIO_VOICE_NUMBER",
-                    lambda app: _provider("twilio_voice", "TwilioVoiceSender", app)),
-    Channel.PUSH: ("VAPID_PRIVATE_KEY", lambda app: _provider("push", "PushSender", app)),
+    Channel.VOICE: ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app)),
+    Channel.PUSH: ("VAPID_PRIVATE_KEY", lambda app: _push(app)),
 }
 
-
-def _provider(module: str, name: str, app: Flask) -> Sender:
-    """Build a provider's sender; imported on first use (their SDKs import the outbox)."""
-    sender: Sender = getattr(importlib.import_module(f"dispatch.channels.{module}"), name)(app)
-    return sender
+# A provider's module is imported when its sender is first built, not with this package: the
+# SDKs cost 0.1–0.5 s each to import, and most processes (the CLI, a deployment on one
+# provider) never use most of them. These are the only imports inside functions here.
 
 
-def sender_for(notification: Notification, app: Flask | None = None) -> Sender:
-    """The sender for this row's channel: voice and push use their own provider when it is
-    configured (`CHANNEL_BACKENDS`); everything else goes to the `SMS_BACKEND` one."""
+def _twilio_sms(app: Flask) -> Sender:
+    from dispatch.channels.twilio_sms import TwilioSmsSender
+
+    return TwilioSmsSender(app)
+
+
+def _aliyun_sms(app: Flask) -> Sender:
+    from dispatch.channels.aliyun import AliyunSmsSender
+
+    return AliyunSmsSender(app)
+
+
+def _twilio_voice(app: Flask) -> Sender:
+    from dispatch.channels.twilio_voice import TwilioVoiceSender
+
+    return TwilioVoiceSender(app)
+
+
+def _push(app: Flask) -> Sender:
+    from dispatch.channels.push import PushSender
+
+    return PushSender(app)
+
+
+def sender_for(channel: str, app: Flask | None = None) -> Sender:
+    """The sender for a channel: voice and push use their own provider when it is configured
+    (`CHANNEL_BACKENDS`); everything else goes to the `SMS_BACKEND` one."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    own = CHANNEL_BACKENDS.get(notification.channel)
+    own = CHANNEL_BACKENDS.get(Channel(channel))
     if own is not None and app.config.get(own[0]):
-        key = f"linli.sender.{notification.channel}"
+        key = f"linli.sender.{channel}"
         if key not in app.extensions:
             app.extensions[key] = own[1](app)
         return app.extensions[key]  # type: ignore[no-any-return]

@@ -2,12 +2,9 @@
 
 Mainland carriers only pass registered templates with a registered signature, so a message
 is a template code plus parameters, not free text; the member acts through the signed link in
-it (no reply codes: Twilio-style two-way SMS does not exist for +86). The template registered
-under `ALIYUN_SMS_TEMPLATE_CODE` must use these variables, for example:
-
-    ${place}${what}（${number}）${action}，详情 ${link}
-
-where `action` is 请接单 / 已有人接单，无需前往 / 请尽快到场 / 转交给您 / 请安排处理.
+it (no reply codes: Twilio-style two-way SMS does not exist for +86). The outbox composes the
+parameters (`dispatch.outbox.texts.template_params`, which names the variables the template
+registered under `ALIYUN_SMS_TEMPLATE_CODE` must use).
 
 `ALIYUN_SMS_ENDPOINT` points the official SDK elsewhere (tests use a local server); the
 delivery reports come back to `dispatch.hooks.sms.aliyun_report`.
@@ -23,16 +20,8 @@ from alibabacloud_tea_openapi import utils_models
 from darabonba.runtime import RuntimeOptions
 from flask import Flask
 
-from dispatch import links
-from dispatch.channels import throttle
-from dispatch.channels.base import SendResult
-from dispatch.models import Notification
-from dispatch.outbox import Purpose
-from dispatch.replies import describe
+from dispatch.channels.base import Form, OutgoingMessage, SendResult
 
-ACTIONS = {Purpose.ALERT: "请接单", Purpose.TAKEN: "已有人接单，无需前往",
-           Purpose.REMINDER: "请尽快到场", Purpose.HANDOVER: "转交给您",
-           Purpose.STUCK: "请安排处理"}
 #: Alibaba Cloud's answers that will not change by trying again.
 FINAL = {"isv.MOBILE_NUMBER_ILLEGAL", "isv.SMS_TEMPLATE_ILLEGAL", "isv.SMS_SIGNATURE_ILLEGAL",
          "isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_PARAMETERS", "isv.BLACK_KEY_CONTROL_LIMIT",
@@ -41,16 +30,16 @@ FINAL = {"isv.MOBILE_NUMBER_ILLEGAL", "isv.SMS_TEMPLATE_ILLEGAL", "isv.SMS_SIGNA
 SHORT_CODES = {"isv.MOBILE_NUMBER_ILLEGAL": "ali-bad-number",
                "isv.BUSINESS_LIMIT_CONTROL": "ali-rate-limit",
                "isv.DAY_LIMIT_CONTROL": "ali-day-limit", "isv.AMOUNT_NOT_ENOUGH": "ali-no-balance"}
-#: Template variables are limited in length by the carriers' rules.
-PARAM_MAX = 35
 TIMEOUT_MS = 10_000
 
 
 class AliyunSmsSender:
     """Sends template SMS through the official dysmsapi SDK; paced, link-based acceptance."""
 
+    form: Form = "template"
     paced = True
     two_way = False
+    looks_up = False
 
     def __init__(self, app: Flask) -> None:
         config = app.config
@@ -63,12 +52,12 @@ class AliyunSmsSender:
         self.sign_name = config["ALIYUN_SMS_SIGN_NAME"]
         self.template = config["ALIYUN_SMS_TEMPLATE_CODE"]
 
-    def send(self, notification: Notification) -> SendResult:
+    def send(self, message: OutgoingMessage) -> SendResult:
         request = models.SendSmsRequest(
-            phone_numbers=notification.to_address.removeprefix("+86"),
+            phone_numbers=message.to.removeprefix("+86"),
             sign_name=self.sign_name, template_code=self.template,
-            template_param=json.dumps(template_params(notification), ensure_ascii=False),
-            out_id=str(notification.id))
+            template_param=json.dumps(dict(message.template_params), ensure_ascii=False),
+            out_id=str(message.id))
         runtime = RuntimeOptions(connect_timeout=TIMEOUT_MS, read_timeout=TIMEOUT_MS,
                                  autoretry=False)
         try:
@@ -89,19 +78,3 @@ class AliyunSmsSender:
 def short_code(code: str) -> str:
     """Alibaba Cloud's error code shortened to fit the outbox's column."""
     return SHORT_CODES.get(code) or ("ali-" + code.removeprefix("isv.").removeprefix("isp."))[:16]
-
-
-def template_params(notification: Notification) -> dict[str, str]:
-    """The template's variables for this row (a bundle lists how many cases are waiting)."""
-    case, member_id = notification.case, notification.member_id
-    cases = {row.case_id for row in [notification, *throttle.bundled(notification)]}
-    if case is None or member_id is None:
-        return {"place": "", "what": notification.body[:PARAM_MAX], "number": "",
-                "action": "", "link": ""}
-    if len(cases) > 1:
-        return {"place": f"{case.place.label[:PARAM_MAX - 2]}等", "what": f"{len(cases)}件事项",
-                "number": case.number, "action": "请接单",
-                "link": links.url(links.Purpose.MEMBER, member_id)}
-    return {"place": case.place.label[:PARAM_MAX], "what": describe(case).split(" ")[0],
-            "number": case.number, "action": ACTIONS.get(notification.purpose, "请查看"),
-            "link": links.url(links.Purpose.CASE, member_id, case.id)}

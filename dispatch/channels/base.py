@@ -1,11 +1,15 @@
-"""The channel interface: one message in, the provider's answer out."""
+"""The channel interface: one composed message in, the provider's answer out.
+
+A sender knows its provider and nothing of cases, members or the outbox: the outbox composes
+everything the provider is handed (`dispatch.outbox.texts`) into an `OutgoingMessage`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-from dispatch.models import Notification
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 #: Errors after which the provider may or may not have the message: look before sending again,
 #: and send exactly the same text and bundle if it does not.
@@ -41,7 +45,45 @@ class SendResult:
         return cls(error_code=error_code, error=error, retryable=retryable)
 
 
-class Sender(Protocol):
-    """A channel backend: hands one message to its provider."""
+#: What a sender is handed besides the address: plain text (SMS, console), an SMS template's
+#: parameters (mainland SMS), a push payload.
+Form = Literal["text", "template", "push"]
 
-    def send(self, notification: Notification) -> SendResult: ...
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One message as its provider gets it."""
+
+    #: The outbox row's id: the reference a provider echoes back (Aliyun's `out_id`, the
+    #: voice call's TwiML URL).
+    id: int
+    channel: str
+    to: str
+    #: The whole text as the recipient reads it (for voice, what the call says).
+    text: str
+    #: When the message was decided: a look-up after an uncertain failure searches from here.
+    created_at: datetime
+    #: The last attempt may have reached the provider (`UNCERTAIN`): look before sending again.
+    uncertain: bool = False
+    #: Someone must act now (an alert): shorter push TTL, high push urgency.
+    urgent: bool = False
+    template_params: Mapping[str, str] = field(default_factory=dict)
+    push_keys: Mapping[str, Any] | None = None
+    push_payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    """A channel backend: hands one message to its provider.
+
+    `form` says what it sends; `paced` that its messages to one phone are spaced and bundled
+    (`dispatch.outbox.pacing`); `two_way` that the recipient can answer by reply codes;
+    `looks_up` that after an uncertain failure it can ask its provider whether the message
+    went out (the outbox then keeps the exact text before the first attempt).
+    """
+
+    form: Form
+    paced: bool
+    two_way: bool
+    looks_up: bool
+
+    def send(self, message: OutgoingMessage) -> SendResult: ...

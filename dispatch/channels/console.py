@@ -12,8 +12,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from dispatch.channels.base import SendResult
-from dispatch.models import Notification
+from dispatch.channels.base import Form, OutgoingMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +29,18 @@ class ConsoleMessage:
 class ConsoleSender:
     """Takes every message at once and answers with a fresh provider id."""
 
+    form: Form = "text"
+    paced = False
+    two_way = False
+    looks_up = False
+
     def __init__(self, keep: int = 1000) -> None:
         self.sent: deque[ConsoleMessage] = deque(maxlen=keep)
 
-    def send(self, notification: Notification) -> SendResult:
+    def send(self, message: OutgoingMessage) -> SendResult:
         provider_id = f"console-{uuid.uuid4().hex[:20]}"
-        self.sent.append(ConsoleMessage(notification.id, str(notification.channel),
-                                        notification.to_address, notification.body, provider_id))
+        self.sent.append(ConsoleMessage(message.id, message.channel, message.to, message.text,
+                                        provider_id))
         log.info("console %s notification=%s to=…%s provider_id=%s\n%s",
-                 notification.channel, notification.id, notification.to_address[-4:],
-                 provider_id, notification.body)
+                 message.channel, message.id, message.to[-4:], provider_id, message.text)
         return SendResult.sent(provider_id)

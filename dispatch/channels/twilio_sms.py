@@ -2,7 +2,7 @@
 
 The message carries a `status_callback` (under `PUBLIC_BASE_URL`, see `dispatch.hooks.sms`)
 and a short `validity_period`, so an alert stuck in a carrier queue is dropped instead of
-arriving hours late. Errors come back in Twilio's own codes; `dispatch.channels.fallback`
+arriving hours late. Errors come back in Twilio's own codes; `dispatch.outbox.fallback`
 decides what each means for the contact and the case.
 
 Never twice: a row with a message SID is never sent again (the outbox's rule). The one gap is
@@ -15,18 +15,14 @@ the SID of one with the same text instead of sending another.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 from flask import Flask
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from dispatch import links
-from dispatch.channels import throttle, twilio_client
-from dispatch.channels.base import LOOKUP_FAILED, UNCERTAIN, SendResult
-from dispatch.db import db
-from dispatch.models import Notification
-from dispatch.replies import describe, hint
+from dispatch.channels import twilio_client
+from dispatch.channels.base import LOOKUP_FAILED, Form, OutgoingMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -40,39 +36,33 @@ LOOKBACK = 200
 class TwilioSmsSender:
     """Sends SMS through the app's Twilio client; paced and answerable by reply codes."""
 
+    form: Form = "text"
     paced = True
     two_way = True
+    looks_up = True
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         # The SDK imports its API modules on first use: here, once (see `channels.prepare`).
         self.messages = twilio_client.client(app).messages
 
-    def send(self, notification: Notification) -> SendResult:
-        # The first attempt's text is kept: a bundle's list and its signed link would otherwise
-        # differ on a retry, and the look-up below could not recognise the first message.
-        text = notification.sent_text
-        if text is None:
-            text = notification.sent_text = text_for(notification, two_way=True)
-            # Kept before Twilio sees it: should this process die mid-send, the row's recovery
-            # looks for exactly this text (a bundle's signed link differs each time it is made).
-            db.session.commit()
+    def send(self, message: OutgoingMessage) -> SendResult:
         config = self.app.config
-        if notification.error_code in UNCERTAIN:
+        if message.uncertain:
             try:
-                earlier = find_sent(self.app, notification.to_address, text, notification)
+                earlier = find_sent(self.app, message.to, message.text, message.created_at)
             except (TwilioException, requests.RequestException) as exc:
                 # Not knowing whether Twilio has it, sending could make a second copy: wait.
                 return SendResult.failed(LOOKUP_FAILED, f"could not look up: {exc}"[:500],
                                          retryable=True)
             if earlier is not None:
                 log.info("notification %s: Twilio already had it as %s; not sent again",
-                         notification.id, earlier)
+                         message.id, earlier)
                 return SendResult.sent(earlier)
         service = config.get("TWILIO_MESSAGING_SERVICE_SID")
         sender = {"messaging_service_sid": service} if service else {"from_": config["TWILIO_FROM"]}
         return call_twilio(lambda: self.messages.create(
-            to=notification.to_address, body=text,
+            to=message.to, body=message.text,
             status_callback=config["PUBLIC_BASE_URL"] + STATUS_PATH,
             validity_period=int(config.get("SMS_VALIDITY_SECONDS", VALIDITY_SECONDS)),
             **sender).sid)
@@ -95,42 +85,19 @@ def call_twilio(create: object) -> SendResult:
     return SendResult.sent(str(sid))
 
 
-def find_sent(app: Flask, to: str, text: str, notification: Notification) -> str | None:
-    """The SID of a message to `to` with this text made since the row was written, if any.
+def find_sent(app: Flask, to: str, text: str, since: datetime) -> str | None:
+    """The SID of a message to `to` with this text made since `since` (when the row was
+    written), if any.
 
     Raises the SDK's errors when Twilio cannot be asked.
     """
     # A busy volunteer can get dozens of alerts in a storm: look far enough back.
     recent = twilio_client.client(app).messages.list(
-        to=to, date_sent_after=notification.created_at - timedelta(minutes=1), limit=LOOKBACK)
+        to=to, date_sent_after=since - timedelta(minutes=1), limit=LOOKBACK)
     for message in recent:
         created = message.date_created
-        if message.body == text and (created is None or created >= notification.created_at
-                                     .replace(microsecond=0)):
+        if message.body == text and (created is None
+                                     or created >= since.replace(microsecond=0)):
             sid: str = message.sid
             return sid
     return None
-
-
-def text_for(notification: Notification, *, two_way: bool) -> str:
-    """The SMS text: the row's body with its reply line, or the list of a bundle."""
-    rows, cases = [], set()
-    for row in [notification, *throttle.bundled(notification)]:
-        if row.case_id not in cases:  # two alerts about one case are listed once
-            cases.add(row.case_id)
-            rows.append(row)
-    if len(rows) == 1:
-        line = hint(notification) if two_way else ""
-        return notification.body + (f"\n{line}" if line else "")
-    lines = [f"【邻里】您有 {len(rows)} 件待接单："]
-    for row in rows:
-        if row.case is None:
-            continue
-        code = f"{row.reply_code} " if two_way and row.reply_code else ""
-        lines.append(f"{code}{describe(row.case)}（{row.case.number}）")
-    if two_way:
-        first = next((r.reply_code for r in rows if r.reply_code), "1")
-        lines.append(f"回复编号接单，编号加D表示已解决（如 {first} 或 {first}D）")
-    if notification.member_id is not None:
-        lines.append(f"查看全部：{links.url(links.Purpose.MEMBER, notification.member_id)}")
-    return "\n".join(lines)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from flask import Flask
 
 from dispatch.channels import twilio_client
-from dispatch.channels.base import SendResult
+from dispatch.channels.base import Form, OutgoingMessage, SendResult
 from dispatch.channels.twilio_sms import call_twilio
-from dispatch.models import Notification
 
 ALERT_PATH = "/webhooks/twilio/voice/alert"
 STATUS_PATH = "/webhooks/twilio/voice/status"
@@ -24,19 +23,21 @@ RING_SECONDS = 30
 class TwilioVoiceSender:
     """Places alert calls from the service's voice number; paced like SMS."""
 
+    form: Form = "text"
     paced = True
     two_way = False
+    looks_up = False
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         # The SDK imports its API modules on first use: here, once (see `channels.prepare`).
         self.calls = twilio_client.client(app).calls
 
-    def send(self, notification: Notification) -> SendResult:
+    def send(self, message: OutgoingMessage) -> SendResult:
         config = self.app.config
         base = config["PUBLIC_BASE_URL"]
         caller = config.get("TWILIO_VOICE_NUMBER") or config.get("TWILIO_FROM")
         return call_twilio(lambda: self.calls.create(
-            to=notification.to_address, from_=caller,
-            url=f"{base}{ALERT_PATH}?n={notification.id}",
+            to=message.to, from_=caller,
+            url=f"{base}{ALERT_PATH}?n={message.id}",
             status_callback=base + STATUS_PATH, timeout=RING_SECONDS).sid)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from dispatch import clock, security
 from dispatch.community import settings as community_settings
+from dispatch.community.days import WEEKDAYS, format_days, parse_days
 from dispatch.community.files import CommunityData, Location, Row
 from dispatch.models import (
     PLACE_PARENTS,
@@ -48,8 +49,6 @@ E = TypeVar("E", bound=enum.Enum)
 
 #: Channels the file manages; push subscriptions come from the member's own phone.
 FILE_CHANNELS = (Channel.SMS, Channel.VOICE)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_CN_WEEKDAYS = "一二三四五六日"
 
 
 class CommunityFileError(Exception):
@@ -244,44 +243,6 @@ class _Checker:
         except KeyError:
             self.fail(row, column, f"expected building, grid, community or district, got {value!r}")
             return None
-
-
-def parse_days(value: str) -> list[int]:
-    """'Mon-Fri' → [0..4]; also 'Sat,Sun', 'daily', '周一至周五'. Raises ValueError."""
-    text = value.strip().lower()
-    if text in ("daily", "every day", "每天", "每日"):
-        return list(range(7))
-    for index, char in enumerate(_CN_WEEKDAYS):
-        text = text.replace(f"周{char}", WEEKDAYS[index]).replace(f"星期{char}", WEEKDAYS[index])
-    text = text.replace("至", "-").replace("到", "-")
-    days: list[int] = []
-    for part in re.split(r"[,，、\s]+", text):
-        if not part:
-            continue
-        ends = [p.strip()[:3] for p in part.split("-")]
-        if len(ends) > 2 or any(e not in WEEKDAYS for e in ends):
-            raise ValueError(value)
-        first, last = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
-        span = range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
-        days.extend(d for d in span if d not in days)
-    if not days:
-        raise ValueError(value)
-    return days
-
-
-def format_days(days: list[int]) -> str:
-    """The inverse of `parse_days` for a set of weekdays: [0,1,2,3,4] → 'Mon-Fri'."""
-    days = sorted(set(days))
-    if days == list(range(7)):
-        return "daily"
-    runs: list[list[int]] = []
-    for day in days:
-        if runs and day == runs[-1][-1] + 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    name = [d.capitalize() for d in WEEKDAYS]
-    return ",".join(name[r[0]] if len(r) == 1 else f"{name[r[0]]}-{name[r[-1]]}" for r in runs)
 
 
 def validate(data: CommunityData) -> Plan:

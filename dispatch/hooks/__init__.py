@@ -1,0 +1,18 @@
+"""Provider webhooks at /webhooks: `sms` (delivery receipts, inbound replies) and `voice`
+(Twilio's calls: the resident's call through a sticker, the alert call's key presses).
+
+Every route checks the provider's signature (or shared token) instead of a CSRF token.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from dispatch.hooks import sms, voice
+
+BLUEPRINTS = (sms.bp, voice.bp)
+
+
+def init_app(app: Flask) -> None:
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)

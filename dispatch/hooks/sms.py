@@ -1,16 +1,15 @@
-"""Provider webhooks: delivery receipts and inbound SMS.
+"""Provider webhooks for SMS: delivery receipts and inbound replies.
 
 Every route checks the provider's signature first (Twilio's `X-Twilio-Signature` over the URL
 rebuilt from `PUBLIC_BASE_URL`): an unsigned or wrongly signed request gets 403 and changes
 nothing. They are exempt from CSRF (a provider has no session) and do the least they can:
 move the outbox row, answer, and leave any follow-up sends to the outbox's jobs.
 
-Receipts arrive twice, late and out of order, so applying one is idempotent and monotonic:
-a row's state only moves forward (pending → sending → sent → delivered / undelivered /
-failed), and a late "sent" never overwrites "delivered". A receipt may even come before any
-row has its provider id (the provider took the message but answered 500 or timed out; the
-row's retry adopts the id after a look-up): it is kept as an `EarlyReceipt` and applied when
-the id is adopted (`apply_early_receipts`, queued by the outbox, repaired by the sweeper).
+Receipts are applied by `dispatch.outbox.receipts`. An inbound SMS is read by `answer()`,
+which acts through the case lifecycle's own functions and returns the short text to send
+back. A reply without a number acts on the newest open case only when there is exactly one;
+otherwise the member is shown the choices. STOP, HELP and START keep their usual carrier
+meaning.
 """
 
 from __future__ import annotations
@@ -19,30 +18,34 @@ import functools
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from dispatch import clock, replies
-from dispatch.cases import EventKind, record
-from dispatch.channels import fallback, twilio_client
+from dispatch import clock
+from dispatch.case import lifecycle
+from dispatch.channels import twilio_client
 from dispatch.db import db
-from dispatch.models import Case, EarlyReceipt, Notification, NotificationStatus
-from dispatch.outbox import CHANNEL_NAMES, Purpose
+from dispatch.models import (
+    Case,
+    CaseStatus,
+    Channel,
+    Contact,
+    ContactStatus,
+    Notification,
+    NotificationStatus,
+)
+from dispatch.outbox import receipts
+from dispatch.outbox.fallback import tell_staff
+from dispatch.outbox.replies import Action, describe, parse
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-#: How far along each state is; a receipt may only move a row to a higher rank.
-RANK = {
-    NotificationStatus.PENDING: 0, NotificationStatus.SENDING: 1, NotificationStatus.SENT: 2,
-    NotificationStatus.DELIVERED: 3, NotificationStatus.UNDELIVERED: 3,
-    NotificationStatus.FAILED: 3, NotificationStatus.CANCELLED: 3,
-}
 #: Twilio's message states, as outbox states (queued, accepted, sending: not yet "sent").
 TWILIO_SMS_STATES = {
     "sent": NotificationStatus.SENT, "delivered": NotificationStatus.DELIVERED,
@@ -73,7 +76,7 @@ def sms_status() -> Any:
     state = TWILIO_SMS_STATES.get(request.form.get("MessageStatus", ""))
     sid = request.form.get("MessageSid", "")
     if state is not None and sid:
-        apply_receipt(sid, state, request.form.get("ErrorCode") or None)
+        receipts.apply_receipt(sid, state, request.form.get("ErrorCode") or None)
     return "", 204
 
 
@@ -81,7 +84,7 @@ def sms_status() -> Any:
 @twilio_signed
 def sms_inbound() -> Any:
     """An SMS to our number: a member's reply code, STOP/HELP/START, or anything else."""
-    text = replies.answer(request.form.get("From", ""), request.form.get("Body", ""))
+    text = answer(request.form.get("From", ""), request.form.get("Body", ""))
     response = MessagingResponse()
     response.message(text)
     return twiml(response)
@@ -105,100 +108,111 @@ def aliyun_report() -> Any:
             continue
         state = NotificationStatus.DELIVERED if item.get("success") in (True, "true") else (
             NotificationStatus.UNDELIVERED)
-        apply_receipt(str(item["biz_id"]), state,
+        receipts.apply_receipt(str(item["biz_id"]), state,
                       None if state == NotificationStatus.DELIVERED else item.get("err_code"))
     return {"code": 0, "msg": "成功"}
 
 
-def apply_receipt(provider_id: str, state: NotificationStatus, error_code: str | None,
-                  now: datetime | None = None) -> int:
-    """Move every row with this provider id forward to `state`; returns how many moved (commits).
+HELP_TEXT = ("【邻里】社区值守通知。回复“编号”接单（如 1），“编号D”表示已解决（如 1D）；"
+             "回复 STOP 退订短信，START 恢复。")
+UNKNOWN_TEXT = ("【邻里】本号码未登记为社区值守人员。居民报事请扫描楼道或电梯里的二维码，"
+                "或拨打社区服务电话。")
 
-    Bundled rows share their carrier's id, so one receipt moves them all.
-    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading replies
+
+
+def answer(phone: str, text: str, now: datetime | None = None) -> str:
+    """Act on an SMS from `phone` and return the text to send back (commits)."""
     now = now or clock.now()
-    rows = list(db.session.scalars(
-        sa.select(Notification).where(Notification.provider_id == provider_id)
-        .order_by(Notification.id).with_for_update()))
-    if not rows and provider_id:
-        db.session.add(EarlyReceipt(provider_id=provider_id, status=state,
-                                    error_code=error_code, received_at=now))
-        log.info("receipt %s for %s before any row has that id: kept", state, provider_id)
-    moved = [row for row in rows if RANK[state] > RANK[row.status]]
-    for row in moved:
-        row.status = state
-        row.updated_at = now
-        if state == NotificationStatus.DELIVERED:
-            row.delivered_at = now
-            _delivered(row, now)
-        elif state in (NotificationStatus.UNDELIVERED, NotificationStatus.FAILED):
-            row.error_code = error_code or str(state)
-            _undelivered(row, now)
+    contacts = list(db.session.scalars(
+        sa.select(Contact).where(Contact.address == phone, Contact.channel == Channel.SMS)))
+    if not contacts:
+        return UNKNOWN_TEXT
+    reply = parse(text)
+    if reply.action == Action.STOP:
+        return _stop(contacts, now)
+    if reply.action == Action.START:
+        return _start(contacts)
+    if reply.action == Action.HELP:
+        return HELP_TEXT
+    open_rows = _open_notifications(phone)
+    if reply.action == Action.UNKNOWN:
+        return "【邻里】没看懂您的回复。" + _choices(open_rows)
+    target: Notification | None
+    if reply.code is None:
+        cases = {row.case_id for row in open_rows}
+        if len(cases) != 1:
+            return "【邻里】您有多件待办，请回复编号。" + _choices(open_rows) if cases else (
+                "【邻里】您目前没有待处理的事项。")
+        target = open_rows[0]
+    else:
+        target = next((row for row in open_rows if row.reply_code == reply.code), None)
+        if target is None:
+            return f"【邻里】没有编号为 {reply.code} 的待办事项。" + _choices(open_rows)
+    return _act(target, reply.action, now)
+
+
+def _open_notifications(phone: str) -> list[Notification]:
+    """The rows this phone can still answer, newest first, one per case."""
+    rows = db.session.scalars(
+        sa.select(Notification)
+        .join(Case, Case.id == Notification.case_id)
+        .where(Notification.to_address == phone, Notification.channel == Channel.SMS,
+               Notification.reply_code.is_not(None),
+               Case.status.in_((CaseStatus.OPEN, CaseStatus.ACCEPTED, CaseStatus.ON_SITE)))
+        .order_by(Notification.id.desc()))
+    seen: set[int | None] = set()
+    newest = []
+    for row in rows:
+        if row.case_id not in seen:
+            seen.add(row.case_id)
+            newest.append(row)
+    return newest
+
+
+def _choices(rows: list[Notification]) -> str:
+    if not rows:
+        return "您目前没有待处理的事项。" + HELP_TEXT.removeprefix("【邻里】社区值守通知。")
+    lines = [f"{row.reply_code}：{describe(row.case)}" for row in rows if row.case is not None]
+    code = rows[0].reply_code
+    return "回复编号接单，编号加D表示已解决（如 " + f"{code} 或 {code}D）：\n" + "\n".join(lines)
+
+
+def _act(row: Notification, action: Action, now: datetime) -> str:
+    """Accept or resolve the row's case as its member, and say what happened."""
+    assert row.case is not None and row.case_id is not None and row.member_id is not None
+    case_id, member_id, code = row.case_id, row.member_id, row.reply_code
+    number = row.case.number
+    what = f"{describe(row.case)}（{number}）"
+    try:
+        if action == Action.ACCEPT:
+            case = lifecycle.accept(case_id, member_id, now)
+            if case.accepted_by_id != member_id:
+                return f"【邻里】{what}已由他人接单，谢谢！"
+            return f"【邻里】您已接单：{what}。处理完毕请回复 {code}D。"
+        lifecycle.resolve(case_id, member_id, "短信回复：已解决", now)
+        return f"【邻里】已记录解决：{what}。谢谢您！"
+    except lifecycle.ActionRefused as refused:
+        return f"【邻里】{what}：{refused}"
+
+
+def _stop(contacts: list[Contact], now: datetime) -> str:
+    """The member asked for no more SMS: the contact stops, and staff hear of it."""
+    for contact in contacts:
+        if contact.status != ContactStatus.STOPPED:
+            contact.status = ContactStatus.STOPPED
+            tell_staff(contact.member, "回复了退订（STOP），不再接收短信通知，请联系本人核实",
+                       now, reason="stop")
     db.session.commit()
-    return len(moved)
+    return "【邻里】已退订值守短信通知。回复 START 可恢复。"
 
 
-#: An early receipt whose id no row adopts within this long belongs to no message of ours.
-EARLY_RECEIPTS_KEPT = timedelta(days=1)
-
-
-def apply_early_receipts(provider_id: str) -> int:
-    """Apply the furthest receipt kept for `provider_id`, now that a row has adopted it, at
-    the time it came; returns how many rows moved (commits). The outbox queues this when a
-    send adopts an id that has receipts waiting."""
-    kept = list(db.session.scalars(
-        sa.select(EarlyReceipt).where(EarlyReceipt.provider_id == provider_id)
-        .order_by(EarlyReceipt.id).with_for_update(skip_locked=True)))
-    if not kept:
-        db.session.rollback()
-        return 0
-    furthest = max(kept, key=lambda receipt: RANK[receipt.status])  # the first, among equals
-    state, error_code, at = furthest.status, furthest.error_code, furthest.received_at
-    for receipt in kept:
-        db.session.delete(receipt)
-    db.session.flush()
-    return apply_receipt(provider_id, state, error_code, at)  # commits the deletions with it
-
-
-def apply_adopted_receipts(now: datetime | None = None, limit: int = 500) -> int:
-    """The sweeper's repair: apply the kept receipts whose id a row has adopted (the job the
-    outbox queued was lost, or the row adopted the id while the receipt was being kept), and
-    drop the ones older than `EARLY_RECEIPTS_KEPT`. Returns how many rows moved."""
-    adopted = list(db.session.scalars(
-        sa.select(EarlyReceipt.provider_id)
-        .where(EarlyReceipt.provider_id.in_(
-            sa.select(Notification.provider_id).where(Notification.provider_id.is_not(None))))
-        .group_by(EarlyReceipt.provider_id)
-        .limit(limit)))
-    db.session.rollback()
-    moved = sum(apply_early_receipts(provider_id) for provider_id in adopted)
-    db.session.execute(sa.delete(EarlyReceipt).where(
-        EarlyReceipt.received_at < (now or clock.now()) - EARLY_RECEIPTS_KEPT))
+def _start(contacts: list[Contact]) -> str:
+    for contact in contacts:
+        if contact.status == ContactStatus.STOPPED:
+            contact.status = ContactStatus.OK
     db.session.commit()
-    return moved
-
-
-def _delivered(row: Notification, now: datetime) -> None:
-    """The first delivered alert is the case's first-delivered milestone."""
-    if row.case_id is None or row.purpose != Purpose.ALERT:
-        return
-    # An UPDATE's result is a CursorResult (it has rowcount); Session.execute is typed as
-    # returning the general Result whatever the statement.
-    first = cast(sa.CursorResult[Any], db.session.execute(
-        sa.update(Case).where(Case.id == row.case_id, Case.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).execution_options(synchronize_session=False)))
-    if first.rowcount and row.case is not None:
-        name = row.member.name if row.member else "—"
-        record(row.case, EventKind.DELIVERED,
-               f"{CHANNEL_NAMES.get(row.channel, '消息')}已送达{name}", at=now,
-               member_id=row.member_id, notification=row.id)
-
-
-def _undelivered(row: Notification, now: datetime) -> None:
-    if row.case is not None:
-        name = row.member.name if row.member else "—"
-        record(row.case, EventKind.SEND_FAILED,
-               f"发给{name}的{CHANNEL_NAMES.get(row.channel, '消息')}未能送达"
-               f"（{row.error_code}）", at=now, member_id=row.member_id, notification=row.id,
-               error_code=row.error_code)
-    fallback.after_failure(row, now)
+    return "【邻里】已恢复值守短信通知。" + HELP_TEXT.removeprefix("【邻里】社区值守通知。")

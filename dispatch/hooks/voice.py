@@ -29,12 +29,14 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from dispatch import cases, clock, escalation, security
-from dispatch.cases import EventKind, record
+from dispatch import clock, security
+from dispatch.case import lifecycle
+from dispatch.case.report import file_report
+from dispatch.case.timeline import EventKind, record
 from dispatch.channels.twilio_client import public_url
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.hooks.sms import apply_receipt, twilio_signed, twiml
+from dispatch.hooks.sms import twilio_signed, twiml
 from dispatch.models import (
     Channel,
     Community,
@@ -50,7 +52,8 @@ from dispatch.models import (
     Sticker,
     StickerStatus,
 )
-from dispatch.replies import describe
+from dispatch.outbox.receipts import apply_receipt
+from dispatch.outbox.replies import describe
 from dispatch.resident import phones
 from dispatch.roster import duty, routing
 from qr import codes
@@ -137,7 +140,7 @@ def open_call(place: Place, caller: str, call_sid: str, *, sticker_id: int | Non
     """File the call as a report and fix the plan of whom to ring (commits)."""
     now = now or clock.now()
     sticker = db.session.get(Sticker, sticker_id) if sticker_id else None
-    filed = cases.file_report(place, call_category(place), kind=ReportKind.CALL,
+    filed = file_report(place, call_category(place), kind=ReportKind.CALL,
                               callback_phone=phones.try_normalise(caller), sticker=sticker,
                               now=now)
     report = filed.report
@@ -236,8 +239,8 @@ def whisper_answer() -> Response:
                                                                     .total_seconds()))
     db.session.commit()
     # Taken or solved meanwhile: still worth talking to the resident.
-    with contextlib.suppress(escalation.ActionRefused):
-        escalation.accept(report.case_id, step["member"], now)
+    with contextlib.suppress(lifecycle.ActionRefused):
+        lifecycle.accept(report.case_id, step["member"], now)
     return twiml(response)  # an empty document: the call is bridged
 
 
@@ -361,9 +364,9 @@ def alert_answer() -> Response:
         response.hangup()
         return twiml(response)
     try:
-        escalation.accept(notification.case_id or 0, notification.member_id or 0, now)
+        lifecycle.accept(notification.case_id or 0, notification.member_id or 0, now)
         say(response, "已为您接单，详情请查看短信。谢谢，再见。")
-    except escalation.ActionRefused as refused:
+    except lifecycle.ActionRefused as refused:
         say(response, f"{refused}。再见。")
     response.hangup()
     return twiml(response)

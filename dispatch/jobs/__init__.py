@@ -1,17 +1,21 @@
-"""Running background jobs: RQ on Redis when `REDIS_URL` is set, an in-process runner otherwise.
+"""Background jobs: RQ on Redis when `REDIS_URL` is set, an in-process runner otherwise.
 
-Jobs are named by their dotted path and take plain arguments, so the same job can run in an
-RQ worker, in the embedded runner, or be called directly by the sweeper. The database holds
-what must happen and when; a job is only the fast path, and losing one delays the work by at
-most one sweep (see `dispatch.jobs.sweeper`).
+A job is a name from `Job` and plain arguments, so the same job can run in an RQ worker, in
+the embedded runner, or be called directly by the sweeper. What each name runs is one table,
+`dispatch.jobs.table`, registered when the app is built; nothing here imports the work itself.
+The database holds what must happen and when; a job is only the fast path, and losing one
+delays the work by at most one sweep (see `dispatch.jobs.sweeper`).
+
+This package's own module is the runner; `table` names the jobs, `sweeper` repairs what lost
+jobs missed, `reconcile` checks the records against each other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import enum
 import heapq
-import importlib
 import itertools
 import logging
 import math
@@ -20,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +32,7 @@ from typing import Any
 import rq
 import sqlalchemy as sa
 from flask import Flask, current_app
+from redis import Redis
 from rq import worker_registration
 from rq.exceptions import DuplicateJobError
 from rq.scheduler import RQScheduler
@@ -40,19 +45,51 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "linli"
 #: Workers take jobs from this queue before any in `QUEUE_NAME`; it holds the ladder steps.
-STEPS_QUEUE_NAME = "linli-steps"
-#: A ladder step: decides who to tell about a case and sends them (`dispatch.escalation`).
 #: Steps go first because each one sends its case's first message itself; a burst of
 #: messages queued for earlier cases must not hold back the first word about a new one.
-STEP_JOB = "dispatch.escalation.run_step"
-#: Called by the runner every sweep interval; `dispatch.jobs.sweeper` registers itself here.
-SWEEP_JOB = "dispatch.jobs.sweeper.sweep"
+STEPS_QUEUE_NAME = "linli-steps"
+
+
+class Job(enum.StrEnum):
+    """The jobs there are; `dispatch.jobs.table` says what each runs."""
+
+    STEP = "step"  # a case's due ladder step (case_id, token)
+    SEND = "send"  # one outbox row (notification_id)
+    EARLY_RECEIPTS = "early_receipts"  # receipts that came before their row had the id
+    SWEEP = "sweep"  # the sweeper: repairs what lost jobs missed
+
+
+_TABLE: dict[str, Callable[..., Any]] = {}
+
+
+def register(table: Mapping[str, Callable[..., Any]]) -> None:
+    """Say what each job name runs (`dispatch.jobs.table`, when the app is built)."""
+    _TABLE.update(table)
+
+
+def step_job_id(case_id: int, token: int, *, at_once: bool = False) -> str:
+    """The id a case's step job is queued under: one job per step, however often it is queued
+    (the sweeper looks for it too, before queuing one of its own). `at_once` names the job
+    that brings a step forward, which must not collide with the one already queued for later.
+    """
+    return f"step-{case_id}-{token}" + ("-now" if at_once else "")
+
+
+def send_job_id(notification_id: int, attempts: int) -> str:
+    """The id of the job that sends a row after `attempts` attempts (the first, a retry)."""
+    return f"send-{notification_id}-{attempts}"
+
+
+def held_job_id(notification_id: int, until: datetime) -> str:
+    """The id of the job that sends a row held back by pacing until `until`."""
+    return f"send-{notification_id}-held-{int(until.timestamp())}"
+
 
 _worker_app: Flask | None = None
 
 
-def run(path: str, *args: Any) -> Any:
-    """Run the job at `path` in an app context of its own; the entry point RQ workers execute.
+def run(name: str, *args: Any) -> Any:
+    """Run the job `name` in an app context of its own; the entry point RQ workers execute.
 
     A fresh context is a fresh database session, so a job never inherits another job's
     half-finished transaction, whichever worker class runs it.
@@ -61,7 +98,7 @@ def run(path: str, *args: Any) -> Any:
     a ladder step's messages go out from the worker that decided them, without a trip through
     Redis and a job of their own each.
     """
-    func = _resolve(path)
+    func = _resolve(name)
     with worker_app().app_context():
         follow_ups: list[_FollowUp] = []
         db.session.info[_FOLLOW_UPS] = follow_ups
@@ -90,26 +127,23 @@ def _run_follow_ups(follow_ups: list[_FollowUp], budget: float) -> None:
     deadline = time.monotonic() + budget
     ran = 0
     while follow_ups:
-        path, args, job_id = follow_ups.pop(0)
+        name, args, job_id = follow_ups.pop(0)
         if time.monotonic() >= deadline or (ran and runner(current_app).steps_waiting()):
-            enqueue(path, *args, job_id=job_id)
+            enqueue(name, *args, job_id=job_id)
             continue
         ran += 1
         try:
-            _resolve(path)(*args)
+            _resolve(name)(*args)
         except Exception:
             db.session.rollback()
             deadline = 0.0
-            log.exception("job %s%r failed; the sweeper will retry it", path, args)
+            log.exception("job %s%r failed; the sweeper will retry it", name, args)
 
 
 def worker_app() -> Flask:
-    """The app of a worker process, built once per process (before RQ forks per job)."""
-    global _worker_app
+    """The app of a worker process: `flask worker` sets it before RQ forks per job."""
     if _worker_app is None:
-        from app import create_app
-
-        _worker_app = create_app()
+        raise RuntimeError("no app for jobs: run workers with `flask --app app worker`")
     return _worker_app
 
 
@@ -119,19 +153,20 @@ def set_worker_app(app: Flask) -> None:
     _worker_app = app
 
 
-def _resolve(path: str) -> Callable[..., Any]:
-    module, _, name = path.rpartition(".")
-    found: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    return found
+def _resolve(name: str) -> Callable[..., Any]:
+    try:
+        return _TABLE[name]
+    except KeyError:
+        raise LookupError(f"no job named {name!r}: see dispatch.jobs.table") from None
 
 
-def enqueue(path: str, *args: Any, at: datetime | None = None, job_id: str | None = None) -> None:
-    """Queue the job at `path` to run now or at `at` (aware UTC) on this app's runner.
+def enqueue(name: str, *args: Any, at: datetime | None = None, job_id: str | None = None) -> None:
+    """Queue the job `name` to run now or at `at` (aware UTC) on this app's runner.
 
     Call this only after the transaction that decided the work has committed, so a worker
     never looks for a row that is not there yet.
     """
-    runner(current_app).enqueue(path, args, at=at, job_id=job_id)
+    runner(current_app).enqueue(name, args, at=at, job_id=job_id)
 
 
 def workers_listening() -> bool:
@@ -151,7 +186,7 @@ def on_rq() -> bool:
     return isinstance(runner(current_app), RQRunner)
 
 
-def requeue(path: str, *args: Any, job_id: str, queued_as: Sequence[str] = ()) -> bool:
+def requeue(name: str, *args: Any, job_id: str, queued_as: Sequence[str] = ()) -> bool:
     """Hand overdue work the sweeper found back to the workers, as a job `job_id`, unless a
     job for it is still waiting in a queue (`job_id`, or one of the fast path's `queued_as`):
     then it is only late, and a second job would only add to the backlog it is late in.
@@ -161,10 +196,10 @@ def requeue(path: str, *args: Any, job_id: str, queued_as: Sequence[str] = ()) -
     Workers take the work in queue order, steps first; a sweeper doing it itself would compete
     with them for the processors, the new cases' steps included, exactly when they are busy.
     """
-    return runner(current_app).requeue(path, args, job_id=job_id, queued_as=queued_as)
+    return runner(current_app).requeue(name, args, job_id=job_id, queued_as=queued_as)
 
 
-def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
+def enqueue_after_commit(name: str, *args: Any, at: datetime | None = None,
                          job_id: str | None = None) -> None:
     """Queue the job once the current database transaction commits; drop it on rollback.
 
@@ -174,7 +209,7 @@ def enqueue_after_commit(path: str, *args: Any, at: datetime | None = None,
     step are written in the deciding transaction, and their jobs only exist if it committed.
     """
     pending = db.session.info.setdefault(_AFTER_COMMIT, [])
-    pending.append((path, args, at, job_id))
+    pending.append((name, args, at, job_id))
 
 
 _AFTER_COMMIT = "linli.after_commit"
@@ -187,11 +222,11 @@ _FollowUp = tuple[str, tuple[Any, ...], "str | None"]
 
 def _enqueue_committed(session: Session) -> None:
     follow_ups = session.info.get(_FOLLOW_UPS)
-    for path, args, at, job_id in session.info.pop(_AFTER_COMMIT, []):
+    for name, args, at, job_id in session.info.pop(_AFTER_COMMIT, []):
         if follow_ups is not None and at is None:
-            follow_ups.append((path, args, job_id))
+            follow_ups.append((name, args, job_id))
         else:
-            enqueue(path, *args, at=at, job_id=job_id)
+            enqueue(name, *args, at=at, job_id=job_id)
 
 
 def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
@@ -208,7 +243,7 @@ def runner(app: Flask) -> EmbeddedRunner | RQRunner:
 class _Scheduled:
     when: float
     seq: int
-    path: str = field(compare=False)
+    name: str = field(compare=False)
     args: tuple[Any, ...] = field(compare=False)
 
 
@@ -230,11 +265,11 @@ class EmbeddedRunner:
         self._stop = threading.Event()
         self.errors = 0
 
-    def enqueue(self, path: str, args: tuple[Any, ...], *, at: datetime | None = None,
+    def enqueue(self, name: str, args: tuple[Any, ...], *, at: datetime | None = None,
                 job_id: str | None = None) -> None:
         when = (at or clock.now()).timestamp()
         with self._lock:
-            heapq.heappush(self._heap, _Scheduled(when, next(self._seq), path, args))
+            heapq.heappush(self._heap, _Scheduled(when, next(self._seq), name, args))
             self._lock.notify()
 
     def drain(self, until: float | None = None) -> int:
@@ -247,7 +282,7 @@ class EmbeddedRunner:
                 if not self._heap or self._heap[0].when > limit:
                     return ran
                 job = heapq.heappop(self._heap)
-            self._run(job.path, job.args)
+            self._run(job.name, job.args)
             ran += 1
 
     def pending(self) -> int:
@@ -262,7 +297,7 @@ class EmbeddedRunner:
         """No: the sweeper runs on this same thread, so it may as well do the work."""
         return False
 
-    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str,
+    def requeue(self, name: str, args: tuple[Any, ...], *, job_id: str,
                 queued_as: Sequence[str] = ()) -> bool:
         """Never: see `workers_listening`."""
         return False
@@ -294,7 +329,7 @@ class EmbeddedRunner:
         next_sweep = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() >= next_sweep:
-                self._run(SWEEP_JOB, ())
+                self._run(Job.SWEEP, ())
                 next_sweep = time.monotonic() + interval
             self.drain()
             with self._lock:
@@ -303,14 +338,14 @@ class EmbeddedRunner:
                 self._lock.wait(timeout=max(0.0, min(next_sweep - time.monotonic(), next_job,
                                                      interval)))
 
-    def _run(self, path: str, args: tuple[Any, ...]) -> None:
+    def _run(self, name: str, args: tuple[Any, ...]) -> None:
         try:
             with self.app.app_context():
-                _resolve(path)(*args)
+                _resolve(name)(*args)
         except Exception:
             # A failed job must not kill the runner; the sweeper retries from the database.
             self.errors += 1
-            log.exception("job %s%r failed", path, args)
+            log.exception("job %s%r failed", name, args)
 
 
 class RQRunner:
@@ -319,13 +354,10 @@ class RQRunner:
     kind = "rq"
 
     def __init__(self, app: Flask) -> None:
-        from redis import Redis
-        from rq import Queue
-
         self.app = app
         self.redis = Redis.from_url(app.config["REDIS_URL"])
-        self.steps = Queue(STEPS_QUEUE_NAME, connection=self.redis)
-        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+        self.steps = rq.Queue(STEPS_QUEUE_NAME, connection=self.redis)
+        self.queue = rq.Queue(QUEUE_NAME, connection=self.redis)
 
     @property
     def queues(self) -> list[rq.Queue]:
@@ -368,7 +400,7 @@ class RQRunner:
             worker_registration.unregister(worker)
         return live
 
-    def requeue(self, path: str, args: tuple[Any, ...], *, job_id: str,
+    def requeue(self, name: str, args: tuple[Any, ...], *, job_id: str,
                 queued_as: Sequence[str] = ()) -> bool:
         """See `jobs.requeue`. The sweeper's own job may also be running (then nothing is
         queued); a finished or failed one (a database outage) is replaced. A fast-path job
@@ -384,23 +416,23 @@ class RQRunner:
                 return True
             if status is not None:
                 self.redis.delete(key)
-            self._queue_for(path).enqueue(run, path, *args, job_id=job_id, unique=True,
+            self._queue_for(name).enqueue(run, str(name), *args, job_id=job_id, unique=True,
                                           result_ttl=0, failure_ttl=86400)
-            log.warning("%s%r was overdue and no job was left to run it: queued %s", path, args,
+            log.warning("%s%r was overdue and no job was left to run it: queued %s", name, args,
                         job_id)
         except DuplicateJobError:
             return True  # another sweeper queued it just now
         except Exception as exc:
-            log.warning("could not requeue %s%r (%s); doing it here", path, args, exc)
+            log.warning("could not requeue %s%r (%s); doing it here", name, args, exc)
             return False
         return True
 
-    def _queue_for(self, path: str) -> rq.Queue:
-        return self.steps if path == STEP_JOB else self.queue
+    def _queue_for(self, name: str) -> rq.Queue:
+        return self.steps if name == Job.STEP else self.queue
 
-    def enqueue(self, path: str, args: tuple[Any, ...], *, at: datetime | None = None,
+    def enqueue(self, name: str, args: tuple[Any, ...], *, at: datetime | None = None,
                 job_id: str | None = None) -> None:
-        queue = self._queue_for(path)
+        queue = self._queue_for(name)
         options: dict[str, Any] = {"job_id": job_id, "result_ttl": 0, "failure_ttl": 86400}
         if job_id:
             # Without unique=True an id already queued is overwritten and can run twice.
@@ -410,14 +442,14 @@ class RQRunner:
                 # RQ's scheduler keeps whole seconds and would move a job due at 10.7 s at
                 # 10 s; rounding up makes sure a step job never arrives before its row is due.
                 at = datetime.fromtimestamp(math.ceil(at.timestamp()), UTC)
-                queue.enqueue_at(at, run, path, *args, **options)
+                queue.enqueue_at(at, run, str(name), *args, **options)
             else:
-                queue.enqueue(run, path, *args, **options)
+                queue.enqueue(run, str(name), *args, **options)
         except DuplicateJobError:
             return  # the same step is already queued
         except Exception as exc:
             # Redis is only the fast path: the sweeper finds the due row in the database.
-            log.warning("could not enqueue %s%r (%s); the sweeper will pick it up", path, args, exc)
+            log.warning("could not enqueue %s%r (%s); the sweeper will pick it up", name, args, exc)
 
     def start(self) -> None:
         """Nothing to start in the web process: workers are separate processes."""
@@ -567,15 +599,10 @@ def work(app: Flask, *, burst: bool = False, worker_class: str = "fork") -> None
     The scheduler moves `enqueue_at` jobs onto their queue when due; with several workers one
     of them holds the scheduler lock and the others take over if it dies.
     """
-    from redis import Redis
-
-    from dispatch import channels
-
     set_worker_app(app)
-    # Work every horse would otherwise repeat after each fork: mapping the models, building
-    # the senders (a provider SDK's imports cost more than most jobs).
+    # Work every horse would otherwise repeat after each fork: mapping the models (the caller
+    # builds the senders, `channels.prepare`, for the same reason).
     sa.orm.configure_mappers()
-    channels.prepare(app)
     connection = Redis.from_url(app.config["REDIS_URL"])
     worker = WORKER_CLASSES[worker_class](
         [rq.Queue(name, connection=connection) for name in (STEPS_QUEUE_NAME, QUEUE_NAME)],

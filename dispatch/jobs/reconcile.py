@@ -31,10 +31,11 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from dispatch import clock
-from dispatch.cases import EventKind
+from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.models import OPEN_STATUSES, Case, CaseEvent, Notification, NotificationStatus, Report
-from dispatch.outbox import SENDING_TIMEOUT, Purpose
+from dispatch.outbox import Purpose
+from dispatch.outbox.delivery import SENDING_TIMEOUT
 
 #: Events after which a case climbs its ladder afresh.
 NEW_EPISODE = (EventKind.REOPENED, EventKind.ACCEPTED)

@@ -20,10 +20,10 @@ it and on the embedded runner. No worker means none beating (`jobs.WORKER_GONE_A
 none registered: every worker killed or hung (a SIGKILLed worker stays registered for
 minutes), Redis down, or restarted without its data. Then no grace is left to the fast path,
 which no longer exists; with one sweeper and no worker the service keeps sending, slower:
-a step with `escalation.advance`, one case per transaction, claimed with FOR UPDATE SKIP
+a step with `lifecycle.advance`, one case per transaction, claimed with FOR UPDATE SKIP
 LOCKED on PostgreSQL, so a worker or another sweeper busy with a case is skipped rather than
 waited for (SQLite has one writer at a time and no such clause); a message with
-`outbox.send`, which claims its row itself.
+`outbox.delivery.send`, which claims its row itself.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from dispatch import clock, escalation, jobs, outbox
-from dispatch.cases import STEP_JOB, step_job_id
+from dispatch import clock, jobs
+from dispatch.case import lifecycle
 from dispatch.db import db
-from dispatch.hooks import sms as webhooks
 from dispatch.models import Case
+from dispatch.outbox import delivery, receipts
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,16 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
         # its messages due now, and this same sweep sends them.
         grace = timedelta(0)
     steps = sweep_steps(now, grace=grace, queue=queue)
-    recovered = outbox.recover_interrupted(now)
-    webhooks.apply_adopted_receipts(now)
+    recovered = delivery.recover_interrupted(now)
+    receipts.apply_adopted_receipts(now)
     sent = 0
     # No job waits for these: theirs died.
     due: list[tuple[int, list[str]]] = [(row_id, []) for row_id in recovered]
-    for notification_id, queued_as in [*due, *outbox.due(now, grace=grace, limit=BATCH)]:
+    for notification_id, queued_as in [*due, *delivery.due(now, grace=grace, limit=BATCH)]:
         job_id = job_id_for("send", notification_id, at=now)
-        if ((queue and jobs.requeue(outbox.SEND_JOB, notification_id, job_id=job_id,
+        if ((queue and jobs.requeue(jobs.Job.SEND, notification_id, job_id=job_id,
                                     queued_as=queued_as))
-                or outbox.send(notification_id, now) is not None):
+                or delivery.send(notification_id, now) is not None):
             sent += 1
     if steps or sent:
         log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
@@ -89,8 +89,9 @@ def sweep_steps(now: datetime | None = None, *, grace: timedelta = GRACE,
     taken = 0
     for case_id, token in due:
         queued = queue and jobs.requeue(
-            STEP_JOB, case_id, token, job_id=job_id_for("step", case_id, token, at=now),
-            queued_as=[step_job_id(case_id, token), step_job_id(case_id, token, at_once=True)])
+            jobs.Job.STEP, case_id, token, job_id=job_id_for("step", case_id, token, at=now),
+            queued_as=[jobs.step_job_id(case_id, token),
+                       jobs.step_job_id(case_id, token, at_once=True)])
         if queued or _take_step(case_id, now, grace):
             taken += 1
     return taken
@@ -119,6 +120,6 @@ def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:
     assert case.next_step_at is not None  # the WHERE compared it
     log.warning("sweep: case %s step due %s was not taken by a job; taking it now",
                 case.id, case.next_step_at.isoformat())
-    escalation.advance(case, at)
+    lifecycle.advance(case, at)
     db.session.commit()
     return True

@@ -23,10 +23,11 @@ from flask import (
     request,
 )
 
-from dispatch import clock, escalation, links, security
+from dispatch import clock, links, security
+from dispatch.case import lifecycle
+from dispatch.case.lifecycle import ActionRefused
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.escalation import ActionRefused
 from dispatch.links import BadLink, Purpose
 from dispatch.models import (
     OPEN_STATUSES,
@@ -112,11 +113,11 @@ def act(purpose: str, token: str) -> Any:
 
 def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
     if purpose == Purpose.ACCEPT:
-        escalation.accept(case_id, member_id)
+        lifecycle.accept(case_id, member_id)
     elif purpose == Purpose.ON_SITE:
-        escalation.on_site(case_id, member_id)
+        lifecycle.on_site(case_id, member_id)
     elif purpose == Purpose.RESOLVE:
-        escalation.resolve(case_id, member_id, request.form.get("note", ""))
+        lifecycle.resolve(case_id, member_id, request.form.get("note", ""))
     elif purpose == Purpose.HAND_OVER:
         # Only to a colleague the page offered: someone answering for the case's place.
         case, member = db.session.get_one(Case, case_id), db.session.get_one(Member, member_id)
@@ -124,9 +125,9 @@ def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
         to_member = security.number(request.form.get("to_member"))
         if to_member not in offered:
             raise ActionRefused("请选择要转交的同事")
-        escalation.hand_over(case_id, member_id, to_member)
+        lifecycle.hand_over(case_id, member_id, to_member)
     elif purpose == Purpose.ESCALATE:
-        escalation.escalate_now(case_id, member_id)
+        lifecycle.escalate(case_id, member_id=member_id)
 
 
 def open_cases(member: Member) -> list[Case]:

@@ -43,7 +43,7 @@ from dispatch.models import (
     NotificationStatus,
     Resolution,
 )
-from dispatch.outbox import SENDING_TIMEOUT
+from dispatch.outbox.delivery import SENDING_TIMEOUT
 
 bp = Blueprint("prometheus", __name__)
 

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from dispatch import clock
-from dispatch.cases import EventKind
+from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
 from dispatch.resident import i18n

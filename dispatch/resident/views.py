@@ -31,7 +31,9 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from dispatch import callbacks, cases, clock, security
+from dispatch import clock, security
+from dispatch.case import lifecycle
+from dispatch.case.report import Filed, file_report
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import (
@@ -99,7 +101,7 @@ def message(code: str) -> Any:
     if not form.validate():
         return _show_sticker(found, form, status=422)
     assert form.category.data is not None  # validate_category took one of the codes
-    filed = cases.file_report(found.place, form.category.data, text=form.text.data or None,
+    filed = file_report(found.place, form.category.data, text=form.text.data or None,
                               callback_phone=form.e164, anonymous=form.anonymous.data,
                               sticker=found, client_hash=_client_hash(),
                               photos=photos.rows(form.ready_photos))
@@ -120,7 +122,7 @@ def me_too(code: str, case_id: int) -> Any:
         return _show_sticker(found, _message_form(found, bound=False), status=404,
                              problem=_("没有找到这个问题。请看下面的列表，或者留言反映。"))
     # If the case closed meanwhile, file_report opens a new one: the problem is back.
-    filed = cases.file_report(found.place, case.category, kind=ReportKind.ME_TOO, join=case,
+    filed = file_report(found.place, case.category, kind=ReportKind.ME_TOO, join=case,
                               sticker=found, client_hash=_client_hash())
     return _to_receipt(filed)
 
@@ -187,7 +189,7 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         **_hotline(community)), status
 
 
-def _to_receipt(filed: cases.Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's
+def _to_receipt(filed: Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's
     """Remember which report is this resident's, for the receipt, and go there (303)."""
     session["receipt"] = {"case": filed.case.id, "report": filed.report.id,
                           "opened": filed.opened}
@@ -263,8 +265,8 @@ def callback(token: str) -> Any:
     if not form.validate():
         return _show_status(case, form, status=422)
     try:
-        answered = callbacks.answer(case, **form.answers)
-    except callbacks.NotAwaitingCallback:
+        answered = lifecycle.answer_callback(case, **form.answers)
+    except lifecycle.NotAwaitingCallback:
         flash(_("这个案件现在不需要回访，谢谢您。"))
         return redirect(back, 303)
     if answered.joined:

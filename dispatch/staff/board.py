@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from sqlalchemy.orm import selectinload
 
 from dispatch import clock, security
+from dispatch.case import lifecycle
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import (
@@ -27,13 +29,38 @@ from dispatch.models import (
 )
 from dispatch.resident import photos
 from dispatch.staff import audit, scope
-from dispatch.staff import cases as casework
 from dispatch.staff.auth import login_required, may_see
 
 bp = Blueprint("board", __name__, url_prefix="/staff/cases")
 
 #: Seconds between refreshes of the live board.
 REFRESH_SECONDS = 30
+
+
+def overdue(case: Case, now: datetime) -> str | None:
+    """Why an open case is overdue, or None: the board lists these first.
+
+    Not accepted within the first rung's time (`rung_minutes` of its policy snapshot), not on
+    site within `on_site_minutes` of acceptance, or declared stuck by the ladder.
+    """
+    if case.stuck_at is not None and case.accepted_at is None:
+        return "无人接单"
+    minutes = case.policy.get("rung_minutes")
+    if case.accepted_at is None:
+        if minutes is not None and now - case.reported_at > timedelta(minutes=minutes):
+            return "超时未接单"
+        return None
+    site = case.policy.get("on_site_minutes")
+    if (case.status == CaseStatus.ACCEPTED and site is not None
+            and now - case.accepted_at > timedelta(minutes=site)):
+        return "超时未到场"
+    return None
+
+
+def board_order(cases: list[Case], now: datetime) -> list[Case]:
+    """Overdue cases first, then the rest; oldest first within each."""
+    return sorted(cases, key=lambda c: (overdue(c, now) is None, c.reported_at, c.id))
+
 
 
 @bp.get("/")
@@ -43,12 +70,12 @@ def index() -> Any:
     now = clock.now()
     query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES))).options(
         selectinload(Case.place).selectinload(Place.parent), selectinload(Case.accepted_by))
-    open_cases = casework.board_order(list(db.session.scalars(query)), now)
+    open_cases = board_order(list(db.session.scalars(query)), now)
     waiting = list(db.session.scalars(scope.visible_cases(
         sa.select(Case).where(Case.status == CaseStatus.RESOLVED))
         .order_by(Case.resolved_at).limit(50)))
     return render_template("staff/board.html", cases=open_cases, waiting=waiting, now=now,
-                           overdue=casework.overdue, categories=_category_names(),
+                           overdue=overdue, categories=_category_names(),
                            refresh=REFRESH_SECONDS)
 
 
@@ -73,7 +100,7 @@ def show(case_id: int) -> Any:
     return render_template(
         "staff/case.html", case=case, merged=merged, reports=reports, events=events,
         staff_names=staff_names, notifications=notifications, callbacks=callbacks,
-        overdue=casework.overdue(case, clock.now()), categories=_category_names(),
+        overdue=overdue(case, clock.now()), categories=_category_names(),
         members=_members_for(case))
 
 
@@ -119,7 +146,7 @@ def photo_thumbnail(photo_id: int) -> Any:
 def note(case_id: int) -> Any:
     """Add a staff note to the timeline."""
     case = scope.case_or_404(case_id)
-    return _act(case, "case.note", lambda: casework.add_note(
+    return _act(case, "case.note", lambda: lifecycle.add_note(
         case, g.staff, request.form.get("text", "")), "备注已添加")
 
 
@@ -129,7 +156,7 @@ def close(case_id: int) -> Any:
     """Close as fixed or as not fixed."""
     case = scope.case_or_404(case_id, lock=True)
     fixed = request.form.get("fixed") == "1"
-    return _act(case, "case.close", lambda: casework.close(
+    return _act(case, "case.close", lambda: lifecycle.close(
         case, g.staff, fixed=fixed, note=request.form.get("note", "")),
         "已办结（已解决）" if fixed else "已办结（未解决）", fixed=fixed)
 
@@ -144,7 +171,7 @@ def merge(case_id: int) -> Any:
         flash("请输入案件编号 / Enter a case number")
         return redirect(url_for(".show", case_id=case.id))
     into = scope.case_or_404(int(wanted), lock=True)
-    return _act(case, "case.merge", lambda: casework.merge(case, into, g.staff),
+    return _act(case, "case.merge", lambda: lifecycle.merge(case, into, g.staff),
                 f"已并入 {into.number}", into=into.number)
 
 
@@ -152,16 +179,15 @@ def merge(case_id: int) -> Any:
 @login_required(write=True)
 def callback(case_id: int) -> Any:
     """Record the resident's answer to a 回访 made by telephone."""
-    from dispatch import callbacks
-
     case = scope.case_or_404(case_id)
     try:
         solved = Solved(request.form.get("solved", ""))
         stars = int(request.form["satisfaction"]) if request.form.get("satisfaction") else None
         audit.log("case.callback", case.number, solved=str(solved), satisfaction=stars)
-        answered = callbacks.answer(case, solved=solved, contacted=True, satisfaction=stars,
-                                    comment=request.form.get("comment") or None)
-    except (ValueError, callbacks.NotAwaitingCallback):
+        answered = lifecycle.answer_callback(case, solved=solved, contacted=True,
+                                             satisfaction=stars,
+                                             comment=request.form.get("comment") or None)
+    except (ValueError, lifecycle.NotAwaitingCallback):
         db.session.rollback()
         flash("无法记录回访：案件不在待回访状态或填写有误 / Cannot record this callback")
         return redirect(url_for(".show", case_id=case_id))
@@ -177,7 +203,7 @@ def _act(case: Case, action: str, change: Any, done: str, *, logged: bool = Fals
     """
     try:
         change()
-    except casework.CaseActionError as exc:
+    except lifecycle.ActionRefused as exc:
         db.session.rollback()
         flash(str(exc))
         return redirect(url_for(".show", case_id=case.id))
@@ -209,7 +235,7 @@ def reassign(case_id: int) -> Any:
             member):
         abort(404)
     audit.log("case.reassign", case.number, member=member.code)
-    return _act(case, "case.reassign", lambda: casework.reassign(case, member, g.staff),
+    return _act(case, "case.reassign", lambda: lifecycle.reassign(case, member, g.staff),
                 f"已改派给 {member.name}", logged=True)
 
 
@@ -219,5 +245,5 @@ def refer(case_id: int) -> Any:
     """Send the case up to the next rung now, through the dispatch engine."""
     case = scope.case_or_404(case_id, lock=True)
     audit.log("case.refer", case.number, rung=case.rung)
-    return _act(case, "case.refer", lambda: casework.refer_up(case, g.staff), "已上报上一级",
+    return _act(case, "case.refer", lambda: lifecycle.refer_up(case, g.staff), "已上报上一级",
                 logged=True)

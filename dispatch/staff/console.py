@@ -14,7 +14,7 @@ from flask import Flask, current_app, g, url_for
 from dispatch import clock
 from dispatch.staff import audit, board, dashboard, roster
 from dispatch.staff import scope as staff_scope
-from dispatch.staff.cases import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
+from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
 
 #: (endpoint, label) of each console section, in menu order; missing endpoints are skipped.
 SECTIONS: tuple[tuple[str, str], ...] = (

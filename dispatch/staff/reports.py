@@ -31,13 +31,13 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
 
 from dispatch import clock, exports, metrics
-from dispatch.cases import EventKind
+from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
 from dispatch.models import Case, CaseEvent, Community, Member, Place, Report, Urgency
 from dispatch.security import without_phones
-from dispatch.staff.cases import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
+from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
 
 URGENCY_NAMES = {Urgency.URGENT: "紧急", Urgency.NORMAL: "一般", Urgency.LOW: "较低"}
 PERCENT, MINUTES, TIME = "0.0%", "0.0", "yyyy-mm-dd hh:mm"

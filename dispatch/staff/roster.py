@@ -17,7 +17,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy.orm import selectinload
 
 from dispatch import clock, security
-from dispatch.community.load import parse_days
+from dispatch.community.days import parse_days
 from dispatch.db import db
 from dispatch.models import (
     ROLE_RUNGS,

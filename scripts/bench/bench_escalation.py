@@ -206,7 +206,6 @@ def run_baseline(app: Flask, rate: float, window: float) -> list[float]:
 def open_cases(app: Flask, count: int, first_due: datetime, spread: float) -> None:
     """`count` open cases at random units and elevators, next steps due across `spread`."""
     from dispatch import jobs
-    from dispatch.cases import STEP_JOB
     from dispatch.community import settings
     from dispatch.db import db
     from dispatch.models import Case, Community, Place, PlaceKind
@@ -232,7 +231,7 @@ def open_cases(app: Flask, count: int, first_due: datetime, spread: float) -> No
         db.session.execute(sa.insert(Case), rows)
         db.session.commit()
         for case_id, due in db.session.execute(sa.select(Case.id, Case.next_step_at)):
-            jobs.enqueue(STEP_JOB, case_id, 0, at=due, job_id=f"step-{case_id}-0")
+            jobs.enqueue(jobs.Job.STEP, case_id, 0, at=due, job_id=f"step-{case_id}-0")
 
 
 def step_lateness(app: Flask, since: datetime, until: datetime) -> list[float]:

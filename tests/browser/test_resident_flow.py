@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 from PIL import Image
 
-from dispatch import escalation
+from dispatch.case import lifecycle
 from dispatch.db import db
 from dispatch.models import Callback, Case, CaseStatus, Member, Photo, Place, PlaceKind, Scan
 from dispatch.models import Sticker as StickerRow
@@ -57,17 +57,17 @@ def _notify_and_accept(live: Live) -> str:
     """The engine takes the first step, then the building's member accepts; their name."""
     with live.app.app_context():
         case = _case(live)
-        escalation.run_step(case.id, case.token)
+        lifecycle.run_step(case.id, case.token)
         responder = _responder(case.place)
-        escalation.accept(case.id, responder.id)
+        lifecycle.accept(case.id, responder.id)
         return responder.display_name
 
 
 def _arrive_and_resolve(live: Live) -> None:
     with live.app.app_context():
         case = _case(live)
-        escalation.on_site(case.id, case.accepted_by_id)
-        escalation.resolve(case.id, case.accepted_by_id, "换了门机控制板")
+        lifecycle.on_site(case.id, case.accepted_by_id)
+        lifecycle.resolve(case.id, case.accepted_by_id, "换了门机控制板")
 
 
 def _leave_a_message(page: Any, photo: Path, shots: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from tests.conftest import PG_URL
-from tests.dispatch.test_reliability import ROOT, SECRET_KEY, descendants
+from tests.dispatch.jobs.test_reliability import ROOT, SECRET_KEY, descendants
 
 SCRIPT = ROOT / "scripts" / "deploy-local"
 #: Every rate limit raised out of reach: all the test traffic comes from one address.

@@ -24,14 +24,15 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from dispatch import clock, jobs, outbox
+from dispatch import clock, jobs
 from dispatch.db import db
 from dispatch.jobs import reconcile
 from dispatch.models import Case, Notification, NotificationStatus, Report
+from dispatch.outbox import delivery
 from qr import codes
 from tests import factories
 from tests.conftest import base_config
-from tests.dispatch.test_reliability import FLASK as FLASK_BIN
+from tests.dispatch.jobs.test_reliability import FLASK as FLASK_BIN
 from tests.fakes.twilio_server import ERRORS, FakeTwilio, Recorded
 from tests.ops.deployment import Deployment, Resident, wait_until
 from tests.ops.services import private_postgres, private_redis
@@ -271,11 +272,11 @@ def test_a_worker_killed_mid_send_loses_nothing_and_its_message_is_looked_up_not
     # After SENDING_TIMEOUT the sweeper hands the interrupted send back; its retry asks Twilio
     # first, finds the message Twilio took, and adopts it instead of sending it again. Until
     # then pacing holds later messages to that phone behind it (docs/deploy.md).
-    bound = outbox.SENDING_TIMEOUT.total_seconds() + 30
+    bound = delivery.SENDING_TIMEOUT.total_seconds() + 30
     wait_until("the sweeper to settle the interrupted message", lambda: settled(load.filed),
                bound - (time.monotonic() - killed_at), 1)
     recovered = time.monotonic() - killed_at
-    assert recovered >= outbox.SENDING_TIMEOUT.total_seconds()
+    assert recovered >= delivery.SENDING_TIMEOUT.total_seconds()
     notes = account_for(fake, load)
     assert [(note.kind, note.notification_id) for note in notes] == [
         ("resent", interrupted.id)], "\n".join(map(str, notes))
@@ -352,7 +353,7 @@ def _postgres_drill(deployment: Deployment, postgres: Any, fake: FakeTwilio) -> 
     # A send the outage cut off between its claim and the provider's answer is "sending" until
     # SENDING_TIMEOUT, like one a crash interrupted, and then sent again (docs/deploy.md).
     wait_until("every ladder and message to finish", lambda: settled(load.filed),
-               outbox.SENDING_TIMEOUT.total_seconds() + 60, 1)
+               delivery.SENDING_TIMEOUT.total_seconds() + 60, 1)
     notes = account_for(fake, load)
     last = max(started for started, _, got in load.timeline if got != 303) - back
     print(f"\npostgres restarted: {load.answers[503]} resident(s) got the 503 page, the last "

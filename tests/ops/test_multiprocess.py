@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch.cases import EventKind, file_report
+from dispatch.case.report import file_report
+from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.jobs import reconcile
 from dispatch.models import Case, CaseEvent, Notification, NotificationStatus

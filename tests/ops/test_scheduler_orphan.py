@@ -20,7 +20,7 @@ import pytest
 from redis import Redis
 
 from dispatch import jobs
-from tests.dispatch.test_reliability import FLASK, ROOT, SECRET_KEY, descendants
+from tests.dispatch.jobs.test_reliability import FLASK, ROOT, SECRET_KEY, descendants
 from tests.ops.deployment import schema_url, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]

@@ -8,17 +8,20 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from dispatch import clock, escalation, links, outbox
-from dispatch.cases import EventKind, file_report
+from dispatch import clock, links, outbox
+from dispatch.case import lifecycle
+from dispatch.case.report import file_report
+from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.models import Case, Channel, Contact, Notification, NotificationStatus
+from dispatch.outbox import delivery
 from tests.factories import member, place
 
 
 def open_case(place_code: str = "TS-B1-U1-E1", category: str = "elevator") -> Case:
     """A resident's report, and the ladder's first step taken: its alerts are in the outbox."""
     filed = file_report(place(place_code), category)
-    escalation.run_step(filed.case.id, filed.case.token, now=clock.now())
+    lifecycle.run_step(filed.case.id, filed.case.token, now=clock.now())
     return db.session.get(Case, filed.case.id)
 
 
@@ -39,7 +42,7 @@ def row_for(case: Case, member_code: str, purpose: str = outbox.Purpose.ALERT,
 
 def send(row: Notification) -> Notification:
     """Send the row now through the outbox, and reload it."""
-    outbox.send(row.id, clock.now())
+    delivery.send(row.id, clock.now())
     db.session.expire_all()
     return db.session.get(Notification, row.id)
 

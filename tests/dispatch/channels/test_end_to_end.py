@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from dispatch import jobs
-from dispatch.cases import file_report
+from dispatch.case.report import file_report
 from dispatch.db import db
 from dispatch.models import Case, CaseStatus, Notification, NotificationStatus
 from tests import factories

@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
-from dispatch import clock, escalation, outbox
-from dispatch.cases import EventKind
+from dispatch import clock
+from dispatch.case import lifecycle
+from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.models import Case, Channel, ContactStatus, NotificationStatus
+from dispatch.outbox import delivery
 from tests.dispatch.channels.helpers import contact, events, open_case, row_for, send
 from tests.factories import member
 from tests.fakes.fixtures import TWILIO_FROM
@@ -54,7 +56,7 @@ def test_an_invalid_number_breaks_the_contact_tells_staff_and_pages_the_next_run
     assert any("立即通知下一级" in m for m in events(case, EventKind.SKIPPED))
     case = db.session.get(Case, case.id)
     assert case.next_step_at <= clock.now()
-    escalation.run_step(case.id, case.token, now=clock.now())
+    lifecycle.run_step(case.id, case.token, now=clock.now())
     assert row_for(case, "D1").rung == 3  # the community duty desk is paged at once
     assert len(fake_twilio.sent("Messages")) == 1  # a refused message is not retried
 
@@ -96,7 +98,7 @@ def test_a_server_error_is_retried_with_backoff_and_sent_once(
     row = send(row_for(open_case(), "E1"))
     assert row.status == NotificationStatus.PENDING and row.error_code == "http-500"
     assert row.next_attempt_at - clock.now() > timedelta(seconds=5)
-    outbox.send(row.id, row.next_attempt_at)
+    delivery.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.status == NotificationStatus.SENT
@@ -109,7 +111,7 @@ def test_a_timeout_after_twilio_took_the_message_adopts_its_sid_instead_of_resen
     row = send(row_for(open_case(), "E1"))
     assert row.status == NotificationStatus.PENDING and row.error_code == "timeout"
     [taken] = fake_twilio.messages
-    outbox.send(row.id, row.next_attempt_at)
+    delivery.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.status == NotificationStatus.SENT and row.provider_id == taken
@@ -123,11 +125,11 @@ def test_while_twilio_cannot_be_asked_after_a_timeout_nothing_is_sent_again(
     row = send(row_for(open_case(), "E1"))
     [taken] = fake_twilio.messages
     fake_twilio.fail_next(http_status=500, resource="Messages")  # the look-up fails too
-    outbox.send(row.id, row.next_attempt_at)
+    delivery.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.status == NotificationStatus.PENDING and row.error_code == "lookup-failed"
-    outbox.send(row.id, row.next_attempt_at)
+    delivery.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.status == NotificationStatus.SENT and row.provider_id == taken
@@ -139,7 +141,7 @@ def test_a_timeout_before_twilio_took_it_is_sent_again_exactly_once(
     fake_twilio.fail_next(hang=2.0, resource="Messages")
     row = send(row_for(open_case(), "E1"))
     assert row.error_code == "timeout" and not fake_twilio.messages
-    outbox.send(row.id, row.next_attempt_at)
+    delivery.send(row.id, row.next_attempt_at)
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.status == NotificationStatus.SENT and list(fake_twilio.messages) == [row.provider_id]
@@ -150,7 +152,7 @@ def test_a_row_with_a_sid_is_never_sent_again_whatever_arrives_later(
     row = send(row_for(open_case(), "E1"))
     fake_twilio.callback(row.provider_id, "failed", error_code=30008)
     for _ in range(2):
-        assert outbox.send(row.id, clock.now() + timedelta(hours=1)) is None
+        assert delivery.send(row.id, clock.now() + timedelta(hours=1)) is None
     assert len(fake_twilio.sent("Messages")) == 1
     assert member("E1").contacts[0].status == ContactStatus.OK
 
@@ -168,15 +170,15 @@ def test_a_send_interrupted_after_twilio_took_it_is_looked_up_not_sent_again(
     def die(*args: object, **kwargs: object) -> None:
         raise Crash
 
-    monkeypatch.setattr(outbox, "_store", die)
+    monkeypatch.setattr(delivery, "_store", die)
     with pytest.raises(Crash):
-        outbox.send(row.id, clock.now())
+        delivery.send(row.id, clock.now())
     monkeypatch.undo()
     db.session.rollback()
     [taken] = fake_twilio.messages
-    later = clock.now() + outbox.SENDING_TIMEOUT + timedelta(seconds=1)
-    assert outbox.recover_interrupted(later) == [row.id]
-    assert outbox.send(row.id, later) == NotificationStatus.SENT
+    later = clock.now() + delivery.SENDING_TIMEOUT + timedelta(seconds=1)
+    assert delivery.recover_interrupted(later) == [row.id]
+    assert delivery.send(row.id, later) == NotificationStatus.SENT
     db.session.expire_all()
     row = db.session.get(type(row), row.id)
     assert row.provider_id == taken

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from flask import Flask
 from openpyxl import Workbook, load_workbook
 
-from dispatch import escalation
-from dispatch.cases import file_report
+from dispatch.case import lifecycle
+from dispatch.case.report import file_report
 from dispatch.community import CommunityFileError, export_file, import_file
 from dispatch.community.files import write
 from dispatch.db import db
@@ -159,7 +159,7 @@ def test_a_control_character_in_a_name_does_not_break_the_monthly_workbook(
     factories.add_staff(imported, "admin", StaffRole.ADMIN)
     with imported.app_context():
         filed = file_report(factories.place("TS-B1-U1-E1"), "elevator", now=DECEMBER)
-        escalation.accept(filed.case.id, factories.member("L1").id, now=DECEMBER)
+        lifecycle.accept(filed.case.id, factories.member("L1").id, now=DECEMBER)
         factories.member("L1").name = "李\x0b建国"  # as an older console let it be typed
         db.session.commit()
     client = imported.test_client()

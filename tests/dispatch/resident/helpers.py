@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from dispatch import clock
-from dispatch.cases import EventKind, record
+from dispatch.case.timeline import EventKind, record
 from dispatch.db import db
 from dispatch.models import Case, CaseStatus, Member
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import cases
+from dispatch.case.report import file_report
 from dispatch.community import import_data, tables_to_data
 from dispatch.db import db
 from dispatch.models import Case, Place, Report
@@ -58,7 +58,7 @@ def _race(app: Flask, work: Any, n: int = 2) -> list[Any]:
 def test_simultaneous_reports_make_one_case_with_two_reports(pg_app: Flask, pg_community: int,
                                                              category: str) -> None:
     filed = _race(pg_app, lambda i, place: (
-        lambda f: (f.case.id, f.opened))(cases.file_report(place, category, text=f"居民{i}")))
+        lambda f: (f.case.id, f.opened))(file_report(place, category, text=f"居民{i}")))
     assert sorted(opened for _, opened in filed) == [False, True]
     assert len({case_id for case_id, _ in filed}) == 1
     with pg_app.app_context():

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 from PIL import Image
 
-from dispatch import cases
+from dispatch.case.report import file_report
 from dispatch.db import db
 from dispatch.models import Photo, Place
 from dispatch.resident import photos
@@ -105,7 +105,7 @@ def test_a_reports_photos_are_committed_with_the_report(app: Flask, community: i
     with app.app_context():
         place = db.session.scalar(sa.select(Place).where(Place.code == "TS-B1-U1"))
         ready = [photos.reencode(BytesIO(jpeg_with_gps()))]
-        filed = cases.file_report(place, "repair", text="漏水", photos=photos.rows(ready))
+        filed = file_report(place, "repair", text="漏水", photos=photos.rows(ready))
         report_id = filed.report.id
         db.session.remove()  # nothing left pending: what is stored was committed
         stored = db.session.scalars(sa.select(Photo).where(Photo.report_id == report_id)).all()

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import cases, clock
+from dispatch import clock
+from dispatch.case.report import file_report
 from dispatch.community import load_demo
 from dispatch.db import db
-from dispatch.models import Channel, Contact, Member, Notice, Place, PlaceKind, Sticker
+from dispatch.models import Case, Channel, Contact, Member, Notice, Place, PlaceKind, Sticker
 from tests.dispatch.resident.helpers import accept, csrf_token, walk_to_resolved
 
 LIMIT = 30 * 1024
@@ -53,7 +54,7 @@ def _pages(app: Flask, demo: dict[str, str]) -> Iterator[tuple[str, str]]:
     with app.app_context():
         place = db.session.get(Place, place_id)
         for category in ("repair", "safety", "help"):  # a busy lift: several open problems
-            cases.file_report(place, category, text="x", callback_phone="+8613912345678")
+            file_report(place, category, text="x", callback_phone="+8613912345678")
     for lang in ("zh", "en"):
         client.get(f"/lang/{lang}?next=/")
         for kind, code in demo.items():
@@ -63,10 +64,10 @@ def _pages(app: Flask, demo: dict[str, str]) -> Iterator[tuple[str, str]]:
         yield f"live ({lang})", client.get(f"{status}/live").get_data(as_text=True)
         yield f"unknown code ({lang})", client.get("/S/AAAAAAAAAAAA").get_data(as_text=True)
     with app.app_context():
-        case_id = db.session.scalar(sa.select(cases.Case.id).where(
-            cases.Case.category == "elevator"))
+        case_id = db.session.scalar(sa.select(Case.id).where(
+            Case.category == "elevator"))
         member = db.session.scalar(sa.select(Member).where(Member.kind == "party_member"))
-        case = db.session.get(cases.Case, case_id)
+        case = db.session.get(Case, case_id)
         accept(case, member)
         yield "status accepted", client.get(status).get_data(as_text=True)
         walk_to_resolved(case_id, member.code)

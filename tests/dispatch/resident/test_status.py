@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from dispatch import clock
-from dispatch.cases import EventKind, record
+from dispatch.case.timeline import EventKind, record
 from dispatch.db import db
 from dispatch.models import Callback, Case, CaseStatus, Member, Resolution
 from tests.dispatch.resident.helpers import Resident, accept, receipt_token, walk_to_resolved

@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import cases, clock
+from dispatch import clock
+from dispatch.case.report import file_report
 from dispatch.db import db
-from dispatch.models import Notice, Place, Scan
+from dispatch.models import Case, Notice, Place, Scan
 from dispatch.resident import scans
 from qr import codes
 from qr.printing import sticker_label
@@ -101,7 +102,7 @@ def test_building_notices_show_on_its_units_and_elevators_only_while_in_force(
 def test_open_cases_at_the_place_are_listed_with_a_me_too_button(app: Flask,
                                                                  resident: Resident) -> None:
     with app.app_context():
-        filed = cases.file_report(_place("TS-B1-U1-E1"), "elevator", text="电梯卡在5楼")
+        filed = file_report(_place("TS-B1-U1-E1"), "elevator", text="电梯卡在5楼")
         case_id = filed.case.id
     html = resident.scan("TS-B1-U1-E1").get_data(as_text=True)
     assert "这里已有邻居反映的问题" in html
@@ -113,11 +114,11 @@ def test_open_cases_at_the_place_are_listed_with_a_me_too_button(app: Flask,
 
 def test_me_too_adds_a_report_to_the_open_case(app: Flask, resident: Resident) -> None:
     with app.app_context():
-        case_id = cases.file_report(_place("TS-B1-U1-E1"), "elevator").case.id
+        case_id = file_report(_place("TS-B1-U1-E1"), "elevator").case.id
     response = resident.me_too(case_id)
     assert response.status_code == 303
     with app.app_context():
-        case = db.session.get(cases.Case, case_id)
+        case = db.session.get(Case, case_id)
         assert case.report_count == 2
         assert [r.kind.value for r in case.reports] == ["message", "me_too"]
         assert case.public_token in response.headers["Location"]
@@ -125,12 +126,12 @@ def test_me_too_adds_a_report_to_the_open_case(app: Flask, resident: Resident) -
 
 def test_me_too_on_a_case_of_another_place_files_nothing(app: Flask, resident: Resident) -> None:
     with app.app_context():
-        case_id = cases.file_report(_place("TS-B2-U1"), "repair").case.id
+        case_id = file_report(_place("TS-B2-U1"), "repair").case.id
     response = resident.me_too(case_id, place="TS-B1-U1")
     assert response.status_code == 404
     assert "没有找到这个问题" in response.get_data(as_text=True)
     with app.app_context():
-        assert db.session.get(cases.Case, case_id).report_count == 1
+        assert db.session.get(Case, case_id).report_count == 1
 
 
 def test_every_view_is_recorded_as_a_scan(app: Flask, resident: Resident) -> None:
@@ -181,7 +182,7 @@ def test_a_revoked_sticker_files_nothing_and_reaches_no_member(app: Flask,
     assert posted.status_code == called.status_code == 404
     scans.flush(app)
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count(cases.Case.id))) == 0
+        assert db.session.scalar(sa.select(sa.func.count(Case.id))) == 0
         assert [s.action for s in db.session.scalars(sa.select(Scan).order_by(Scan.id))] == [
             "view", "revoked", "revoked"]
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dispatch.cases import EventKind, record
+from dispatch.case.timeline import EventKind, record
 from dispatch.community import import_data, tables_to_data
 from dispatch.community.settings import category, policy
 from dispatch.db import db
@@ -64,7 +64,7 @@ def make_case(place: str, category_code: str, reported: datetime, *,
     """A case with milestones at the given offsets from `reported`, and its callbacks in order.
 
     `texts` are the residents' reports (one a minute from `reported`); `note` is what the
-    member wrote when resolving, on a RESOLVED timeline line as `escalation.resolve` writes it.
+    member wrote when resolving, on a RESOLVED timeline line as `lifecycle.resolve` writes it.
     """
     spot = db.session.scalar(sa.select(Place).where(Place.code == place))
     community = spot.community

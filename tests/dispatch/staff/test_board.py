@@ -12,7 +12,7 @@ from flask import Flask
 from PIL import Image
 
 from dispatch import clock
-from dispatch.cases import file_report
+from dispatch.case.report import file_report
 from dispatch.db import db
 from dispatch.models import (
     AuditLog,
@@ -29,7 +29,7 @@ from dispatch.models import (
     Resolution,
 )
 from dispatch.resident import photos
-from dispatch.staff import cases as casework
+from dispatch.staff import board
 from tests import factories
 from tests.dispatch.staff.conftest import case_row, client_for, post
 from tests.dispatch.staff.history import make_case
@@ -59,8 +59,8 @@ def test_overdue_follows_the_case_policy_snapshot(app: Flask, console: dict[str,
     with app.app_context():
         urgent = make_case("TS-B1-U1-E1", "elevator", now - timedelta(minutes=6))
         normal = make_case("TS-B1-U1", "repair", now - timedelta(minutes=6))
-        assert casework.overdue(urgent, now) == "超时未接单"  # 5 minutes for urgent
-        assert casework.overdue(normal, now) is None  # 30 minutes for normal
+        assert board.overdue(urgent, now) == "超时未接单"  # 5 minutes for urgent
+        assert board.overdue(normal, now) is None  # 30 minutes for normal
 
 
 def test_the_case_page_shows_timeline_reports_photos_and_deliveries(

@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from flask import Flask
 from openpyxl import load_workbook
 
-from dispatch import escalation
-from dispatch.cases import file_report
+from dispatch.case import lifecycle
+from dispatch.case.report import file_report
 from dispatch.db import db
 from dispatch.models import Case, StaffUser
-from dispatch.staff import cases as casework
 from tests import factories
 from tests.dispatch.staff.conftest import client_for
 from tests.dispatch.staff.history import EXPECTED, busy_month, local
@@ -188,11 +187,11 @@ def test_the_case_sheet_quotes_the_residents_and_the_outcome_without_phone_numbe
                             now=local("03-29 19:00"))
         file_report(lamp, "repair", text="我家门口也黑", now=local("03-29 19:30"))
         file_report(lamp, "repair", now=local("03-29 19:40"))  # a report without words
-        escalation.resolve(filed.case.id, factories.member("L1").id,
+        lifecycle.resolve(filed.case.id, factories.member("L1").id,
                            "换了灯泡，有事打0752-2345678", now=local("03-30 09:00"))
         waiting = db.session.get(Case, console["cases"]["F"])
         staff = db.session.scalar(sa.select(StaffUser).where(StaffUser.username == "admin"))
-        casework.close(waiting, staff, fixed=False, note="居民已搬走，电话13900001111停机",
+        lifecycle.close(waiting, staff, fixed=False, note="居民已搬走，电话13900001111停机",
                        now=local("03-31 10:00"))
         db.session.commit()
     book = load_workbook(io.BytesIO(client_for(app, "admin").get(

@@ -1,0 +1,109 @@
+"""What the ladder says: message bodies and the wording of its timeline lines.
+
+Short, Simplified Chinese, with the place, the category and signed links. SMS bodies are
+written here once, when the message is decided; the outbox keeps them (`Notification.body`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from dispatch import clock, links, words
+from dispatch.community import settings
+from dispatch.db import db
+from dispatch.links import Purpose as Link
+from dispatch.models import Case, Member, Report, Role, StaffUser
+from dispatch.roster import duty, routing
+
+
+def category_name(case: Case) -> str:
+    found = settings.category(case.community, case.category)
+    return found.name if found else case.category
+
+
+def first_text(case: Case) -> str | None:
+    """What the first resident who wrote something said (a busy case has hundreds of reports)."""
+    return db.session.scalar(
+        sa.select(Report.text).where(Report.case_id == case.id, Report.text.is_not(None),
+                                     Report.text != "")
+        .order_by(Report.id).limit(1))
+
+
+def alert_body(case: Case, member: Member, first: str | None, *, repeat: bool) -> str:
+    lines = [f"【邻里{'·催办' if repeat else ''}】{category_name(case)}：{case.place.full_name}"
+             f"（{case.number}）"]
+    if case.report_count > 1:
+        lines.append(f"已有 {case.report_count} 位邻居反映")
+    if first:
+        lines.append(f"“{first[:40]}{'…' if len(first) > 40 else ''}”")
+    lines.append(f"接单：{links.url(Link.ACCEPT, member.id, case.id)}")
+    lines.append(f"详情：{links.url(Link.CASE, member.id, case.id)}")
+    return "\n".join(lines)
+
+
+def taken_body(case: Case, acceptor: Member) -> str:
+    return (f"【邻里】{category_name(case)}：{case.place.full_name} 已由{acceptor.name}接单，"
+            f"您无需前往。谢谢！")
+
+
+def reminder_body(case: Case, member: Member) -> str:
+    return (f"【邻里·提醒】您接单的{category_name(case)}（{case.place.full_name}）尚未到场。\n"
+            f"已到场：{links.url(Link.ON_SITE, member.id, case.id)}\n"
+            f"详情：{links.url(Link.CASE, member.id, case.id)}")
+
+
+def handover_body(case: Case, giver: Member, colleague: Member) -> str:
+    return (f"【邻里】{giver.name}把{category_name(case)}（{case.place.full_name}）"
+            f"转交给您处理。\n"
+            f"详情：{links.url(Link.CASE, colleague.id, case.id)}")
+
+
+def stuck_body(case: Case, member: Member) -> str:
+    return (f"【邻里·告警】{category_name(case)}：{case.place.full_name}（{case.number}）"
+            f"已逐级通知仍无人接单，请安排处理。\n"
+            f"接单：{links.url(Link.ACCEPT, member.id, case.id)}\n"
+            f"详情：{links.url(Link.CASE, member.id, case.id)}")
+
+
+
+
+def assigned_body(case: Case, staff: StaffUser, member: Member) -> str:
+    return (f"【邻里】工作人员{staff.name}把{case.place.full_name}的事项"
+            f"（{case.number}）指派给您，请尽快处理：{links.url(Link.CASE, member.id, case.id)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers for the wording.
+
+
+def role_label(answer: duty.Duty, responder: routing.Responder | None) -> str:
+    if answer.covering_for is not None:
+        return f"代{answer.covering_for.name}"
+    return words.ROLE_NAMES.get(responder.role, str(responder.role)) if responder else "值守人员"
+
+
+def public_role(responder: routing.Responder) -> tuple[str, str]:
+    """Residents hear about the building's party group or the grid's branch, not people."""
+    if responder.role in (Role.LEADER, Role.BACKUP):
+        name = responder.place.org_name if responder.place and responder.place.org_name else None
+        return (name or "楼栋党小组", "the building's party group")
+    if responder.role in (Role.SECRETARY, Role.GRID_MEMBER):
+        name = responder.place.org_name if responder.place and responder.place.org_name else None
+        return (name or "网格党支部", "the grid's party branch")
+    return words.PUBLIC_ROLE_NAMES.get(responder.role, ("值守人员", "the responders"))
+
+
+def duration(wait: timedelta) -> str:
+    minutes = wait.total_seconds() / 60
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes / 60:g} 小时"
+    return f"{minutes:g} 分钟" if minutes >= 1 else f"{wait.total_seconds():g} 秒"
+
+
+def when(at: datetime, zone: ZoneInfo) -> str:
+    """A moment as the ladder's messages say it: 12月7日 周一 08:30."""
+    moment = clock.local(at, zone)
+    return f"{moment.month}月{moment.day}日 {words.WEEKDAY_NAMES[moment.weekday()]} {moment:%H:%M}"

@@ -1,0 +1,197 @@
+"""Jobs: queued only after commit, never early on RQ, and safe in RQ's forked work horses."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+
+import pytest
+import rq
+import sqlalchemy as sa
+from flask import Flask, current_app
+from redis import Redis
+
+from dispatch import clock, jobs
+from dispatch.case.report import file_report
+from dispatch.db import db
+from dispatch.models import CaseEvent, Notification, NotificationStatus
+from tests import factories
+from tests.factories import place
+
+
+def test_a_job_queued_in_a_transaction_runs_only_if_it_commits(app: Flask) -> None:
+    runner = jobs.runner(app)
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        jobs.enqueue_after_commit(jobs.Job.SWEEP)
+        assert runner.pending() == 0
+        db.session.rollback()
+        db.session.commit()
+        assert runner.pending() == 0  # dropped with the rollback
+        db.session.execute(sa.text("SELECT 1"))
+        jobs.enqueue_after_commit(jobs.Job.SWEEP)
+        assert runner.pending() == 0
+        db.session.commit()
+        assert runner.pending() == 1
+
+
+def test_the_embedded_runner_takes_a_new_cases_step_and_sends_in_the_background(
+        app: Flask) -> None:
+    runner = jobs.runner(app)
+    with app.app_context():
+        factories.import_community(factories.dispatch_community())
+        case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        with app.app_context():
+            while time.monotonic() < deadline:
+                sent = db.session.scalars(sa.select(Notification.status)).all()
+                if sent and set(sent) == {NotificationStatus.SENT}:
+                    break
+                db.session.rollback()
+                time.sleep(0.05)
+            assert len(sent) == 2 and set(sent) == {NotificationStatus.SENT}
+            assert db.session.scalar(sa.select(CaseEvent.kind).where(
+                CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc())) == "notified"
+    finally:
+        runner.stop()
+    assert runner.errors == 0
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_scheduled_job_is_never_moved_before_its_time_and_queued_once(rq_app: Flask) -> None:
+    runner = jobs.runner(rq_app)
+    at = clock.now() + timedelta(seconds=30, milliseconds=300)
+    with rq_app.app_context():
+        for _ in range(2):
+            jobs.enqueue(jobs.Job.SWEEP, at=at, job_id="sweep-once")
+    scheduled = runner.redis.zrange(f"rq:scheduled:{jobs.QUEUE_NAME}", 0, -1, withscores=True)
+    # RQ's scheduler keeps whole seconds: the score is rounded up, never down.
+    assert scheduled == [(b"sweep-once", float(math.ceil(at.timestamp())))]
+
+
+def record_backend_pid(key: str) -> None:
+    """A job for the test below: which PostgreSQL backend does the work horse talk to?"""
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    Redis.from_url(current_app.config["REDIS_URL"]).rpush(key, pid)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_forked_work_horse_never_talks_over_the_parents_database_connection(
+        rq_app: Flask) -> None:
+    with rq_app.app_context():
+        parent_pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+        db.session.commit()  # the connection goes back to the pool, where the horse inherits it
+        for n in range(2):
+            jobs.enqueue(f"{__name__}.record_backend_pid", "horse-pids", job_id=f"pid-{n}")
+    jobs.work(rq_app, burst=True)
+    redis = jobs.runner(rq_app).redis
+    horse_pids = [int(p) for p in redis.lrange("horse-pids", 0, -1)]
+    assert len(horse_pids) == 2 and parent_pid not in horse_pids
+    with rq_app.app_context():  # and the parent's pooled connection still works
+        assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == parent_pid
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups: what a job queues for right now runs in the same worker, right after it.
+
+
+def rows_of(case_id: int) -> list[Notification]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Notification).where(
+        Notification.case_id == case_id).order_by(Notification.id)))
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_step_job_sends_its_messages_itself_and_a_send_job_arriving_too_sends_nothing(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    case_id = file_report(place("TS-B1-U1-E1"), "elevator").case.id
+    runner = jobs.runner(rq_app)
+    queue = runner.queue
+    assert (runner.steps.count, queue.count) == (1, 0)  # the step job; no message decided yet
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    rows = rows_of(case_id)
+    assert len(rows) == 2 and {r.status for r in rows} == {NotificationStatus.SENT}
+    assert queue.count == 0  # no send job of their own was queued
+    provider = rq_app.extensions["linli.sender"]
+    assert sorted(m.notification_id for m in provider.sent) == [r.id for r in rows]
+    # The send jobs of the old fast path, or a sweeper, arriving anyway: nothing goes out twice.
+    for row in rows:
+        queue.enqueue(jobs.run, jobs.Job.SEND, row.id)
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert len(provider.sent) == 2
+    assert all(r.attempts == 1 for r in rows_of(case_id))
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_messages_a_step_job_has_no_time_left_for_go_to_the_queue_as_jobs_of_their_own(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    factories.import_community(factories.dispatch_community())
+    case = file_report(place("TS-B1-U1-E1"), "elevator").case
+    case_id, token = case.id, case.token
+    queue = rq.Queue(jobs.QUEUE_NAME, connection=jobs.runner(rq_app).redis)
+    queue.empty()
+    monkeypatch.setattr(jobs, "FOLLOW_UP_SECONDS", 0.0)
+    assert jobs.run(jobs.Job.STEP, case_id, token) is True
+    rows = rows_of(case_id)
+    assert {r.status for r in rows} == {NotificationStatus.PENDING}
+    assert sorted(queue.job_ids) == sorted(f"send-{r.id}-0" for r in rows)
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert {r.status for r in rows_of(case_id)} == {NotificationStatus.SENT}
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_while_another_step_waits_a_step_job_sends_its_first_message_and_queues_the_rest(
+        rq_app: Flask) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    first = file_report(place("TS-B1-U1-E1"), "elevator").case
+    first_id, token = first.id, first.token
+    runner.steps.empty()
+    second_id = file_report(place("TS-B2-U1"), "noise").case.id
+    assert runner.steps.job_ids == [f"step-{second_id}-0"]  # a new case waits for a worker
+    assert jobs.run(jobs.Job.STEP, first_id, token) is True
+    sent, queued = rows_of(first_id)
+    assert sent.status == NotificationStatus.SENT  # the first word about the case went out
+    assert queued.status == NotificationStatus.PENDING
+    assert runner.queue.job_ids == [f"send-{queued.id}-0"]  # behind the waiting step
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    assert {r.status for r in rows_of(first_id) + rows_of(second_id)} == {
+        NotificationStatus.SENT}
+
+
+FOLLOWED: list[str] = []
+
+
+def queue_follow_ups(*tags: str) -> None:
+    """A job for the test below: one follow-up per tag, for right now, after its commit."""
+    db.session.execute(sa.text("SELECT 1"))
+    for tag in tags:
+        jobs.enqueue_after_commit("test.follow_up", tag)
+    db.session.commit()
+
+
+def follow_up(tag: str) -> None:
+    if tag == "fails":
+        raise RuntimeError("a follow-up that fails")
+    FOLLOWED.append(tag)
+
+
+def test_follow_ups_run_in_order_and_after_one_fails_the_rest_go_to_the_runner(
+        app: Flask) -> None:
+    FOLLOWED.clear()
+    jobs.register({"test.queue_follow_ups": queue_follow_ups, "test.follow_up": follow_up})
+    jobs.run("test.queue_follow_ups", "first", "second", "fails", "fourth")
+    assert FOLLOWED == ["first", "second"]
+    runner = jobs.runner(app)
+    assert runner.pending() == 1  # "fourth", queued as usual
+    runner.drain()
+    assert FOLLOWED == ["first", "second", "fourth"]
