@@ -655,7 +655,7 @@ sa.Index(
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
 # Pacing, bundling and reply codes look up a phone's messages on every send
-# (`dispatch.channels.throttle`, `dispatch.replies`). Without these each send read the whole
+# (`dispatch.outbox.pacing`, `dispatch.outbox.replies`). Without these each send read the whole
 # outbox several times over, which grows by every message ever sent.
 # A phone's rows in flight or waiting, oldest first (pacing's in-flight count, bundling):
 sa.Index("ix_notification_phone", Notification.to_address, Notification.status, Notification.id)

@@ -30,9 +30,9 @@ RUNG_NAMES_EN: Mapping[int, str] = {Rung.BUILDING: "building", Rung.GRID: "grid"
                                     Rung.DISTRICT: "street and district"}
 
 #: Where a case stands, as staff and members read it.
-STATUS_NAMES: Mapping[str, str] = {CaseStatus.OPEN: "待接单", CaseStatus.ACCEPTED: "已接单",
-                                   CaseStatus.ON_SITE: "已到场", CaseStatus.RESOLVED: "待回访",
-                                   CaseStatus.CLOSED: "已办结"}
+STATUS_NAMES: Mapping[str, str] = {
+    CaseStatus.OPEN: "待接单", CaseStatus.ACCEPTED: "已接单", CaseStatus.ON_SITE: "已到场",
+    CaseStatus.RESOLVED: "已解决，待回访", CaseStatus.CLOSED: "已办结"}
 RESOLUTION_NAMES: Mapping[str, str] = {Resolution.FIXED: "已解决",
                                        Resolution.NOT_FIXED: "未解决",
                                        Resolution.DUPLICATE: "重复",

@@ -26,7 +26,7 @@ from dispatch import jobs
 from dispatch.community import import_data, tables_to_data
 from dispatch.db import db
 from dispatch.resident import scans
-from tests import clock, factories
+from tests import case_writes, clock, factories
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("LINLI_TEST_DATABASE_URL",
@@ -36,6 +36,13 @@ REQUIRE_SERVICES = os.environ.get("LINLI_REQUIRE_SERVICES") == "1"
 
 #: The fake Twilio and a provider-configured app (`fake_twilio`, `twilio_app`).
 pytest_plugins = ["tests.fakes.fixtures"]
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every write of a case's status or milestones during the tests must come from the
+    # lifecycle (tests/case_writes.py; tests/dispatch/case/test_one_owner.py).
+    case_writes.install()
 
 
 def unavailable(what: str, error: Exception) -> None:

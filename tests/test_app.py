@@ -151,3 +151,25 @@ def test_every_setting_the_readme_table_names_is_read_and_every_one_read_is_name
     assert documented - read == set()
     assert set(TUNABLES) - documented == set()
     assert set(TUNED) == set(TUNABLES)
+
+
+def dispatch_children() -> set[str]:
+    """The modules and packages directly in dispatch/ (the translations are data)."""
+    folder = ROOT / "dispatch"
+    return {p.stem for p in folder.glob("*.py") if p.stem != "__init__"} | {
+        p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+
+
+def test_the_dispatch_map_names_every_module_and_package_and_no_other() -> None:
+    import dispatch
+
+    named = set(re.findall(r"^- `(\w+)`", dispatch.__doc__ or "", re.M))
+    assert named == dispatch_children()
+
+
+def test_the_readme_layout_has_a_line_for_every_package_of_dispatch() -> None:
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    packages = {name for name in dispatch_children() if (ROOT / "dispatch" / name).is_dir()}
+    assert {name for name in packages if f"`dispatch/{name}/`" not in layout} == set()
+    modules = dispatch_children() - packages
+    assert {name for name in modules if f"{name}.py" not in layout} == set()

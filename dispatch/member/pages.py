@@ -3,7 +3,7 @@
 Every URL carries a signed, expiring, single-purpose token (`dispatch.links`). GET only ever
 shows a page — SMS apps and chat link previewers fetch links on their own — and the action
 happens on POST from that page's big button, under the app-wide CSRF protection. The actions
-themselves are `dispatch.escalation`'s, shared with SMS replies and the CLI.
+themselves are `dispatch.case.lifecycle`'s, shared with SMS replies, voice and the console.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from flask import (
     request,
 )
 
-from dispatch import clock, links, security
+from dispatch import clock, links, security, words
 from dispatch.case import lifecycle
 from dispatch.case.lifecycle import ActionRefused
 from dispatch.community import settings
@@ -43,9 +43,6 @@ from dispatch.roster.duty import working_contact
 
 bp = Blueprint("member", __name__, url_prefix="/m")
 
-STATUS_NAMES = {CaseStatus.OPEN: "等待接单", CaseStatus.ACCEPTED: "已接单",
-                CaseStatus.ON_SITE: "已到场", CaseStatus.RESOLVED: "已解决",
-                CaseStatus.CLOSED: "已结案"}
 #: The confirmation page of each action: its title, its button and what pressing it means.
 ACTIONS: dict[Purpose, tuple[str, str, str]] = {
     Purpose.ACCEPT: ("接单", "我来处理，接单", "接单后，其他已通知的人会收到“已有人接单”的消息。"),
@@ -202,4 +199,4 @@ def _helpers(member: Member) -> dict[str, Any]:
         found = settings.category(case.community, case.category)
         return found.name if found else case.category
 
-    return {"local": local, "category_name": category_name, "status_names": STATUS_NAMES}
+    return {"local": local, "category_name": category_name, "status_names": words.STATUS_NAMES}

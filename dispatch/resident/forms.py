@@ -121,7 +121,7 @@ class CallbackForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types
 
     @property
     def answers(self) -> dict[str, Any]:
-        """The validated answers as `dispatch.callbacks.answer` takes them."""
+        """The validated answers as `dispatch.case.lifecycle.answer_callback` takes them."""
         assert self.solved.data is not None  # validate_solved took one of Solved's values
         contacted = {"yes": True, "no": False}.get(self.contacted.data or "")
         return {"solved": Solved(self.solved.data), "contacted": contacted,

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from dispatch import clock
+from dispatch import clock, words
 from dispatch.models import Contact, ContactStatus, DutyOverride, Member, OverrideKind, Shift
-
-WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +160,7 @@ def _span(start: time, end: time) -> str:
 
 
 def _roster(shifts: Sequence[Shift]) -> str:
-    parts = [f"{WEEKDAY_NAMES[s.weekday]} {_span(s.starts, s.ends)}"
+    parts = [f"{words.WEEKDAY_NAMES[s.weekday]} {_span(s.starts, s.ends)}"
              for s in sorted(shifts, key=lambda s: (s.weekday, s.starts))]
     return "值班时间：" + "、".join(parts[:3]) + ("等" if len(parts) > 3 else "")
 

@@ -35,11 +35,10 @@ from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
-from dispatch.models import Case, CaseEvent, Community, Member, Place, Report, Urgency
+from dispatch.models import Case, CaseEvent, Community, Member, Place, Report
 from dispatch.security import without_phones
-from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
+from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES, URGENCY_NAMES
 
-URGENCY_NAMES = {Urgency.URGENT: "紧急", Urgency.NORMAL: "一般", Urgency.LOW: "较低"}
 PERCENT, MINUTES, TIME = "0.0%", "0.0", "yyyy-mm-dd hh:mm"
 
 #: Summary columns: heading, how to read it off a `Figures`, and its number format.

@@ -37,14 +37,11 @@ from dispatch.models import (
 )
 from dispatch.staff import audit, coverage, scope
 from dispatch.staff.auth import login_required, may_see
+from dispatch.words import MEMBER_KIND_NAMES as KIND_NAMES
+from dispatch.words import WEEKDAYS
 
 bp = Blueprint("roster", __name__, url_prefix="/staff/roster")
 
-KIND_NAMES = {MemberKind.PARTY_MEMBER: "党员", MemberKind.VOLUNTEER: "志愿者",
-              MemberKind.STAFF: "社区工作者", MemberKind.PROPERTY: "物业",
-              MemberKind.POLICE: "民警", MemberKind.DOCTOR: "家庭医生",
-              MemberKind.ELEVATOR: "电梯维保", MemberKind.DEPARTMENT: "街道/区部门"}
-WEEKDAYS = "一二三四五六日"
 
 
 class RosterError(ValueError):

@@ -86,8 +86,9 @@ def test_a_forked_work_horse_never_talks_over_the_parents_database_connection(
     with rq_app.app_context():
         parent_pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
         db.session.commit()  # the connection goes back to the pool, where the horse inherits it
+        jobs.register({"test.record_backend_pid": record_backend_pid})
         for n in range(2):
-            jobs.enqueue(f"{__name__}.record_backend_pid", "horse-pids", job_id=f"pid-{n}")
+            jobs.enqueue("test.record_backend_pid", "horse-pids", job_id=f"pid-{n}")
     jobs.work(rq_app, burst=True)
     redis = jobs.runner(rq_app).redis
     horse_pids = [int(p) for p in redis.lrange("horse-pids", 0, -1)]

@@ -145,7 +145,7 @@ def test_the_member_page_lists_only_the_members_open_cases(
         mine = links.url(links.Purpose.MEMBER, member("L1").id).removeprefix("http://linli.test")
         grid = links.url(links.Purpose.MEMBER, member("S1").id).removeprefix("http://linli.test")
     page = client.get(mine).get_data(as_text=True)
-    assert page.count('class="card"') == 1 and "1号电梯" in page and "等待接单" in page
+    assert page.count('class="card"') == 1 and "1号电梯" in page and "待接单" in page
     assert "2栋" not in page
     grid_page = client.get(grid).get_data(as_text=True)
     assert "2栋" in grid_page and "1号电梯" not in grid_page
