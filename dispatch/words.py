@@ -48,6 +48,10 @@ ROLE_NAMES: Mapping[str, str] = {
 }
 #: How residents are told who was asked: organisations and roles, never people (zh, en).
 PUBLIC_ROLE_NAMES: Mapping[str, tuple[str, str]] = {
+    Role.LEADER: ("楼栋党小组", "the building's party group"),
+    Role.BACKUP: ("楼栋党小组", "the building's party group"),
+    Role.SECRETARY: ("网格党支部", "the grid's party branch"),
+    Role.GRID_MEMBER: ("网格党支部", "the grid's party branch"),
     Role.DUTY_DESK: ("社区值班人员", "the community duty desk"),
     Role.PROPERTY: ("物业服务中心", "the property service desk"),
     Role.OWNERS: ("业主委员会", "the owners' committee"),
@@ -77,3 +81,13 @@ def rung(value: int | None) -> str:
 
 def channel(value: str, default: str = "消息") -> str:
     return CHANNEL_NAMES.get(value, default)
+
+
+def public_role(role: str, org: str | None, language: str = "zh") -> str:
+    """Who was asked, for a resident: the place's own organisation in Chinese (3栋党小组), else
+    the role's public name."""
+    zh, en = PUBLIC_ROLE_NAMES.get(role, ("值守人员", "the responders"))
+    if language == "en":
+        return en
+    return org if org and role in (Role.LEADER, Role.BACKUP, Role.SECRETARY,
+                                   Role.GRID_MEMBER) else zh

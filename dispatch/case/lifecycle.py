@@ -224,8 +224,7 @@ def _refer(case: Case, now: datetime) -> None:
     record(case, EventKind.REFERRED,
            f"转办街道/区相关部门，办理时限 {hours:g} 小时（{deadline}前）",
            at=now, due=case.referral_due_at.isoformat(),
-           public=f"已转交街道/区相关部门办理，时限 {hours:g} 小时",
-           public_en=f"Referred to the street and district departments ({hours:g} h deadline)")
+           shown=True, hours=hours)
 
 
 def _back_on_ladder(case: Case) -> None:
@@ -285,8 +284,7 @@ def on_site(case_id: int, member_id: int, now: datetime | None = None) -> Case:
     case.on_site_at = case.on_site_at or now
     case.next_step_at = None
     record(case, EventKind.ON_SITE, f"{member.name}已到场", at=now, member_id=member.id,
-           public=f"{member.display_name}已到场",
-           public_en=f"{member.display_name} is on site")
+           shown=True, name=member.display_name)
     db.session.commit()
     return case
 
@@ -314,8 +312,7 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
     _cancel_pending(case, now, (Message.ALERT, Message.STUCK, Message.REMINDER))
     record(case, EventKind.RESOLVED, f"{member.name}：已解决" + (f"。{note}" if note else ""),
            at=now, member_id=member.id, note=note,
-           public=f"{member.display_name}已处理完毕",
-           public_en=f"{member.display_name} has resolved it")
+           shown=True, name=member.display_name)
     db.session.commit()
     return case
 
@@ -355,8 +352,7 @@ def hand_over(case_id: int, member_id: int, to_member_id: int,
                rung=case.rung)
     record(case, EventKind.HANDED_OVER, f"{member.name}转交给{colleague.name}", at=now,
            member_id=member.id, to_member=colleague.id,
-           public=f"已转交{colleague.display_name}处理",
-           public_en=f"Handed over to {colleague.display_name}")
+           shown=True, name=colleague.display_name)
     ladder.schedule(case)
     db.session.commit()
     return case
@@ -417,7 +413,7 @@ def close(case: Case, staff: StaffUser, *, fixed: bool, note: str = "",
     outcome = "已解决" if fixed else "未解决"
     why = f"：{note.strip()}" if note.strip() else ""
     record(case, EventKind.CLOSED, f"工作人员办结（{outcome}）{why}", at=now, staff_id=staff.id,
-           fixed=fixed, public="已办结", public_en="Closed")
+           fixed=fixed, shown=True)
 
 
 def merge(duplicate: Case, into: Case, staff: StaffUser, *, now: datetime | None = None) -> None:
@@ -440,8 +436,7 @@ def merge(duplicate: Case, into: Case, staff: StaffUser, *, now: datetime | None
     into.report_count += duplicate.report_count
     record(duplicate, EventKind.MERGED, f"与 {into.number} 重复，已合并", at=now,
            staff_id=staff.id, into=into.id,
-           public=f"与正在处理的 {into.number} 是同一问题，已合并",
-           public_en=f"The same problem as case {into.number}; merged into it")
+           shown=True, number=into.number, why="duplicate")
     record(into, EventKind.MERGED,
            f"合并重复案件 {duplicate.number}（{duplicate.report_count} 人次）", at=now,
            staff_id=staff.id, merged=duplicate.id)
@@ -538,7 +533,7 @@ def answer_callback(case: Case, *, solved: Solved, contacted: bool | None = None
     case.resolution = Resolution.FIXED
     case.closed_at = now
     case.closed_rung = case.closed_rung or _closing_rung(case)
-    record(case, EventKind.CLOSED, "回访后办结", at=now, public="已办结", public_en="Closed")
+    record(case, EventKind.CLOSED, "回访后办结", at=now, shown=True)
     db.session.commit()
     return Answered(callback, case, reopened=False)
 
@@ -599,8 +594,7 @@ def _join_open_case(case: Case, reason: str, now: datetime) -> Case:
     case.merged_into_id = follow.id
     number = follow.number
     record(case, EventKind.MERGED, f"回访未解决，并入正在处理的 {number}", at=now,
-           into=follow.id, reason=reason, public=f"问题未解决，已并入正在处理的 {number}",
-           public_en=f"Not solved: added to case {number}, which is being handled")
+           into=follow.id, reason=reason, shown=True, number=number, why="not_solved")
     db.session.commit()
     return follow
 
@@ -701,8 +695,7 @@ def _accept(case: Case, member: Member, now: datetime) -> bool:
     record(case, EventKind.ACCEPTED,
            f"{member.name}在第{rung}级（{words.rung(rung)}）接单", at=now,
            member_id=member.id, rung=rung,
-           public=f"{member.display_name}已接单",
-           public_en=f"{member.display_name} has taken it")
+           shown=True, name=member.display_name)
     _tell_the_others(case, member, now)
     return True
 

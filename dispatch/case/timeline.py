@@ -1,8 +1,11 @@
 """A case's timeline: what happened to it, when, and who did it, one line per event.
 
-`CaseEvent.message` is for staff, in Chinese, and may name people in full (never a phone
-number). Events residents should see carry `data["public"]` (and `data["public_en"]`), which
-names responders only by `Member.display_name` (李师傅).
+An event stores its kind and its parameters (`data`). `CaseEvent.message` is the staff's line,
+in Chinese, and may name people in full (never a phone number). Events residents may see carry
+`data["shown"]`; their words are chosen when a page is read, in the reader's language
+(`dispatch.resident.timeline`), from parameters that name responders only by
+`Member.display_name` (李师傅). Events written before that kept their text in
+`data["public"]` / `data["public_en"]`, which the pages still show.
 """
 
 from __future__ import annotations

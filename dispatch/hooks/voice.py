@@ -286,8 +286,7 @@ def _finish(report: Report, answered: dict[str, Any] | None) -> None:
         message += "；先后呼叫：" + "、".join(tried)
     record(report.case, EventKind.CALLED, message, at=clock.now(),
            member_id=answered["member"] if answered else None, report=report.id,
-           public="居民来电已接通" if answered else "已登记来电",
-           public_en="The call was answered" if answered else "The call was recorded")
+           shown=True, answered=bool(answered))
     db.session.commit()
 
 

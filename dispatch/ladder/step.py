@@ -14,8 +14,9 @@ rung is asked again `repeat_last` times, then the climb reports the case stuck. 
 policies name working hours: their steps wait for them, and their waits count working time.
 
 Timeline convention: `CaseEvent.message` is for staff, in Chinese, and may name people in full
-(never a phone number). Events residents should see carry `data["public"]` (and
-`data["public_en"]`), which names responders only by `Member.display_name` (李师傅).
+(never a phone number). Events residents should see carry `data["shown"]` and the parameters
+their page words them from (`dispatch.resident.timeline`): roles and organisations, and
+responders only by `Member.display_name` (李师傅).
 """
 
 from __future__ import annotations
@@ -80,8 +81,7 @@ def climb(case: Case, now: datetime, due: datetime | None, why: str | None = Non
     if resume > now:
         case.next_step_at = resume
         record(case, EventKind.NOTE, f"非工作时间，顺延至{texts.when(resume, zone)}通知", at=now,
-               public=f"已受理，将在工作时间（{texts.when(resume, zone)}）通知处理",
-               public_en="Received; it will be passed on in working hours")
+               shown=True, resume=resume.isoformat())
         return Climbed()
     top = routing.top_rung(case.place, case.category)
     while True:
@@ -118,7 +118,7 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
     duties = duty.on_duty([r.member for r in responders], now, case.community.timezone,
                           urgent=case.urgency == Urgency.URGENT)
     reached: list[tuple[duty.Duty, Notification]] = []
-    public: list[tuple[str, str]] = []
+    asked: list[dict[str, str | None]] = []
     step = case.step + 1 if repeat else 1
     quote = texts.first_text(case)
     quote = security.without_links(quote) if quote else None
@@ -144,9 +144,9 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
         reached.append((answer, notification))
         responder = by_member.get(id(answer.covering_for or answer.member))
         if responder is not None:
-            names = texts.public_role(responder)
-            if names not in public:
-                public.append(names)
+            who = texts.asked_as(responder)
+            if who not in asked:
+                asked.append(who)
     if not reached:
         return False
     people = "、".join(
@@ -154,22 +154,18 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
         f"（{texts.role_label(a, by_member.get(id(a.covering_for or a.member)))}）"
         for a, n in reached)
     again = f"第{step}次通知：" if repeat else ""
-    zh = "、".join(p[0] for p in public) or f"{words.rung(rung)}负责人"
-    en = ", ".join(p[1] for p in public) or f"the {words.RUNG_NAMES_EN[rung]} responders"
     record(case, EventKind.NOTIFIED, f"第{rung}级（{words.rung(rung)}）{again}{people}", at=now,
            rung=rung, step=step, due=due.isoformat() if due else None,
            members=[a.member.id for a, _ in reached],
            notifications=[n.id for _, n in reached],
-           public=("已再次通知" if repeat else "已通知") + zh,
-           public_en=("Reminded " if repeat else "Notified ") + en)
+           shown=True, repeat=repeat, asked=asked)
     return True
 
 
 def _record_escalation(case: Case, rung: int, reason: str, now: datetime) -> None:
     data: dict[str, Any] = {"rung": rung}
     if rung != Rung.DISTRICT:  # the referral event tells residents about the district
-        data["public"] = f"已上报{words.rung(rung)}"
-        data["public_en"] = f"Passed up to the {words.RUNG_NAMES_EN[rung]}"
+        data["shown"] = True
     record(case, EventKind.ESCALATED, f"{reason}，升级到第{rung}级（{words.rung(rung)}）", at=now,
            **data)
 

@@ -15,7 +15,7 @@ from dispatch import clock, links, words
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.links import Purpose as Link
-from dispatch.models import Case, Member, Report, Role, StaffUser
+from dispatch.models import Case, Member, Report, StaffUser
 from dispatch.roster import duty, routing
 
 
@@ -85,15 +85,11 @@ def role_label(answer: duty.Duty, responder: routing.Responder | None) -> str:
     return words.ROLE_NAMES.get(responder.role, str(responder.role)) if responder else "值守人员"
 
 
-def public_role(responder: routing.Responder) -> tuple[str, str]:
-    """Residents hear about the building's party group or the grid's branch, not people."""
-    if responder.role in (Role.LEADER, Role.BACKUP):
-        name = responder.place.org_name if responder.place and responder.place.org_name else None
-        return (name or "楼栋党小组", "the building's party group")
-    if responder.role in (Role.SECRETARY, Role.GRID_MEMBER):
-        name = responder.place.org_name if responder.place and responder.place.org_name else None
-        return (name or "网格党支部", "the grid's party branch")
-    return words.PUBLIC_ROLE_NAMES.get(responder.role, ("值守人员", "the responders"))
+def asked_as(responder: routing.Responder) -> dict[str, str | None]:
+    """Who was asked, as residents hear it: a role and the place's own organisation (3栋党小组),
+    never a person; the reader's page names it (`words.public_role`)."""
+    org = responder.place.org_name if responder.place and responder.place.org_name else None
+    return {"role": str(responder.role), "org": org}
 
 
 def duration(wait: timedelta) -> str:

@@ -1,9 +1,10 @@
 """A case as the resident sees it: its state and timeline in plain words, in local time.
 
-The dispatch engine writes resident-facing text into `CaseEvent.data["public"]` (display
-names only, 李师傅已接单); only those events are shown, plus the ones this side words itself
-(reported, joined, callback, reopened). Staff notes, delivery attempts and skipped rungs
-stay internal.
+The engine marks the events residents may see (`data["shown"]`) and stores their parameters
+(display names only: 李师傅); this module words them in the page's language when the page is
+read (Babel, `dispatch/translations`), with names of codes from `dispatch.words`. Reported,
+joined, callback and reopened are always shown; staff notes, delivery attempts and skipped
+rungs stay internal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from babel.dates import format_skeleton, format_time
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from dispatch import clock
+from dispatch import clock, words
 from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
@@ -35,32 +36,83 @@ def lines(case: Case, now: datetime | None = None) -> list[Line]:
     zone = clock.zone(case.community.timezone)
     shown = []
     for event in case.events:
-        text = event_text(event)
+        text = event_text(event, zone, now)
         if text:
             shown.append(Line(event.at, local_time(event.at, zone, now), text))
     return shown
 
 
-def event_text(event: CaseEvent) -> str | None:
-    """What the resident reads for one event, or None if it is internal."""
-    kind = event.kind
+def event_text(event: CaseEvent, zone: ZoneInfo | None = None,
+               now: datetime | None = None) -> str | None:
+    """What the resident reads for one event, in the page's language, or None if it is
+    internal. Events carry a kind and parameters (`data["shown"]` marks the ones residents
+    see); the words are chosen here, when the page is read."""
+    kind, data = event.kind, event.data
     if kind == EventKind.REPORTED:
         return _("已收到反映")
     if kind == EventKind.JOINED:
-        if event.data.get("report_kind") == "me_too":
+        if data.get("report_kind") == "me_too":
             return _("又有邻居也遇到了这个问题")
         return _("又有邻居反映了这个问题")
     if kind == EventKind.CALLBACK:
         return {"yes": _("居民回访：已解决"), "partly": _("居民回访：部分解决"),
-                "no": _("居民回访：未解决")}.get(str(event.data.get("solved")), _("居民已回访"))
+                "no": _("居民回访：未解决")}.get(str(data.get("solved")), _("居民已回访"))
     if kind == EventKind.REOPENED:
         return _("未解决，已重新派单")
-    public = event.data.get("public")
+    if data.get("shown"):
+        return _shown_text(event, zone or clock.zone(event.case.community.timezone), now)
+    # Events written before their words were chosen at reading time kept their text.
+    public = data.get("public")
     if not public:
         return None
-    if i18n.language() == "en" and event.data.get("public_en"):
-        return str(event.data["public_en"])
+    if i18n.language() == "en" and data.get("public_en"):
+        return str(data["public_en"])
     return str(public)
+
+
+def _shown_text(event: CaseEvent, zone: ZoneInfo, now: datetime | None) -> str | None:
+    kind, data = event.kind, event.data
+    name = str(data.get("name", ""))
+    rung = int(data.get("rung") or 0)
+    if kind == EventKind.NOTIFIED:
+        language = i18n.language()
+        names = [words.public_role(str(who.get("role")), who.get("org"), language)
+                 for who in data.get("asked") or []]
+        if language == "en":
+            whom = (", ".join(dict.fromkeys(names))
+                    or f"the {words.RUNG_NAMES_EN.get(rung, '')} responders")
+        else:
+            whom = "、".join(dict.fromkeys(names)) or f"{words.rung(rung)}负责人"
+        return _("已再次通知%(whom)s", whom=whom) if data.get("repeat") else _(
+            "已通知%(whom)s", whom=whom)
+    if kind == EventKind.ESCALATED:
+        if i18n.language() == "en":
+            return _("已上报%(rung)s", rung=words.RUNG_NAMES_EN.get(rung, ""))
+        return _("已上报%(rung)s", rung=words.rung(rung))
+    if kind == EventKind.REFERRED:
+        return _("已转交街道/区相关部门办理，时限 %(hours)s 小时",
+                 hours=f"{float(data.get('hours', 0)):g}")
+    if kind == EventKind.ACCEPTED:
+        return _("%(name)s已接单", name=name)
+    if kind == EventKind.ON_SITE:
+        return _("%(name)s已到场", name=name)
+    if kind == EventKind.RESOLVED:
+        return _("%(name)s已处理完毕", name=name)
+    if kind == EventKind.HANDED_OVER:
+        return _("已转交%(name)s处理", name=name)
+    if kind == EventKind.CLOSED:
+        return _("已办结")
+    if kind == EventKind.MERGED:
+        if data.get("why") == "not_solved":
+            return _("问题未解决，已并入正在处理的 %(number)s", number=data.get("number", ""))
+        return _("与正在处理的 %(number)s 是同一问题，已合并", number=data.get("number", ""))
+    if kind == EventKind.CALLED:
+        return _("居民来电已接通") if data.get("answered") else _("已登记来电")
+    if kind == EventKind.NOTE and data.get("resume"):
+        resume = datetime.fromisoformat(str(data["resume"]))
+        return _("已受理，将在工作时间（%(when)s）通知处理",
+                 when=local_time(resume, zone, now))
+    return None
 
 
 def status_text(case: Case) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_babel import force_locale
 
 from dispatch import jobs
 from dispatch.case import lifecycle
@@ -24,6 +25,7 @@ from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.jobs import sweeper
 from dispatch.models import Case, CaseEvent, CaseStatus, Notification, NotificationStatus
+from dispatch.resident import timeline
 from tests import clock, factories
 from tests.clock import MIN, SHANGHAI
 from tests.factories import member, place
@@ -51,6 +53,12 @@ def report(code: str, category: str, at: datetime, text: str | None = None) -> C
     filed = file_report(place(code), category, text=text, now=at)
     tick(at)
     return filed.case
+
+
+def shown(event: CaseEvent, language: str = "zh") -> str | None:
+    """What a resident reading the case's page in `language` sees for the event."""
+    with current_app.test_request_context(), force_locale(language):
+        return timeline.event_text(event)
 
 
 def events(case: Case, *kinds: EventKind) -> list[CaseEvent]:
@@ -101,8 +109,13 @@ def test_an_urgent_case_climbs_every_rung_on_time_then_is_referred_repeated_and_
                      "escalated", "notified", "referred", "notified", "notified", "stuck"]
     escalated = events(case, EventKind.ESCALATED)
     assert escalated[0].message == "第1级（楼栋）5 分钟内无人接单，升级到第2级（网格）"
-    assert [e.data.get("public") for e in escalated] == ["已上报网格", "已上报社区", None]
-    assert events(case, EventKind.NOTIFIED)[0].data["public"] == "已通知1栋党小组、电梯维保单位"
+    assert [shown(e) for e in escalated] == ["已上报网格", "已上报社区", None]
+    assert [shown(e, "en") for e in escalated] == [
+        "Passed up to the grid", "Passed up to the community", None]
+    notified = events(case, EventKind.NOTIFIED)[0]
+    assert shown(notified) == "已通知1栋党小组、电梯维保单位"
+    assert shown(notified, "en") == (
+        "Notified the building's party group, the elevator maintainer")
 
 
 def test_nobody_reachable_at_a_rung_sends_the_case_up_at_once_with_the_reason(ctx: Flask) -> None:
@@ -110,7 +123,7 @@ def test_nobody_reachable_at_a_rung_sends_the_case_up_at_once_with_the_reason(ct
     assert paged(case, 1) == [] and paged(case, 2) == ["S1"]
     skipped, escalated = events(case, EventKind.SKIPPED, EventKind.ESCALATED)
     assert skipped.message == "第1级（楼栋）无人可通知，立即升级"
-    assert escalated.data["public"] == "已上报网格"
+    assert shown(escalated) == "已上报网格"
     assert case.next_step_at == MONDAY + 30 * MIN  # the normal policy's rung-wait
 
 
@@ -136,7 +149,8 @@ def test_accepting_at_the_grid_rung_stops_the_ladder_and_tells_everyone_paged(
     assert sorted(n.member.code for n in taken) == ["E1", "L1"]
     assert all("已由张伟接单" in n.body and n.status == NotificationStatus.SENT for n in taken)
     accepted = events(case, EventKind.ACCEPTED)[0]
-    assert accepted.data["public"] == "张师傅已接单"
+    assert shown(accepted) == "张师傅已接单"
+    assert shown(accepted, "en") == "张师傅 has taken it"
     tick(MONDAY + 20 * MIN)
     assert paged(case, 3) == []  # the ladder stopped
     assert lifecycle.accept(case.id, member("S1").id).accepted_by.code == "S1"  # idempotent
@@ -194,8 +208,8 @@ def test_on_site_stops_the_timer_and_resolving_frees_the_place_for_a_new_case(
     db.session.expire_all()
     assert (case.status, case.resolved_at, case.closed_rung, case.open_key) == (
         "resolved", MONDAY + 50 * MIN, 1, None)
-    assert [e.data.get("public") for e in events(case, EventKind.ACCEPTED, EventKind.ON_SITE,
-                                                 EventKind.RESOLVED)] == [
+    assert [shown(e) for e in events(case, EventKind.ACCEPTED, EventKind.ON_SITE,
+                                     EventKind.RESOLVED)] == [
         "陈师傅已接单", "陈师傅已到场", "陈师傅已处理完毕"]
     again = file_report(place("TS-B1-U1-E1"), "elevator", now=MONDAY + 60 * MIN)
     assert again.opened and again.case.id != case.id
@@ -220,7 +234,7 @@ def test_handing_over_an_accepted_case_makes_the_colleague_responsible(ctx: Flas
     assert case.accepted_by.code == "B1" and case.status == CaseStatus.ACCEPTED
     [handover] = alerts(case, purpose="handover")
     assert handover.member.code == "B1" and "李建国把噪音扰民" in handover.body
-    assert events(case, EventKind.HANDED_OVER)[0].data["public"] == "已转交王师傅处理"
+    assert shown(events(case, EventKind.HANDED_OVER)[0]) == "已转交王师傅处理"
     with pytest.raises(ActionRefused, match="不能转交给自己"):
         lifecycle.hand_over(case.id, member("B1").id, member("B1").id)
 
@@ -241,6 +255,9 @@ def test_a_low_urgency_case_waits_for_working_hours(ctx: Flask) -> None:
     assert paged(case, 1) == []
     [note] = events(case, EventKind.NOTE)
     assert note.message == "非工作时间，顺延至12月7日 周一 08:30通知"
+    # The resident's page words the wait when it is read, in local time and their language.
+    assert shown(note) == "已受理，将在工作时间（12月7日 08:30）通知处理"
+    assert shown(note, "en") == "Received; it will be passed on in working hours (Dec 7 08:30)"
     monday = datetime(2026, 12, 7, 8, 30, tzinfo=SHANGHAI)
     tick(monday)
     assert paged(case, 1) == ["L1", "B1"]
@@ -257,7 +274,7 @@ def test_timeline_texts_never_carry_phone_numbers_and_public_ones_no_full_names(
     lifecycle.resolve(case.id, member("X1").id, "已处理", now=MONDAY + 30 * MIN)
     texts = [e.message for e in case.events] + [str(e.data) for e in case.events]
     assert not [t for t in texts if re.search(r"1[3-9]\d{9}", t)]
-    public = " ".join(e.data.get("public", "") for e in case.events)
+    public = " ".join(shown(e, language) or "" for e in case.events for language in ("zh", "en"))
     for full_name in ("李建国", "王秀英", "张伟", "刘芳", "陈磊", "赵强"):
         assert full_name not in public
     assert "赵师傅已接单" in public

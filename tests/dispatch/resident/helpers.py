@@ -67,8 +67,9 @@ def receipt_token(response: Any) -> str:
 
 
 def walk_to_resolved(case_id: int, member_code: str = "L1") -> Case:
-    """Take a case through notified → accepted → on site → resolved, as the dispatch engine
-    records it: each step with resident-facing text in `data["public"]`."""
+    """Take a case through notified → accepted → on site → resolved, written directly, with
+    the resident-facing text kept in `data["public"]` as events written before their words
+    were chosen at reading time have it (the pages still show those)."""
     case = db.session.get(Case, case_id)
     member = db.session.scalar(sa.select(Member).where(Member.code == member_code))
     accept(case, member)
