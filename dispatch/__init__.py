@@ -9,6 +9,7 @@ The engine, from the bottom up:
 - `models`: the schema (typed)
 - `words`: zh/en names of rungs, statuses, roles, channels, weekdays
 - `links`: signed member links
+- `phones`: phone numbers read one way (E.164)
 - `security`: what every request goes through (limits, cleaning, headers)
 - `exports`: spreadsheet cells written inert
 - `community`: a community's places, people and rosters, from and to its file; the demo

@@ -17,11 +17,10 @@ from datetime import datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dispatch import clock, security
+from dispatch import clock, phones, security
 from dispatch.community import settings as community_settings
 from dispatch.community.days import WEEKDAYS, format_days, parse_days
 from dispatch.community.files import CommunityData, Location, Row
@@ -183,13 +182,10 @@ class _Checker:
 
     def phone(self, row: Row, column: str, value: str) -> str | None:
         try:
-            number = phonenumbers.parse(value, "CN")
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not phonenumbers.is_valid_number(number):
+            return phones.e164(value)
+        except phones.PhoneError:
             self.fail(row, column, f"{value!r} is not a valid phone number")
             return None
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def clock(self, row: Row, column: str, value: str) -> time | None:
         match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())

@@ -40,7 +40,6 @@ from dispatch.hooks.sms import twilio_signed, twiml
 from dispatch.models import (
     Channel,
     Community,
-    ContactStatus,
     Member,
     Notification,
     NotificationStatus,
@@ -178,11 +177,8 @@ def plan(place: Place, category: str, now: datetime) -> list[dict[str, Any]]:
 
 def _phone(member: Member) -> str | None:
     """The number to ring: a working voice contact, else a working SMS number."""
-    for channel in (Channel.VOICE, Channel.SMS):
-        for contact in member.contacts:
-            if contact.channel == channel and contact.status == ContactStatus.OK:
-                return contact.address
-    return None
+    contact = duty.working_contact(member, channels=(Channel.VOICE, Channel.SMS))
+    return contact.address if contact is not None else None
 
 
 def _ring(response: VoiceResponse, report: Report, index: int) -> None:

@@ -36,6 +36,7 @@ from dispatch.models import (
     NotificationStatus,
 )
 from dispatch.outbox import Purpose
+from dispatch.roster import duty
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,6 @@ def _still_wanted(notification: Notification, case: Case) -> bool:
     return lifecycle.why_stale(notification.purpose, case, notification.member_id) is None
 
 
-def next_contact(member: Member, tried: set[Channel]) -> Contact | None:
-    """The member's next working contact on a channel not tried yet, in their own order."""
-    order = [str(c) for c in member.channel_order or []]
-    working = [c for c in member.contacts
-               if c.status == ContactStatus.OK and c.channel not in tried]
-    return min(working, key=lambda c: (order.index(str(c.channel)) if str(c.channel) in order
-                                       else len(order), c.priority or 0), default=None)
-
-
 def _retry_by_next_channel(notification: Notification, member: Member, case: Case,
                            now: datetime) -> bool:
     base = notification.dedupe_key.split(">", 1)[0]
@@ -116,7 +108,7 @@ def _retry_by_next_channel(notification: Notification, member: Member, case: Cas
         sa.select(Notification.channel).where(sa.or_(Notification.dedupe_key == base,
                                                      Notification.dedupe_key.like(base + ">%")))))
     tried.add(notification.channel)
-    contact = next_contact(member, tried)
+    contact = duty.working_contact(member, skip={str(c) for c in tried})
     if contact is None:
         return False
     added = outbox.add(case, member, contact, notification.purpose, notification.body,

@@ -24,11 +24,15 @@ from dispatch.models import (
     Place,
     PlaceKind,
     Responsibility,
+    Role,
     Rung,
     Sticker,
 )
+from dispatch.roster import routing
 from qr import codes
 
+#: The roles of the building's party group and the grid's branch: the groups the page names.
+PARTY_ROLES = {Role.LEADER, Role.BACKUP, Role.SECRETARY, Role.GRID_MEMBER}
 #: How many names to show per group: enough to recognise, short enough for a small screen.
 NAMES_SHOWN = 3
 EMERGENCY_LIFT_LINE = "96333"
@@ -43,23 +47,26 @@ class Responders:
 
 
 def responders(place: Place) -> list[Responders]:
-    """The building's and grid's people for this place, building first."""
+    """The building's party group and the grid's branch for this place, nearest first: the
+    members the ladder asks there (`routing.asked_roles`) in those roles, by display name."""
     lineage = {p.id: p for p in place.lineage()}
+    roles = routing.asked_roles(place.community, (Rung.BUILDING, Rung.GRID)) & PARTY_ROLES
     rows = db.session.execute(
         sa.select(Responsibility.place_id, Member)
         .join(Member, Member.id == Responsibility.member_id)
         .where(Responsibility.place_id.in_(list(lineage)),
-               Responsibility.rung.in_([Rung.BUILDING, Rung.GRID]),
+               Responsibility.role.in_(list(roles)),
                Member.active.is_(True))
-        .order_by(Responsibility.rung, Responsibility.position, Member.id)).all()
+        .order_by(Responsibility.position, Member.id)).all()
     groups: dict[int, list[str]] = {}
     for place_id, member in rows:
         assert place_id is not None  # the WHERE names the places
         names = groups.setdefault(place_id, [])
         if member.display_name not in names:
             names.append(member.display_name)
+    nearest = list(lineage)
     return [Responders(_group_name(lineage[place_id]), tuple(names[:NAMES_SHOWN]))
-            for place_id, names in groups.items()]
+            for place_id, names in sorted(groups.items(), key=lambda g: nearest.index(g[0]))]
 
 
 def _group_name(place: Place) -> str:

@@ -7,35 +7,18 @@ are refused because a call-back to a shared office phone rarely reaches the resi
 
 from __future__ import annotations
 
-import phonenumbers
 import sqlalchemy as sa
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 from dispatch.db import db
 from dispatch.models import BlockedPhone
+from dispatch.phones import PhoneError, e164
 
-_MOBILE = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-
-class PhoneError(ValueError):
-    """The text is not a phone number Linli can call back."""
+__all__ = ["PhoneError", "is_blocked", "normalise", "try_normalise"]
 
 
 def normalise(raw: str) -> str:
     """The E.164 form (+8613800138000) of a call-back number, or `PhoneError`."""
-    text = raw.strip()
-    if not text or len(text) > 32:
-        raise PhoneError(raw)
-    try:
-        number = phonenumbers.parse(text, "CN")
-    except NumberParseException:
-        raise PhoneError(raw) from None
-    if not phonenumbers.is_valid_number(number):
-        raise PhoneError(raw)
-    international = text.startswith(("+", "00"))
-    if not international and phonenumbers.number_type(number) not in _MOBILE:
-        raise PhoneError(raw)
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return e164(raw, mobile_unless_international=True)
 
 
 def try_normalise(raw: str) -> str | None:

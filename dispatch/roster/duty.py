@@ -25,7 +25,7 @@ The rules, in the order they are applied to each member, all in the community's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -120,16 +120,22 @@ def _with_contact(member: Member, reason: str) -> Duty:
     return Duty(member, contact, reason)
 
 
-def working_contact(member: Member) -> Contact | None:
-    """The contact to use: the first working one in the member's channel order, then priority."""
-    preference = [str(c) for c in member.channel_order or []]
+def working_contact(member: Member, *, skip: Collection[str] = (),
+                    channels: Sequence[str] | None = None) -> Contact | None:
+    """The contact to use, the one rule for it: the first working one in the member's channel
+    order (or in `channels`, when the caller needs a phone that rings), then priority, leaving
+    out channels in `skip` (already tried)."""
+    preference = [str(c) for c in (channels if channels is not None
+                                   else member.channel_order or [])]
 
     def rank(contact: Contact) -> tuple[int, int]:
         channel = str(contact.channel)
         return (preference.index(channel) if channel in preference else len(preference),
                 contact.priority or 0)
 
-    working = [c for c in member.contacts if c.status == ContactStatus.OK]
+    working = [c for c in member.contacts if c.status == ContactStatus.OK
+               and str(c.channel) not in skip
+               and (channels is None or str(c.channel) in preference)]
     return min(working, key=rank, default=None)
 
 

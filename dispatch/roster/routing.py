@@ -23,7 +23,7 @@ from sqlalchemy.orm import contains_eager
 
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.models import Member, Place, Responsibility, Role, Rung
+from dispatch.models import Community, Member, Place, Responsibility, Role, Rung
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,13 @@ def rank(lineage: Sequence[Place], category: str, roles: Sequence[Role],
         seen.add(id(r.member))
         ranked.append(Responder(r.member, Role(r.role), r.place))
     return ranked
+
+
+def asked_roles(community: Community, rungs: Iterable[int]) -> set[Role]:
+    """The roles the routing rules ask at any of `rungs`, for any category: whom residents
+    may be told answers here (never someone the ladder does not ask)."""
+    return {role for category in settings.categories(community) for rung in rungs
+            for role in settings.routing_roles(community, category.code, rung)}
 
 
 def top_rung(place: Place, category: str) -> int:

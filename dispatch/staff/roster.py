@@ -11,12 +11,11 @@ import re
 from datetime import UTC, datetime, time
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from dispatch import clock, security
+from dispatch import clock, phones, security
 from dispatch.community.days import parse_days
 from dispatch.db import db
 from dispatch.models import (
@@ -339,12 +338,9 @@ def _choice(kind: Any, value: str | None) -> Any:
 def _phone(value: str) -> str:
     """A phone number in E.164, read as a Chinese number unless it says otherwise."""
     try:
-        number = phonenumbers.parse(value.strip(), "CN")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise RosterError(f"号码无效：{value} / Not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phones.e164(value)
+    except phones.PhoneError:
+        raise RosterError(f"号码无效：{value} / Not a valid phone number") from None
 
 
 def _clock(value: str | None) -> time:

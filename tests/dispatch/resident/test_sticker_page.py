@@ -12,7 +12,7 @@ from flask import Flask
 from dispatch import clock
 from dispatch.case.report import file_report
 from dispatch.db import db
-from dispatch.models import Case, Notice, Place, Scan
+from dispatch.models import Case, Community, Notice, Place, Scan
 from dispatch.resident import scans
 from qr import codes
 from qr.printing import sticker_label
@@ -205,3 +205,16 @@ def test_language_switch_never_redirects_off_site(client: Any, target: str) -> N
     response = client.get("/lang/en", query_string={"next": target})
     assert response.headers["Location"] == "/"
 
+
+
+def test_the_page_names_only_people_the_ladder_asks(app: Flask, resident: Resident) -> None:
+    """A building backup the routing rules never ask is not shown as answering here."""
+    with app.app_context():
+        community = db.session.scalar(sa.select(Community))
+        settings = dict(community.settings)
+        settings["routing"] = [{**rule, "roles": [r for r in rule["roles"] if r != "backup"]}
+                               for rule in settings["routing"]]
+        community.settings = settings
+        db.session.commit()
+    html = resident.scan("TS-B1-U1").get_data(as_text=True)
+    assert "1栋党小组 李师傅" in html and "王师傅" not in html

@@ -153,6 +153,19 @@ def test_a_broken_number_is_not_a_working_contact_and_the_channel_order_decides(
                                                                          "13800000002")
 
 
+def test_the_next_channel_and_a_phone_that_rings_come_from_the_same_rule() -> None:
+    member = create_member("M", phone="13800000001", channels=["push", "sms", "voice"])
+    member.contacts.append(Contact(channel=Channel.VOICE, address="13800000001",
+                                   status=ContactStatus.OK, priority=1))
+    member.contacts.append(Contact(channel=Channel.PUSH, address="https://push.example/1",
+                                   status=ContactStatus.OK, priority=0))
+    assert working_contact(member).channel == Channel.PUSH  # their own order
+    assert working_contact(member, skip={"push"}).channel == Channel.SMS  # the next one
+    assert working_contact(member, skip={"push", "sms", "voice"}) is None
+    ringing = working_contact(member, channels=(Channel.VOICE, Channel.SMS))
+    assert ringing is not None and ringing.channel == Channel.VOICE  # a call rings a phone
+
+
 def test_a_shift_ending_at_its_own_start_lasts_twenty_four_hours() -> None:
     shift = Shift(weekday=0, starts=time(8), ends=time(8))
     assert in_shift(shift, local("2026-11-30 08:00"))
