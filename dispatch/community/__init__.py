@@ -13,8 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from dispatch.community import demo, files
+from dispatch.community.apply import Changes, import_community
+from dispatch.community.check import CommunityFileError
+from dispatch.community.export import export_community
 from dispatch.community.files import CommunityData, Location, Row
-from dispatch.community.load import Changes, CommunityFileError, export_community, import_community
 from dispatch.db import db
 from dispatch.models import Community
 

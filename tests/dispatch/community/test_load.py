@@ -18,8 +18,8 @@ from dispatch.community import (
     tables_to_data,
 )
 from dispatch.community.days import format_days, parse_days
+from dispatch.community.export import export_community
 from dispatch.community.files import write
-from dispatch.community.load import export_community
 from dispatch.db import db
 from dispatch.models import Community, Contact, Member, Place, Responsibility, Shift
 from tests import factories

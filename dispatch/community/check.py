@@ -1,48 +1,35 @@
-"""Importing and exporting a community: the file is checked whole, then applied in one transaction.
+"""Checking a community file whole before anything is written: every problem, with its cell.
 
-Codes are the keys. Re-importing an edited file updates rows in place and reports what
-changed; nothing is duplicated. Any bad row stops the whole import, and every problem found is
-reported with its file, sheet, row and column. Members missing from a re-imported file are
-deactivated (their history stays); places missing from it are kept and reported, because
-deleting a place is a staff decision, not a side effect of an edited spreadsheet.
+Importing is two steps: `validate` reads every table into a `Plan` or raises
+`CommunityFileError` listing each problem with its file, sheet, row and column; `apply`
+writes the plan in one transaction. Codes are the keys, so re-importing an edited file
+updates rows in place.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from dispatch import clock, phones, security
 from dispatch.community import settings as community_settings
-from dispatch.community.days import WEEKDAYS, format_days, parse_days
+from dispatch.community.days import parse_days
 from dispatch.community.files import CommunityData, Location, Row
 from dispatch.models import (
     PLACE_PARENTS,
     ROLE_RUNGS,
     Channel,
-    Community,
-    Contact,
-    DutyOverride,
-    Member,
     MemberKind,
     OverrideKind,
-    Place,
     PlaceKind,
-    Responsibility,
     Role,
     Rung,
-    Shift,
     Urgency,
 )
-from qr.codes import STICKER_KINDS
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -481,288 +468,3 @@ def _overrides(data: CommunityData, check: _Checker, plan: Plan, members: set[st
             "starts_at": starts, "ends_at": ends, "stand_in": stand_in,
             "note": check.text(row, "note", max_len=200),
         })
-
-
-# ---------------------------------------------------------------------------------------------
-# Applying a plan: upsert by code inside the caller's transaction, recording each change.
-
-
-@dataclass(slots=True)
-class Changes:
-    """What an import did, table by table, for the summary staff read after importing."""
-
-    added: dict[str, list[str]] = field(default_factory=dict)
-    updated: dict[str, list[str]] = field(default_factory=dict)
-    removed: dict[str, list[str]] = field(default_factory=dict)
-    kept: dict[str, list[str]] = field(default_factory=dict)
-    #: Things that import fine but staff should fix, e.g. two stickers with the same name.
-    warnings: list[str] = field(default_factory=list)
-
-    def note(self, kind: str, table: str, what: str) -> None:
-        getattr(self, kind).setdefault(table, []).append(what)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.updated or self.removed)
-
-    def lines(self, limit: int = 20) -> list[str]:
-        out: list[str] = []
-        for kind in ("added", "updated", "removed", "kept"):
-            for table, items in getattr(self, kind).items():
-                shown = "; ".join(items[:limit]) + (f"; … {len(items) - limit} more"
-                                                      if len(items) > limit else "")
-                label = "not in file, kept" if kind == "kept" else kind
-                out.append(f"{table}: {len(items)} {label}: {shown}")
-        out += [f"warning: {warning}" for warning in self.warnings]
-        return out or ["no changes"]
-
-
-def import_community(session: Session, data: CommunityData) -> tuple[Community, Changes]:
-    """Validate `data` and apply it; the caller commits, or rolls back on any exception."""
-    plan = validate(data)
-    changes = Changes()
-    now = clock.now()
-    community = session.scalar(sa.select(Community).where(Community.code == plan.community["code"]))
-    if community is None:
-        community = Community(**plan.community, settings=plan.settings, created_at=now)
-        session.add(community)
-        changes.note("added", "community", plan.community["code"])
-    else:
-        _assign(community, {**plan.community, "settings": plan.settings}, changes, "community",
-                community.code)
-    session.flush()
-    places = _apply_places(session, community, plan, changes)
-    members = _apply_members(session, community, plan, places, changes, now)
-    _apply_children(session, plan, places, members, changes)
-    session.flush()
-    return community, changes
-
-
-def _assign(obj: Any, values: dict[str, Any], changes: Changes, table: str, key: str) -> None:
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    for name in changed:
-        setattr(obj, name, values[name])
-    if changed:
-        changes.note("updated", table, f"{key} ({', '.join(changed)})")
-
-
-def _foreign(session: Session, model: type[Place] | type[Member], codes: list[str],
-             community: Community, specs: list[Any]) -> None:
-    """Codes are global keys: refuse one that belongs to another community."""
-    taken = set(session.scalars(sa.select(model.code).where(
-        model.code.in_(codes), model.community_id != community.id)))
-    problems = [(s.row.where("code"), f"code {s.code!r} belongs to another community")
-                for s in specs if s.code in taken]
-    if problems:
-        raise CommunityFileError(problems)
-
-
-def _apply_places(session: Session, community: Community, plan: Plan,
-                  changes: Changes) -> dict[str, Place]:
-    _foreign(session, Place, [s.code for s in plan.places], community, plan.places)
-    existing = {p.code: p for p in session.scalars(
-        sa.select(Place).where(Place.community_id == community.id))}
-    for spec in plan.places:
-        values = {
-            "kind": spec.kind, "name": spec.name, "org_name": spec.org_name,
-            "floors": spec.floors, "households": spec.households, "notes": spec.notes,
-            "position": spec.position,
-            "parent": existing[spec.parent] if spec.parent else None,
-        }
-        place = existing.get(spec.code)
-        if place is None:
-            place = existing[spec.code] = Place(community=community, code=spec.code, **values)
-            session.add(place)
-            changes.note("added", "places", spec.code)
-        else:
-            _assign(place, values, changes, "places", spec.code)
-    in_file = {s.code for s in plan.places}
-    for code in sorted(set(existing) - in_file):
-        changes.note("kept", "places", code)
-    session.flush()
-    _warn_duplicate_sticker_names(existing.values(), changes)
-    return existing
-
-
-def _warn_duplicate_sticker_names(places: Iterable[Place], changes: Changes) -> None:
-    """Warn when two stickered places would print the same name: on the wall they look alike.
-
-    The place code printed in small print still tells them apart, so this is no error.
-    """
-    by_name: dict[str, list[str]] = {}
-    for place in places:
-        if place.kind in STICKER_KINDS:
-            by_name.setdefault(place.label, []).append(place.code)
-    for name, codes in sorted(by_name.items()):
-        if len(codes) > 1:
-            changes.warnings.append(f"{len(codes)} stickers would print the same name "
-                                    f"{name!r}: {', '.join(sorted(codes))}; rename them")
-
-
-def _apply_members(session: Session, community: Community, plan: Plan, places: dict[str, Place],
-                   changes: Changes, now: datetime) -> dict[str, Member]:
-    _foreign(session, Member, [s.code for s in plan.members], community, plan.members)
-    existing = {m.code: m for m in session.scalars(
-        sa.select(Member).where(Member.community_id == community.id))}
-    for spec in plan.members:
-        values = {
-            "name": spec.name, "public_name": spec.public_name, "kind": spec.kind,
-            "organisation": spec.organisation, "is_party_member": spec.is_party_member,
-            "grid": places[spec.grid] if spec.grid else None,
-            "dnd_start": spec.dnd[0] if spec.dnd else None,
-            "dnd_end": spec.dnd[1] if spec.dnd else None,
-            "channel_order": [str(c) for c in spec.channels], "active": spec.active,
-            "notes": spec.notes,
-        }
-        member = existing.get(spec.code)
-        if member is None:
-            member = existing[spec.code] = Member(community=community, code=spec.code,
-                                                  created_at=now, **values)
-            session.add(member)
-            changes.note("added", "members", spec.code)
-        else:
-            _assign(member, values, changes, "members", spec.code)
-        _sync_contacts(member, spec, changes, now)
-    in_file = {s.code for s in plan.members}
-    for code in sorted(set(existing) - in_file):
-        if existing[code].active:
-            existing[code].active = False
-            changes.note("updated", "members", f"{code} (deactivated: not in file)")
-    session.flush()
-    return existing
-
-
-def _sync_contacts(member: Member, spec: MemberSpec, changes: Changes, now: datetime) -> None:
-    wanted = [(channel, phone) for phone in spec.phones for channel in FILE_CHANNELS
-              if channel in spec.channels]
-    current = {(c.channel, c.address): c for c in member.contacts if c.channel in FILE_CHANNELS}
-    for priority, key in enumerate(wanted):
-        contact = current.pop(key, None)
-        if contact is None:
-            member.contacts.append(Contact(channel=key[0], address=key[1], priority=priority,
-                                           created_at=now))
-            changes.note("added", "contacts", f"{spec.code} {key[0]} {_masked(key[1])}")
-        elif contact.priority != priority:
-            contact.priority = priority
-    for key, contact in current.items():
-        member.contacts.remove(contact)
-        changes.note("removed", "contacts", f"{spec.code} {key[0]} {_masked(key[1])}")
-
-
-def _masked(phone: str) -> str:
-    """Phone numbers in printed summaries show only their last four digits."""
-    return "…" + phone[-4:]
-
-
-def _apply_children(session: Session, plan: Plan, places: dict[str, Place],
-                    members: dict[str, Member], changes: Changes) -> None:
-    """Make each member's responsibilities, shifts and overrides match the file exactly."""
-    wanted_resp = {(r["member"], r["place"], r["role"]): r for r in plan.responsibilities}
-    wanted_shift = {(s["member"], s["weekday"], s["starts"], s["ends"]) for s in plan.shifts}
-    wanted_over = {(o["member"], o["kind"], o["starts_at"], o["ends_at"]): o
-                   for o in plan.overrides}
-    for code, member in members.items():
-        for resp in list(member.responsibilities):
-            key = (code, resp.place.code if resp.place else None, resp.role)
-            spec = wanted_resp.pop(key, None)
-            if spec is None:
-                member.responsibilities.remove(resp)
-                changes.note("removed", "responsibilities", _resp_label(*key))
-            else:
-                _assign(resp, {"rung": spec["rung"], "position": spec["position"],
-                               "categories": spec["categories"]},
-                        changes, "responsibilities", _resp_label(*key))
-        for shift in list(member.shifts):
-            shift_key = (code, shift.weekday, shift.starts, shift.ends)
-            if shift_key in wanted_shift:
-                wanted_shift.discard(shift_key)
-            else:
-                member.shifts.remove(shift)
-                changes.note("removed", "shifts", _shift_label(*shift_key))
-        for override in list(member.overrides):
-            over_key = (code, override.kind, override.starts_at, override.ends_at)
-            spec = wanted_over.pop(over_key, None)
-            if spec is None:
-                member.overrides.remove(override)
-                changes.note("removed", "overrides", f"{code} {override.kind}")
-            else:
-                stand_in = members[spec["stand_in"]] if spec["stand_in"] else None
-                _assign(override, {"stand_in": stand_in, "note": spec["note"]}, changes,
-                        "overrides", f"{code} {override.kind}")
-    for key, spec in wanted_resp.items():
-        members[key[0]].responsibilities.append(Responsibility(
-            place=places[key[1]] if key[1] else None, role=spec["role"], rung=spec["rung"],
-            position=spec["position"], categories=spec["categories"]))
-        changes.note("added", "responsibilities", _resp_label(*key))
-    for code, weekday, starts, ends in sorted(wanted_shift, key=str):
-        members[code].shifts.append(Shift(weekday=weekday, starts=starts, ends=ends))
-        changes.note("added", "shifts", _shift_label(code, weekday, starts, ends))
-    for (code, kind, starts_at, ends_at), spec in wanted_over.items():
-        members[code].overrides.append(DutyOverride(
-            kind=kind, starts_at=starts_at, ends_at=ends_at, note=spec["note"],
-            stand_in=members[spec["stand_in"]] if spec["stand_in"] else None))
-        changes.note("added", "overrides", f"{code} {kind}")
-
-
-def _resp_label(member: str, place: str | None, role: Role) -> str:
-    return f"{member} {role} @ {place or 'community'}"
-
-
-def _shift_label(member: str, weekday: int, starts: time, ends: time) -> str:
-    return f"{member} {WEEKDAYS[weekday]} {starts:%H:%M}-{ends:%H:%M}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Export: the database back into tables that re-import to the same state.
-
-
-def export_community(session: Session, community: Community) -> dict[str, list[dict[str, Any]]]:
-    """The community as file tables, in a stable order."""
-    zone = clock.zone(community.timezone)
-    places = list(session.scalars(sa.select(Place).where(Place.community_id == community.id)
-                                  .order_by(Place.position, Place.id)))
-    members = list(session.scalars(sa.select(Member).where(Member.community_id == community.id)
-                                   .order_by(Member.code)))
-    stored = community.settings
-    tables: dict[str, list[dict[str, Any]]] = {
-        "community": [{"code": community.code, "name": community.name,
-                       "timezone": community.timezone, "hotline": community.hotline}],
-        "categories": [dict(c) for c in stored.get("categories", [])],
-        "policies": [{"urgency": u, **p} for u, p in stored.get("policies", {}).items()],
-        "routing": [{"category": r["category"], "rung": Rung(int(r["rung"])).name.lower(),
-                     "roles": list(r["roles"])} for r in stored.get("routing", [])],
-        "places": [{
-            "code": p.code, "kind": str(p.kind), "name": p.name,
-            "parent": p.parent.code if p.parent else None, "org_name": p.org_name,
-            "floors": p.floors, "households": p.households, "notes": p.notes,
-        } for p in places],
-        "members": [], "responsibilities": [], "shifts": [], "overrides": [],
-    }
-    for m in members:
-        phones = list(dict.fromkeys(c.address for c in m.contacts if c.channel in FILE_CHANNELS))
-        tables["members"].append({
-            "code": m.code, "name": m.name, "public_name": m.public_name, "kind": str(m.kind),
-            "organisation": m.organisation, "party_member": "yes" if m.is_party_member else "no",
-            "grid": m.grid.code if m.grid else None, "phones": phones,
-            "channels": list(m.channel_order),
-            "dnd": f"{m.dnd_start:%H:%M}-{m.dnd_end:%H:%M}" if m.dnd_start and m.dnd_end else None,
-            "active": "yes" if m.active else "no", "notes": m.notes,
-        })
-        for r in sorted(m.responsibilities, key=lambda r: (r.rung, r.position, r.id or 0)):
-            tables["responsibilities"].append({
-                "member": m.code, "place": r.place.code if r.place else None,
-                "rung": Rung(r.rung).name.lower(), "role": str(r.role), "order": r.position,
-                "categories": list(r.categories)})
-        by_hours: dict[tuple[time, time], list[int]] = {}
-        for s in m.shifts:
-            by_hours.setdefault((s.starts, s.ends), []).append(s.weekday)
-        for (starts, ends), days in sorted(by_hours.items()):
-            tables["shifts"].append({"member": m.code, "days": format_days(days),
-                                     "start": f"{starts:%H:%M}", "end": f"{ends:%H:%M}"})
-        for o in sorted(m.overrides, key=lambda o: o.starts_at):
-            tables["overrides"].append({
-                "member": m.code, "kind": str(o.kind),
-                "starts": clock.format_local(o.starts_at, zone, "%Y-%m-%d %H:%M"),
-                "ends": clock.format_local(o.ends_at, zone, "%Y-%m-%d %H:%M"),
-                "stand_in": o.stand_in.code if o.stand_in else None, "note": o.note})
-    return tables
