@@ -574,7 +574,7 @@ class EarlyReceipt(Model):
 
     The provider took a message but its sender never heard so (the answer was a 5xx or
     timed out, or the process died); the row adopts the id later, when its retry looks the
-    message up. Kept until then (`dispatch.hooks.sms.apply_early_receipts`), so the row ends
+    message up. Kept until then (`dispatch.outbox.receipts.apply_early_receipts`), so the row ends
     delivered or undelivered rather than "sent" for good.
     """
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 #: Errors after which the provider may or may not have the message: look before sending again,
 #: and send exactly the same text and bundle if it does not.
 LOOKUP_FAILED = "lookup-failed"
-#: The process sending the row died mid-send (`outbox.recover_interrupted`).
+#: The process sending the row died mid-send (`outbox.delivery.recover_interrupted`).
 INTERRUPTED = "interrupted"
 UNCERTAIN = frozenset({"timeout", "connection", "http-500", "http-502", "http-503", "http-504",
                        LOOKUP_FAILED, INTERRUPTED})

@@ -86,7 +86,7 @@ def assign_code(notification: Notification) -> str | None:
     """Give the row its reply code, in the caller's transaction; None if it cannot be answered.
 
     The caller holds the row lock on the contacts with this phone number
-    (`throttle.before_send` takes it), so concurrent senders never hand out the same number.
+    (`pacing.before_send` takes it), so concurrent senders never hand out the same number.
     """
     if notification.purpose not in ANSWERABLE or notification.case_id is None:
         return None
