@@ -148,6 +148,6 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def rows(photos: list[Reencoded]) -> list[Photo]:
-    """Re-encoded photos as rows for `cases.file_report` to store with their report."""
+    """Re-encoded photos as rows for `case.report.file_report` to store with their report."""
     return [Photo(content_type=p.content_type, data=p.data, width=p.width, height=p.height,
                   thumbnail=p.thumbnail) for p in photos]
