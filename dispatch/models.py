@@ -99,6 +99,7 @@ class Channel(enum.StrEnum):
     SMS = "sms"
     VOICE = "voice"
     PUSH = "push"
+    WECOM = "wecom"  # a WeCom (企业微信) application message; the address is the userid
     CONSOLE = "console"
 
 
@@ -560,6 +561,9 @@ class Notification(Model):
     #: The exact text handed to the provider on the first attempt. Retries send it unchanged,
     #: so after a timeout the provider's own list can show whether it already has the message.
     sent_text: Mapped[str | None] = mapped_column(sa.Text)
+    #: What the provider handed back for acting on the message later: WeCom's
+    #: `response_code`, which updates a sent card ("已由 王师傅 接单").
+    follow_up: Mapped[str | None] = mapped_column(sa.String(255))
     #: Sent as part of this other row's message (several cases bundled into one SMS).
     bundled_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("notification.id"),
                                                         index=True)

@@ -67,7 +67,8 @@ MEMBER_KIND_NAMES: Mapping[str, str] = {
     MemberKind.DEPARTMENT: "街道/区部门"}
 
 CHANNEL_NAMES: Mapping[str, str] = {Channel.SMS: "短信", Channel.VOICE: "电话",
-                                    Channel.PUSH: "推送", Channel.CONSOLE: "控制台消息"}
+                                    Channel.PUSH: "推送", Channel.WECOM: "企业微信",
+                                    Channel.CONSOLE: "控制台消息"}
 
 #: Monday first, as `date.weekday()` counts: 周一 … 周日.
 WEEKDAYS = "一二三四五六日"

@@ -10,8 +10,8 @@ console sender logs each message, and the outbox row itself is the stored messag
 whole flow runs before a real provider exists.
 
 Providers: `console`, `twilio_sms`, `twilio_voice`, `aliyun` (SMS), `push` (Web Push), and
-`wecom`, `robots`, `aliyun_voice` (clients not yet wired to the outbox); `twilio_client` and
-`webapi` are what they share.
+`wecom` (alert cards), and `robots`, `aliyun_voice` (clients not yet wired to the outbox);
+`twilio_client` and `webapi` are what they share.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app
 
-from dispatch.channels.base import OutgoingMessage, Sender, SendResult
+from dispatch.channels.base import Form, OutgoingMessage, Sender, SendResult
 from dispatch.channels.console import ConsoleSender
 from dispatch.models import Channel
 
@@ -37,6 +37,7 @@ BACKENDS: dict[str, Callable[[Flask], Sender]] = {
 CHANNEL_BACKENDS: dict[Channel, tuple[str, Callable[[Flask], Sender]]] = {
     Channel.VOICE: ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app)),
     Channel.PUSH: ("VAPID_PRIVATE_KEY", lambda app: _push(app)),
+    Channel.WECOM: ("WECOM_CORP_ID", lambda app: _wecom(app)),
 }
 
 # A provider's module is imported when its sender is first built, not with this package: the
@@ -68,9 +69,17 @@ def _push(app: Flask) -> Sender:
     return PushSender(app)
 
 
+def _wecom(app: Flask) -> Sender:
+    from dispatch.channels.wecom import WeComSender
+
+    return WeComSender(app.config)
+
+
 def sender_for(channel: str, app: Flask | None = None) -> Sender:
-    """The sender for a channel: voice and push use their own provider when it is configured
-    (`CHANNEL_BACKENDS`); everything else goes to the `SMS_BACKEND` one."""
+    """The sender for a channel: voice, push and WeCom use their own provider when it is
+    configured (`CHANNEL_BACKENDS`); everything else goes to the `SMS_BACKEND` one. A WeCom
+    userid is no phone number: without WeCom configured its messages fail (and the member is
+    reached by their next channel), except on the console backend, which takes anything."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     own = CHANNEL_BACKENDS.get(Channel(channel))
     if own is not None and app.config.get(own[0]):
@@ -78,10 +87,28 @@ def sender_for(channel: str, app: Flask | None = None) -> Sender:
         if key not in app.extensions:
             app.extensions[key] = own[1](app)
         return app.extensions[key]  # type: ignore[no-any-return]
+    if channel == Channel.WECOM and app.config["SMS_BACKEND"] != "console":
+        return NOT_CONFIGURED
     sender = app.extensions.get("linli.sender")
     if sender is None:
         sender = app.extensions["linli.sender"] = BACKENDS[app.config["SMS_BACKEND"]](app)
     return sender
+
+
+class NotConfigured:
+    """The sender of a channel whose provider is not set up: every message fails for good."""
+
+    form: Form = "text"
+    paced = False
+    two_way = False
+    looks_up = False
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        return SendResult.failed("not-configured", f"no provider for {message.channel}",
+                                 retryable=False)
+
+
+NOT_CONFIGURED = NotConfigured()
 
 
 def prepare(app: Flask) -> None:

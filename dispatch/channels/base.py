@@ -47,7 +47,7 @@ class SendResult:
 
 #: What a sender is handed besides the address: plain text (SMS, console), an SMS template's
 #: parameters (mainland SMS), a push payload.
-Form = Literal["text", "template", "push"]
+Form = Literal["text", "template", "push", "card"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,11 @@ class OutgoingMessage:
     template_params: Mapping[str, str] = field(default_factory=dict)
     push_keys: Mapping[str, Any] | None = None
     push_payload: Mapping[str, Any] = field(default_factory=dict)
+    #: A card's fields (WeCom: title, place, category, urgency, reports, task_id, view_url).
+    card: Mapping[str, Any] = field(default_factory=dict)
+    #: Instead of a new message, update the card sent earlier with this `follow_up` code to
+    #: read `text` (WeCom: "已由 王师傅 接单").
+    update_of: str | None = None
 
 
 class Sender(Protocol):

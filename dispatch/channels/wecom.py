@@ -33,7 +33,7 @@ from xml.etree import ElementTree
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from dispatch.channels import webapi
-from dispatch.channels.base import SendResult
+from dispatch.channels.base import Form, OutgoingMessage, SendResult
 
 TIMEOUT = 10.0
 #: The access token was rejected or has expired: fetch a new one and try the call once more.
@@ -161,6 +161,24 @@ class WeComClient:
 
     def _url(self, path: str, **query: str) -> str:
         return f"{self.base_url}/cgi-bin/{path}?{urllib.parse.urlencode(query)}"
+
+
+class WeComSender:
+    """The WeCom channel: an outbox message to a member's userid is an alert card, or the
+    update of a card sent before (`OutgoingMessage.update_of`)."""
+
+    form: Form = "card"
+    paced = False  # WeCom has its own per-user limits; a card buzzes once
+    two_way = False  # the card's buttons answer, not replies
+    looks_up = False
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.client = WeComClient.from_config(config)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.update_of:
+            return self.client.update_card(message.update_of, message.text)
+        return self.client.send_card(message.to, AlertCard(**message.card))
 
 
 class TokenRefused(Exception):

@@ -21,6 +21,7 @@ from dispatch.community.check import FILE_CHANNELS, CommunityFileError, MemberSp
 from dispatch.community.days import WEEKDAYS
 from dispatch.community.files import CommunityData
 from dispatch.models import (
+    Channel,
     Community,
     Contact,
     DutyOverride,
@@ -184,7 +185,10 @@ def _apply_members(session: Session, community: Community, plan: Plan, places: d
 def _sync_contacts(member: Member, spec: MemberSpec, changes: Changes, now: datetime) -> None:
     wanted = [(channel, phone) for phone in spec.phones for channel in FILE_CHANNELS
               if channel in spec.channels]
-    current = {(c.channel, c.address): c for c in member.contacts if c.channel in FILE_CHANNELS}
+    if spec.wecom:
+        wanted.append((Channel.WECOM, spec.wecom))
+    current = {(c.channel, c.address): c for c in member.contacts
+               if c.channel in FILE_CHANNELS or c.channel == Channel.WECOM}
     for priority, key in enumerate(wanted):
         contact = current.pop(key, None)
         if contact is None:

@@ -74,6 +74,8 @@ class MemberSpec:
     is_party_member: bool
     grid: str | None
     phones: list[str]
+    #: The member's WeCom (企业微信) userid, for alert cards.
+    wecom: str | None
     channels: list[Channel]
     dnd: tuple[time, time] | None
     active: bool
@@ -395,7 +397,7 @@ def _members(data: CommunityData, check: _Checker, plan: Plan) -> set[str]:
             try:
                 channels.append(Channel(value.lower()))
             except ValueError:
-                check.fail(row, "channels", f"{value!r} is not one of sms, voice, push")
+                check.fail(row, "channels", f"{value!r} is not one of sms, voice, push, wecom")
         grid = check.text(row, "grid", max_len=48)
         if grid and grid not in grids:
             check.fail(row, "grid", f"unknown grid code {grid!r}")
@@ -408,6 +410,7 @@ def _members(data: CommunityData, check: _Checker, plan: Plan) -> set[str]:
                 kind=kind, organisation=check.text(row, "organisation"),
                 is_party_member=check.boolean(row, "party_member", default=False),
                 grid=grid, phones=phones, channels=channels,
+                wecom=check.text(row, "wecom", max_len=64),
                 dnd=check.time_range(row, "dnd"), active=check.boolean(row, "active", default=True),
                 notes=check.text(row, "notes", max_len=2000),
             ))

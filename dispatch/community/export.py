@@ -12,6 +12,7 @@ from dispatch import clock
 from dispatch.community.check import FILE_CHANNELS
 from dispatch.community.days import format_days
 from dispatch.models import (
+    Channel,
     Community,
     Member,
     Place,
@@ -50,6 +51,7 @@ def export_community(session: Session, community: Community) -> dict[str, list[d
             "code": m.code, "name": m.name, "public_name": m.public_name, "kind": str(m.kind),
             "organisation": m.organisation, "party_member": "yes" if m.is_party_member else "no",
             "grid": m.grid.code if m.grid else None, "phones": phones,
+            "wecom": next((c.address for c in m.contacts if c.channel == Channel.WECOM), None),
             "channels": list(m.channel_order),
             "dnd": f"{m.dnd_start:%H:%M}-{m.dnd_end:%H:%M}" if m.dnd_start and m.dnd_end else None,
             "active": "yes" if m.active else "no", "notes": m.notes,

@@ -37,7 +37,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "routing": ("category", "rung", "roles"),
     "places": ("code", "kind", "name", "parent", "org_name", "floors", "households", "notes"),
     "members": ("code", "name", "public_name", "kind", "organisation", "party_member", "grid",
-                "phones", "channels", "dnd", "active", "notes"),
+                "phones", "wecom", "channels", "dnd", "active", "notes"),
     "responsibilities": ("member", "place", "rung", "role", "order", "categories"),
     "shifts": ("member", "days", "start", "end"),
     "overrides": ("member", "kind", "starts", "ends", "stand_in", "note"),

@@ -1,5 +1,6 @@
-"""Provider webhooks at /webhooks: `sms` (delivery receipts, inbound replies) and `voice`
-(Twilio's calls: the resident's call through a sticker, the alert call's key presses).
+"""Provider webhooks at /webhooks: `sms` (delivery receipts, inbound replies), `voice`
+(Twilio's calls: the resident's call through a sticker, the alert call's key presses) and
+`wecom` (button clicks on WeCom alert cards).
 
 Every route checks the provider's signature (or shared token) instead of a CSRF token.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dispatch.hooks import sms, voice
+from dispatch.hooks import sms, voice, wecom
 
-BLUEPRINTS = (sms.bp, voice.bp)
+BLUEPRINTS = (sms.bp, voice.bp, wecom.bp)
 
 
 def init_app(app: Flask) -> None:

@@ -152,6 +152,7 @@ def _store(notification: Notification, result: SendResult, now: datetime, *, fir
                 lifecycle.first_notified(notification.case_id, now)
         notification.status = NotificationStatus.SENT
         notification.provider_id = result.provider_id
+        notification.follow_up = result.follow_up
         notification.sent_at = now
         notification.error_code = None
         if db.session.scalar(sa.select(EarlyReceipt.id)

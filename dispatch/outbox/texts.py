@@ -2,15 +2,21 @@
 
 The row's `body` is the message as decided; a channel gets it in its own form: SMS text with
 its reply line, or a list when pacing bundled several rows into one SMS; an Alibaba Cloud
-template's parameters; a push payload with the member's action links.
+template's parameters; a push payload with the member's action links; a WeCom card (an alert
+with 接单 / 转交 / 查看 buttons), or, for "someone else took it", the update of the card the
+member already has.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dispatch import links
+import sqlalchemy as sa
+
+from dispatch import links, words
 from dispatch.channels.base import UNCERTAIN, OutgoingMessage, Sender
+from dispatch.community import settings
+from dispatch.db import db
 from dispatch.models import Notification
 from dispatch.outbox import Purpose, pacing
 from dispatch.outbox.replies import describe, hint
@@ -30,10 +36,12 @@ def message_for(notification: Notification, sender: Sender) -> OutgoingMessage:
     (`sent_text`): a bundle's list and its signed link would otherwise differ on a retry, and
     a sender that looks up an uncertain send could not recognise the first message."""
     form = getattr(sender, "form", "text")
+    update_of = card_to_update(notification) if form == "card" else None
     text = notification.sent_text
     if text is None:
-        text = notification.sent_text = sms_text(
-            notification, two_way=bool(getattr(sender, "two_way", False)))
+        text = notification.sent_text = (
+            card_update_text(notification) if update_of else
+            sms_text(notification, two_way=bool(getattr(sender, "two_way", False))))
     return OutgoingMessage(
         id=notification.id, channel=str(notification.channel), to=notification.to_address,
         text=text, created_at=notification.created_at,
@@ -41,7 +49,9 @@ def message_for(notification: Notification, sender: Sender) -> OutgoingMessage:
         urgent=notification.purpose in URGENT,
         template_params=template_params(notification) if form == "template" else {},
         push_keys=notification.contact.push_keys if notification.contact else None,
-        push_payload=push_payload(notification) if form == "push" else {})
+        push_payload=push_payload(notification) if form == "push" else {},
+        card=card(notification) if form == "card" and not update_of else {},
+        update_of=update_of)
 
 
 def sms_text(notification: Notification, *, two_way: bool) -> str:
@@ -105,3 +115,44 @@ def push_payload(notification: Notification) -> dict[str, Any]:
         data["actions"].append({"action": "resolve", "title": "已解决",
                                 "url": links.url(links.Purpose.RESOLVE, member_id, case.id)})
     return data
+
+
+#: What a card's title says, by purpose.
+CARD_TITLES = {Purpose.ALERT: "请接单", Purpose.REMINDER: "请尽快到场", Purpose.TAKEN: "已有人接单",
+               Purpose.HANDOVER: "转交给您", Purpose.STUCK: "无人接单，请安排处理"}
+
+
+def card(notification: Notification) -> dict[str, Any]:
+    """A WeCom card's fields: the place, the category, its urgency and how many residents
+    reported it, named `linli-<row id>` so a click names the row it answers."""
+    case, member_id = notification.case, notification.member_id
+    if case is None or member_id is None:
+        return {"task_id": f"linli-{notification.id}", "title": "邻里",
+                "place": notification.body[:44], "category": "", "urgency": "", "reports": 0}
+    found = settings.category(case.community, case.category)
+    return {"task_id": f"linli-{notification.id}",
+            "title": f"{CARD_TITLES.get(notification.purpose, '请查看')}：{case.number}",
+            "place": case.place.label, "category": found.name if found else case.category,
+            "urgency": words.URGENCY_NAMES.get(case.urgency, str(case.urgency)),
+            "reports": case.report_count,
+            "view_url": links.url(links.Purpose.CASE, member_id, case.id)}
+
+
+def card_to_update(notification: Notification) -> str | None:
+    """For "someone else took it" on WeCom: the `follow_up` code of the card the member has
+    about this case (their newest one), so it is updated instead of a second message sent."""
+    if notification.purpose != Purpose.TAKEN or notification.case_id is None:
+        return None
+    return db.session.scalar(
+        sa.select(Notification.follow_up)
+        .where(Notification.case_id == notification.case_id,
+               Notification.member_id == notification.member_id,
+               Notification.channel == notification.channel,
+               Notification.follow_up.is_not(None))
+        .order_by(Notification.id.desc()).limit(1))
+
+
+def card_update_text(notification: Notification) -> str:
+    """What the updated card's button reads: "已由王建国接单" (WeCom allows 20 characters)."""
+    acceptor = notification.case.accepted_by if notification.case is not None else None
+    return (f"已由{acceptor.name}接单" if acceptor is not None else "已有人接单")[:20]

@@ -167,6 +167,10 @@ def test_the_example_file_in_docs_imports(app: Flask) -> None:
     with app.app_context():
         community, _ = import_file(example)
         assert community.code == "EX"
+        wang = db.session.scalar(sa.select(Member).where(Member.code == "EX-M2"))
+        assert {(str(c.channel), c.address) for c in wang.contacts} == {
+            ("wecom", "wangxiuying"), ("sms", "+8613800138002")}
+        assert wang.channel_order == ["wecom", "sms"]
 
 
 def test_the_cli_imports_exports_and_reimports_a_community_file_unchanged(
