@@ -62,7 +62,9 @@ from dispatch.outbox import Purpose as Message
 from dispatch.roster import duty
 
 #: Messages that stop mattering once somebody has taken the case.
-CANCELLED_ON_ACCEPT = (Message.ALERT, Message.STUCK)
+CANCELLED_ON_ACCEPT = (Message.ALERT, Message.STUCK, Message.CALL)
+#: The messages that asked someone to take the case: who got one hears who took it.
+ASKED = (Message.ALERT, Message.STUCK)
 SOLVED_WORDS = {Solved.YES: "已解决", Solved.PARTLY: "部分解决", Solved.NO: "未解决"}
 
 
@@ -309,7 +311,7 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
     case.closed_rung = _closing_rung(case)
     case.open_key = None
     case.next_step_at = None
-    _cancel_pending(case, now, (Message.ALERT, Message.STUCK, Message.REMINDER))
+    _cancel_pending(case, now, (*CANCELLED_ON_ACCEPT, Message.REMINDER))
     record(case, EventKind.RESOLVED, f"{member.name}：已解决" + (f"。{note}" if note else ""),
            at=now, member_id=member.id, note=note,
            shown=True, name=member.display_name)
@@ -613,7 +615,7 @@ def why_stale(purpose: str, case: Case | None, member_id: int | None) -> str | N
     """
     if case is None:
         return None
-    if purpose in (Message.ALERT, Message.STUCK) and case.status != CaseStatus.OPEN:
+    if purpose in CANCELLED_ON_ACCEPT and case.status != CaseStatus.OPEN:
         return f"case {case.status} before sending"
     if purpose == Message.REMINDER and (
             case.status != CaseStatus.ACCEPTED or case.accepted_by_id != member_id):
@@ -739,7 +741,7 @@ def _tell_the_others(case: Case, acceptor: Member, now: datetime) -> None:
     paged = db.session.scalars(
         sa.select(Notification)
         .where(Notification.case_id == case.id,
-               Notification.purpose.in_(CANCELLED_ON_ACCEPT),
+               Notification.purpose.in_(ASKED),
                Notification.status.in_((NotificationStatus.SENDING, NotificationStatus.SENT,
                                         NotificationStatus.DELIVERED)),
                Notification.member_id != acceptor.id)

@@ -300,6 +300,8 @@ def _settings(data: CommunityData, check: _Checker) -> dict[str, Any]:
             "repeat_last": check.integer(row, "repeat_last", low=0, high=10),
             "on_site_minutes": check.integer(row, "on_site_minutes", low=1, high=30 * 24 * 60),
             "referral_hours": check.integer(row, "referral_hours", low=1, high=90 * 24),
+            # 0: never call; otherwise a member asked by another channel is rung after this.
+            "call_after_minutes": check.integer(row, "call_after_minutes", low=0, high=24 * 60),
             "working_hours": working_hours,
         }
         if working_hours:

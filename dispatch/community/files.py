@@ -33,7 +33,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "community": ("code", "name", "timezone", "hotline"),
     "categories": ("code", "name", "name_en", "urgency", "respond_minutes"),
     "policies": ("urgency", "rung_minutes", "repeat_last", "on_site_minutes", "referral_hours",
-                 "working_hours"),
+                 "call_after_minutes", "working_hours"),
     "routing": ("category", "rung", "roles"),
     "places": ("code", "kind", "name", "parent", "org_name", "floors", "households", "notes"),
     "members": ("code", "name", "public_name", "kind", "organisation", "party_member", "grid",

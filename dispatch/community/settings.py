@@ -39,7 +39,7 @@ DEFAULT_CATEGORIES: tuple[Category, ...] = (
 #: in which steps fire. A referral to a department gets `referral_hours` to answer.
 DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     Urgency.URGENT: {"rung_minutes": 5, "repeat_last": 2, "on_site_minutes": 30,
-                     "referral_hours": 24},
+                     "referral_hours": 24, "call_after_minutes": 2},
     Urgency.NORMAL: {"rung_minutes": 30, "repeat_last": 2, "on_site_minutes": 240,
                      "referral_hours": 72},
     Urgency.LOW: {"rung_minutes": 240, "repeat_last": 1, "on_site_minutes": 24 * 60,

@@ -42,6 +42,7 @@ from dispatch.ladder.rules import (
 )
 from dispatch.models import (
     Case,
+    Channel,
     Member,
     Notification,
     Responsibility,
@@ -154,12 +155,40 @@ def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: 
         f"（{texts.role_label(a, by_member.get(id(a.covering_for or a.member)))}）"
         for a, n in reached)
     again = f"第{step}次通知：" if repeat else ""
+    people += _calls_if_unanswered(case, [a for a, _ in reached], rung, step, now)
     record(case, EventKind.NOTIFIED, f"第{rung}级（{words.rung(rung)}）{again}{people}", at=now,
            rung=rung, step=step, due=due.isoformat() if due else None,
            members=[a.member.id for a, _ in reached],
            notifications=[n.id for _, n in reached],
            shown=True, repeat=repeat, asked=asked)
     return True
+
+
+def _calls_if_unanswered(case: Case, reached: list[duty.Duty], rung: int, step: int,
+                         now: datetime) -> str:
+    """Urgent means a call: queue a phone call to each member just asked by another channel,
+    due `call_after_minutes` later (the policy's; 0 or none: never). The call is cancelled if
+    anyone takes the case first (`lifecycle.why_stale`); the ladder's timing is unchanged.
+    Returns the words for the timeline ("", or who will be rung when)."""
+    minutes = float(policy_of(case).get("call_after_minutes") or 0)
+    if not minutes:
+        return ""
+    drafts: list[outbox.Draft] = []
+    for answer in reached:
+        if answer.contact is None or answer.contact.channel == Channel.VOICE:
+            continue  # asked by a call already
+        phone = duty.working_contact(answer.member, channels=(Channel.VOICE,))
+        if phone is None:
+            continue
+        drafts.append(outbox.Draft(
+            answer.member, phone, Message.CALL, texts.call_body(case, answer.member),
+            dedupe_key=f"c{case.id}:t{case.token}:r{rung}:s{step}:call:m{answer.member.id}",
+            rung=rung, not_before=now + timedelta(minutes=minutes)))
+    called = [draft.member.name for draft, row in
+              zip(drafts, outbox.add_all(case, drafts, now=now), strict=True) if row is not None]
+    if not called:
+        return ""
+    return f"；{texts.duration(timedelta(minutes=minutes))}内未接单将来电提醒{'、'.join(called)}"
 
 
 def _record_escalation(case: Case, rung: int, reason: str, now: datetime) -> None:

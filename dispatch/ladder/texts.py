@@ -70,6 +70,12 @@ def stuck_body(case: Case, member: Member) -> str:
 
 
 
+def call_body(case: Case, member: Member) -> str:
+    """What the alert call is about (the call itself reads the case: `hooks.voice.alert`)."""
+    return (f"【邻里·来电】{category_name(case)}：{case.place.full_name}（{case.number}）"
+            f"尚无人接单，请接听。")
+
+
 def assigned_body(case: Case, staff: StaffUser, member: Member) -> str:
     return (f"【邻里】工作人员{staff.name}把{case.place.full_name}的事项"
             f"（{case.number}）指派给您，请尽快处理：{links.url(Link.CASE, member.id, case.id)}")

@@ -34,6 +34,7 @@ class Purpose:
     REMINDER = "reminder"  # you accepted but are not on site yet
     HANDOVER = "handover"  # a colleague handed the case to you
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
+    CALL = "call"  # an urgent alert not taken within minutes: a phone call that rings
     PUSH_CODE = "push_code"  # the code that confirms a push subscription (no case)
 
 
@@ -47,6 +48,8 @@ class Draft:
     body: str
     dedupe_key: str
     rung: int | None = None
+    #: Not to be sent before this moment (a call that follows an unanswered alert).
+    not_before: datetime | None = None
 
 
 def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *,
@@ -81,10 +84,11 @@ def add_all(case: Case | None, drafts: Sequence[Draft], *, now: datetime
             case=case, member=draft.member, contact=draft.contact, channel=draft.contact.channel,
             to_address=draft.contact.address, purpose=draft.purpose, body=draft.body,
             dedupe_key=draft.dedupe_key, rung=draft.rung, status=NotificationStatus.PENDING,
-            created_at=now))
+            next_attempt_at=draft.not_before, created_at=now))
     written = [row for row in rows if row is not None]
     db.session.add_all(written)
     db.session.flush()
     for row in written:
-        jobs.enqueue_after_commit(jobs.Job.SEND, row.id, job_id=jobs.send_job_id(row.id, 0))
+        jobs.enqueue_after_commit(jobs.Job.SEND, row.id, at=row.next_attempt_at,
+                                  job_id=jobs.send_job_id(row.id, 0))
     return rows

@@ -24,7 +24,16 @@ from dispatch.case.report import file_report
 from dispatch.case.timeline import EventKind
 from dispatch.db import db
 from dispatch.jobs import sweeper
-from dispatch.models import Case, CaseEvent, CaseStatus, Notification, NotificationStatus
+from dispatch.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Channel,
+    Community,
+    Contact,
+    Notification,
+    NotificationStatus,
+)
 from dispatch.resident import timeline
 from tests import clock, factories
 from tests.clock import MIN, SHANGHAI
@@ -278,3 +287,43 @@ def test_timeline_texts_never_carry_phone_numbers_and_public_ones_no_full_names(
     for full_name in ("李建国", "王秀英", "张伟", "刘芳", "陈磊", "赵强"):
         assert full_name not in public
     assert "赵师傅已接单" in public
+
+
+def give_a_phone_that_rings(code: str) -> None:
+    found = member(code)
+    found.contacts.append(Contact(channel=Channel.VOICE, address=found.contacts[0].address,
+                                  priority=1, created_at=MONDAY))
+    db.session.commit()
+
+
+def test_urgent_means_a_call_when_the_first_channel_is_not_answered_in_two_minutes(
+        ctx: Flask) -> None:
+    give_a_phone_that_rings("L1")
+    case = report("TS-B1-U1-E1", "elevator", MONDAY)  # urgent: the leader and the maintainer
+    [call] = alerts(case, purpose="call")  # the maintainer has no phone that rings
+    assert (call.member.code, call.channel, call.status) == ("L1", "voice", "pending")
+    assert call.next_attempt_at == MONDAY + 2 * MIN
+    assert "2 分钟内未接单将来电提醒李建国" in events(case, EventKind.NOTIFIED)[0].message
+    tick(MONDAY + MIN)
+    assert alerts(case, purpose="call")[0].status == NotificationStatus.PENDING  # not yet
+    tick(MONDAY + 2 * MIN)
+    assert alerts(case, purpose="call")[0].status == NotificationStatus.SENT
+    assert case.next_step_at == MONDAY + 5 * MIN  # the ladder keeps its own time
+
+
+def test_a_call_is_cancelled_when_someone_takes_the_case_first(ctx: Flask) -> None:
+    give_a_phone_that_rings("L1")
+    case = report("TS-B1-U1-E1", "elevator", MONDAY)
+    lifecycle.accept(case.id, member("E1").id, now=MONDAY + MIN)
+    tick(MONDAY + 3 * MIN)
+    [call] = alerts(case, purpose="call")
+    assert call.status == NotificationStatus.CANCELLED
+    assert [n.channel for n in alerts(case, purpose="taken")] == ["sms"]  # not a second call
+
+
+def test_a_normal_case_or_a_policy_without_calls_rings_nobody(ctx: Flask) -> None:
+    give_a_phone_that_rings("L1")
+    assert alerts(report("TS-B1-U1", "noise", MONDAY), purpose="call") == []
+    factories.set_policy(db.session.scalar(sa.select(Community)), "urgent",
+                         call_after_minutes=0)
+    assert alerts(report("TS-B1-U1-E1", "elevator", MONDAY), purpose="call") == []
