@@ -33,11 +33,13 @@ BACKENDS: dict[str, Callable[[Flask], Sender]] = {
     "twilio": lambda app: _twilio_sms(app),
     "aliyun": lambda app: _aliyun_sms(app),
 }
-#: Channels with a provider of their own, used when the setting named here is configured.
-CHANNEL_BACKENDS: dict[Channel, tuple[str, Callable[[Flask], Sender]]] = {
-    Channel.VOICE: ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app)),
-    Channel.PUSH: ("VAPID_PRIVATE_KEY", lambda app: _push(app)),
-    Channel.WECOM: ("WECOM_CORP_ID", lambda app: _wecom(app)),
+#: Channels with a provider of their own, used when the setting named here is configured (the
+#: first configured one of a channel's: mainland voice before Twilio's).
+CHANNEL_BACKENDS: dict[Channel, tuple[tuple[str, Callable[[Flask], Sender]], ...]] = {
+    Channel.VOICE: (("ALIYUN_VOICE_SHOW_NUMBER", lambda app: _aliyun_voice(app)),
+                    ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app))),
+    Channel.PUSH: (("VAPID_PRIVATE_KEY", lambda app: _push(app)),),
+    Channel.WECOM: (("WECOM_CORP_ID", lambda app: _wecom(app)),),
 }
 
 # A provider's module is imported when its sender is first built, not with this package: the
@@ -63,6 +65,12 @@ def _twilio_voice(app: Flask) -> Sender:
     return TwilioVoiceSender(app)
 
 
+def _aliyun_voice(app: Flask) -> Sender:
+    from dispatch.channels.aliyun_voice import AliyunVoiceSender
+
+    return AliyunVoiceSender(app.config)
+
+
 def _push(app: Flask) -> Sender:
     from dispatch.channels.push import PushSender
 
@@ -81,11 +89,11 @@ def sender_for(channel: str, app: Flask | None = None) -> Sender:
     userid is no phone number: without WeCom configured its messages fail (and the member is
     reached by their next channel), except on the console backend, which takes anything."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    own = CHANNEL_BACKENDS.get(Channel(channel))
-    if own is not None and app.config.get(own[0]):
+    own = _configured(app, Channel(channel))
+    if own is not None:
         key = f"linli.sender.{channel}"
         if key not in app.extensions:
-            app.extensions[key] = own[1](app)
+            app.extensions[key] = own(app)
         return app.extensions[key]  # type: ignore[no-any-return]
     if channel == Channel.WECOM and app.config["SMS_BACKEND"] != "console":
         return NOT_CONFIGURED
@@ -118,6 +126,13 @@ def prepare(app: Flask) -> None:
     of building them, and importing an SDK, for every job it runs.
     """
     app.extensions.setdefault("linli.sender", BACKENDS[app.config["SMS_BACKEND"]](app))
-    for channel, (setting, build) in CHANNEL_BACKENDS.items():
-        if app.config.get(setting):
+    for channel in CHANNEL_BACKENDS:
+        build = _configured(app, channel)
+        if build is not None:
             app.extensions.setdefault(f"linli.sender.{channel}", build(app))
+
+
+def _configured(app: Flask, channel: Channel) -> Callable[[Flask], Sender] | None:
+    """The factory of the channel's own provider that is configured, if any."""
+    return next((build for setting, build in CHANNEL_BACKENDS.get(channel, ())
+                 if app.config.get(setting)), None)

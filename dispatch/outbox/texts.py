@@ -28,7 +28,7 @@ ACTIONS = {Purpose.ALERT: "请接单", Purpose.TAKEN: "已有人接单，无需�
 #: Template variables are limited in length by the carriers' rules.
 PARAM_MAX = 35
 #: Purposes someone must act on now.
-URGENT = (Purpose.ALERT, Purpose.STUCK)
+URGENT = (Purpose.ALERT, Purpose.STUCK, Purpose.CALL)
 
 
 def message_for(notification: Notification, sender: Sender) -> OutgoingMessage:
