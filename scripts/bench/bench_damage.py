@@ -11,7 +11,7 @@ repository root (about 2 minutes):
     .venv/bin/python -m scripts.bench.bench_damage --versions 5 6 --dpi 150
     .venv/bin/python -m scripts.bench.bench_damage --versions 6 --encoders zxing-cpp segno qrcode
     .venv/bin/python -m scripts.bench.bench_damage --versions 6 --pages 5
-    .venv/bin/python -m scripts.bench.bench_damage --versions 6 --module-mm 0.63 0.77 0.87 1.0
+    .venv/bin/python -m scripts.bench.bench_damage --versions 6 --module-mm 0.63 0.755 0.87 1.0
 
 `--pages` prints more pages per layout, each with other codes: a dozen stickers say little about
 a decoder that fails one symbol in ten. `--module-mm` prints every symbol at one module size

@@ -10,10 +10,11 @@ way: segno with its mask search, one reportlab path of module squares per code, 
 for every sticker, reportlab's default settings. Bytes per sticker leave out the embedded font,
 which is paid once per file. Goals: <= 0.6 ms and <= 600 bytes per sticker, memory flat.
 
-Time is reported twice: CPU time (this process's own, user + system) and wall-clock time. The
-time goal is judged on CPU time, which other processes on a shared machine do not change; the
-wall clock also counts their turns on the cores, so each case prints the 1-minute load average
-before and after it, and a wall time is comparable only at a load below the number of cores.
+Time is reported twice: CPU time (this process's own, user + system) and wall-clock time, with
+the 1-minute load average before and after each case. The time goal is judged on CPU time: the
+wall clock also counts other processes' turns on the cores. CPU time grows under load too
+(shared caches), less so, so a figure for the goal comes from a run whose load average stays
+near 1: the benchmark alone.
 """
 
 import argparse
@@ -54,6 +55,7 @@ from qr.sheet import A4_MM, LAYOUTS, Layout, write_sheets
 ROOT = Path(__file__).resolve().parents[2]
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GOAL_MS, GOAL_BYTES = 0.6, 600
+BUSY_LOAD = 1.5
 TITLE = "东湖花园 全部楼栋"
 BASE_URL = "https://linli.example.cn"
 OBJECT = re.compile(rb"(\d+) 0 obj\r?\n(.*?)endobj", re.S)
@@ -291,13 +293,14 @@ def main() -> None:
     cpu_ok = "met" if split["cpu_ms"] <= GOAL_MS else "MISSED"
     ms_ok = "within" if split["ms"] <= GOAL_MS else "over"
     bytes_ok = "met" if split["per_sticker"] <= GOAL_BYTES else "MISSED"
-    cores, (before, after) = len(os.sched_getaffinity(0)), split["load"]
+    before, after = split["load"]
     print(
         f"goals: {split['cpu_ms']:.3f} CPU ms/sticker (<= {GOAL_MS}, judged on CPU time) "
         f"{cpu_ok}; {split['per_sticker']:.0f} B/sticker (<= {GOAL_BYTES}) {bytes_ok}\n"
         f"wall clock: {split['ms']:.3f} ms/sticker, {ms_ok} {GOAL_MS} ms, at a load average of "
-        f"{before:.2f} before and {after:.2f} after on {cores} cores"
-        + ("" if max(before, after) < cores else " (a busy machine: rerun when quieter)")
+        f"{before:.2f} before and {after:.2f} after on {len(os.sched_getaffinity(0))} cores"
+        # The benchmark itself is one process running: a load well above 1 is other work.
+        + ("" if max(before, after) < BUSY_LOAD else " (a busy machine: rerun when quieter)")
     )
 
     urls = [label.url for label in make_labels(300)]
