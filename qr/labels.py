@@ -105,6 +105,10 @@ def code_text(code: str, place_code: str = "") -> str:
     return f"{text} · {place_code}" if place_code else text
 
 
-def call_to_action(kind: str) -> str:
-    """What scanning does; on elevators it comes after the emergency line, so it names faults."""
-    return ELEVATOR_CALL_TO_ACTION if kind == "elevator" else CALL_TO_ACTION
+def call_to_action(kind: str, community: str) -> str:
+    """What scanning does, after whom it calls: 东湖花园 · 扫码一键呼叫 / 留言.
+
+    On elevators it comes after the emergency line, so it names faults.
+    """
+    action = ELEVATOR_CALL_TO_ACTION if kind == "elevator" else CALL_TO_ACTION
+    return f"{community} · {action}"

@@ -25,7 +25,8 @@ MIN_MODULE_MM = 0.5  # smaller modules fail on older phone cameras and on worn s
 #: symbol survives a bigger hole, band or torn corner (measured in docs/benchmarks.md).
 MIN_VERSION = 6
 HOTLINE_MM = 3.2  # the no-network fallback when the code is damaged: >= 3 mm after fitting
-BAND_INSET_MM = 2.0  # the elevator band stays this far inside the cut, which may be off by 1 mm
+EDGE_MM = 2.0  # texts keep this far inside the cut (at the 3x4 size), which may be off by 1 mm
+BAND_INSET_MM = 2.0  # and so does the elevator band on any sticker size
 DEFAULT_STICKER_MM = (60.0, 63.0)  # the 3x4 sheet preset
 
 _QR_FORMAT = zxingcpp.BarcodeFormat.QRCode
@@ -134,7 +135,6 @@ class StickerFace:
     height: float
     banner: tuple[float, float, float, float] | None
     emergency: TextSlot | None
-    community: TextSlot
     place: TextSlot
     qr: tuple[float, float, float]
     call: TextSlot
@@ -147,10 +147,12 @@ def sticker_face(width: float, height: float, elevator: bool) -> StickerFace:
     """Lay out a sticker from top to bottom; the QR symbol gets the room the texts leave.
 
     Sizes scale with the sticker from a 60 x 63 mm reference (the 3x4 sheet preset). Elevator
-    stickers start with the emergency line, white on a black band, so it is read first.
+    stickers start with the emergency line, white on a black band, so it is read first. Above the
+    symbol only the place; the community name opens the call to action below it, so the symbol
+    gets a line's height more: bigger modules survive more damage (docs/benchmarks.md).
     """
     u = min(width / 60, height / 63)
-    pad, line = 2.5 * u, 1.25
+    pad, line = EDGE_MM * u, 1.25
     usable = width - 2 * pad
 
     def slot(top: float, size: float) -> TextSlot:
@@ -160,14 +162,12 @@ def sticker_face(width: float, height: float, elevator: bool) -> StickerFace:
     top = pad
     banner = emergency = None
     if elevator:
-        banner_height = 6.0 * u
+        banner_height = 5.0 * u
         inset = max(pad, BAND_INSET_MM)
         top = max(top, BAND_INSET_MM)
         banner = (inset, top, width - 2 * inset, banner_height)
         emergency = slot(top + (banner_height - 3.4 * u * line) / 2, 3.4 * u)
-        top += banner_height + 0.8 * u
-    community = slot(top, 3.0 * u)
-    top += 3.0 * u * line
+        top += banner_height + 0.5 * u
     place = slot(top, 4.0 * u)
     top += 4.0 * u * line
 
@@ -182,7 +182,7 @@ def sticker_face(width: float, height: float, elevator: bool) -> StickerFace:
     if side <= 0:
         raise ValueError(f"a {width} x {height} mm sticker has no room left for the QR code")
     qr = ((width - side) / 2, top + (bottom - top - side) / 2, side)
-    return StickerFace(width, height, banner, emergency, community, place, qr, call, code, hotline)
+    return StickerFace(width, height, banner, emergency, place, qr, call, code, hotline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +215,7 @@ def static_texts(
     texts = []
     if face.emergency is not None:
         texts.append(fit_text(font, ELEVATOR_EMERGENCY, face.emergency, inverse=True))
-    texts.append(fit_text(font, community, face.community))
-    texts.append(fit_text(font, call_to_action(kind), face.call))
+    texts.append(fit_text(font, call_to_action(kind, community), face.call))
     texts.append(fit_text(font, hotline_text(hotline), face.hotline))
     return texts
 

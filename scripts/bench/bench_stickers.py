@@ -9,6 +9,12 @@ Each case runs in a process of its own, so its peak RSS is its own. The baseline
 way: segno with its mask search, one reportlab path of module squares per code, every text drawn
 for every sticker, reportlab's default settings. Bytes per sticker leave out the embedded font,
 which is paid once per file. Goals: <= 0.6 ms and <= 600 bytes per sticker, memory flat.
+
+Time is reported twice: CPU time (this process's own, user + system) and wall-clock time, with
+the 1-minute load average before and after each case. The time goal is judged on CPU time: the
+wall clock also counts other processes' turns on the cores. CPU time grows under load too
+(shared caches), less so, so a figure for the goal comes from a run whose load average stays
+near 1: the benchmark alone.
 """
 
 import argparse
@@ -49,6 +55,7 @@ from qr.sheet import A4_MM, LAYOUTS, Layout, write_sheets
 ROOT = Path(__file__).resolve().parents[2]
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GOAL_MS, GOAL_BYTES = 0.6, 600
+BUSY_LOAD = 1.5
 TITLE = "东湖花园 全部楼栋"
 BASE_URL = "https://linli.example.cn"
 OBJECT = re.compile(rb"(\d+) 0 obj\r?\n(.*?)endobj", re.S)
@@ -121,9 +128,8 @@ def run_baseline(count: int, out_dir: Path, layout: Layout) -> list[Path]:
         canvas.saveState()
         canvas.translate(*origins[slot])
         texts = [
-            (label.community, face.community),
             (label.place, face.place),
-            (call_to_action(label.kind), face.call),
+            (call_to_action(label.kind, label.community), face.call),
             (code_text(label.code, label.place_code), face.code),
             (hotline_text(label.hotline), face.hotline),
         ]
@@ -178,15 +184,22 @@ def child(case: str, count: int, out_dir: Path, layout: Layout) -> None:
     print(json.dumps(result))
 
 
+def load_average() -> float:
+    """The 1-minute load average: processes running or waiting for a core."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def measure(case: str, count: int, tmp: Path, layout: str) -> dict:
     out_dir = tmp / f"{case}-{count}"
     out_dir.mkdir()
     command = [sys.executable, "-m", "scripts.bench.bench_stickers", "--layout", layout]
     command += ["--child", case, "--count", str(count), "--out", str(out_dir)]
+    load_before = load_average()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if done.returncode:
         sys.exit(f"{case} failed:\n{done.stderr}")
     result = json.loads(done.stdout)
+    result["load"] = (load_before, load_average())
     result["ms"] = result["seconds"] / count * 1000
     result["cpu_ms"] = result["cpu_seconds"] / count * 1000
     result["per_sticker"] = (result["bytes"] - result["font_bytes"]) / count
@@ -225,16 +238,17 @@ def machine() -> str:
 
 def report(rows: list[tuple[str, dict]]) -> None:
     print(
-        f"{'case':30} {'stickers':>8} {'files':>5} {'ms/sticker':>10} {'CPU ms':>7} "
-        f"{'stickers/s':>10} "
+        f"{'case':30} {'stickers':>8} {'files':>5} {'CPU ms':>7} {'wall ms':>7} {'load':>11} "
         f"{'B/sticker':>9} {'font B/file':>11} {'peak RSS MB':>11}"
     )
     for name, r in rows:
+        load = f"{r['load'][0]:.2f}-{r['load'][1]:.2f}"
         print(
-            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['ms']:10.3f} {r['cpu_ms']:7.3f} "
-            f"{1000 / r['ms']:10.0f} {r['per_sticker']:9.0f} "
+            f"{name:30} {r['stickers']:8d} {r['files']:5d} {r['cpu_ms']:7.3f} {r['ms']:7.3f} "
+            f"{load:>11} {r['per_sticker']:9.0f} "
             f"{r['font_bytes'] / r['files']:11.0f} {r['peak_rss_mb']:11.1f}"
         )
+    print("(ms per sticker; load: the 1-minute load average before and after the case)")
 
 
 def main() -> None:
@@ -276,13 +290,17 @@ def main() -> None:
     )
     print(f"scan check: {decoded} of the first {checked} codes decode to their own URL at 150 dpi")
     # On a shared machine the wall clock also counts other processes' turns; CPU time does not.
-    ms_ok = "met" if split["ms"] <= GOAL_MS else "MISSED"
     cpu_ok = "met" if split["cpu_ms"] <= GOAL_MS else "MISSED"
+    ms_ok = "within" if split["ms"] <= GOAL_MS else "over"
     bytes_ok = "met" if split["per_sticker"] <= GOAL_BYTES else "MISSED"
+    before, after = split["load"]
     print(
-        f"goals: {split['ms']:.3f} ms/sticker (<= {GOAL_MS}) {ms_ok}, "
-        f"{split['cpu_ms']:.3f} CPU ms {cpu_ok}; "
-        f"{split['per_sticker']:.0f} B/sticker (<= {GOAL_BYTES}) {bytes_ok}"
+        f"goals: {split['cpu_ms']:.3f} CPU ms/sticker (<= {GOAL_MS}, judged on CPU time) "
+        f"{cpu_ok}; {split['per_sticker']:.0f} B/sticker (<= {GOAL_BYTES}) {bytes_ok}\n"
+        f"wall clock: {split['ms']:.3f} ms/sticker, {ms_ok} {GOAL_MS} ms, at a load average of "
+        f"{before:.2f} before and {after:.2f} after on {len(os.sched_getaffinity(0))} cores"
+        # The benchmark itself is one process running: a load well above 1 is other work.
+        + ("" if max(before, after) < BUSY_LOAD else " (a busy machine: rerun when quieter)")
     )
 
     urls = [label.url for label in make_labels(300)]
