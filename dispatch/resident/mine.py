@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response
 
 from dispatch.db import db
 from dispatch.models import Case, Place, Report

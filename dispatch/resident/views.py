@@ -7,9 +7,12 @@ sticker is known), and every visit to a sticker URL is kept as a `Scan`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import re
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import sqlalchemy as sa
@@ -273,7 +276,9 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         notices=notices, open_cases=open_cases, form=form, form_token=csrf.token(),
         problem=problem, text_max=TEXT_MAX, max_photos=photos.MAX_PHOTOS,
         categories=[(c.code, i18n.category_name(c)) for c in settings.categories(community)],
-        examples=help.examples(community), keywords=help.urgent_keywords(community),
+        examples=help.examples(community),
+        keywords_json=json.dumps(help.urgent_keywords(community), ensure_ascii=False,
+                                 separators=(",", ":")),
         kept=kept or [], nudge=nudge, mine=own, lookup_number=lookup_number,
         current_category=next((i18n.category_name(c) for c in settings.categories(community)
                                if c.code == form.category.data), ""),
@@ -419,9 +424,15 @@ def _private(body: str | Response) -> Response:
 
 # --- mistyped addresses ------------------------------------------------------------------
 
-@bp.get("/s/", defaults={"rest": ""})
-@bp.get("/S/", defaults={"rest": ""})
-@bp.get("/c/", defaults={"rest": ""})
+@bp.get("/s/")
+@bp.get("/S/")
+@bp.get("/c/")
+@limits.misses
+def bare() -> Any:
+    """/s/, /S/ and /c/ with nothing after them."""
+    return _missing_case() if request.path.startswith("/c/") else _unusable("", None)
+
+
 @bp.get("/s/<path:rest>")
 @bp.get("/S/<path:rest>")
 @bp.get("/c/<path:rest>")
@@ -443,11 +454,19 @@ def mistyped(rest: str) -> Any:
 @bp.get("/favicon.ico")
 def favicon() -> Any:
     """Browsers ask for it whatever the page says: the same small icon, cached for a week."""
-    response = current_app.send_static_file("favicon.svg")
-    response.headers["Content-Type"] = "image/svg+xml"
+    response = Response(_icon(), mimetype="image/svg+xml")
     response.cache_control.max_age = 7 * 24 * 3600
     response.cache_control.public = True
     return response
+
+
+def _icon() -> bytes:
+    return _read_icon(str(current_app.static_folder))
+
+
+@functools.cache
+def _read_icon(folder: str) -> bytes:
+    return (Path(folder) / "favicon.svg").read_bytes()
 
 
 # --- language, errors and what every page shares ------------------------------------------
