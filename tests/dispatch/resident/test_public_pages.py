@@ -111,12 +111,15 @@ def test_no_public_page_shows_a_members_or_residents_phone(app: Flask,
 def test_page_weight_html_and_css_stays_under_30_kb(app: Flask, demo: dict[str, str]) -> None:
     css = _static(app, "resident.css")
     script = _static(app, "status.js")
-    assert len(script) < 3 * 1024
+    form_script = _static(app, "message.js")
+    assert len(script) < 3 * 1024 and len(form_script) < 8 * 1024
     for name, body in _pages(app, demo):
         weight = len(body.encode()) + len(css)
         assert weight < LIMIT, f"{name}: {weight} bytes of HTML and CSS"
         if name.startswith("status"):
             assert weight + len(script) < LIMIT
+        if "sticker" in name:  # with the optional script that lightens the form
+            assert weight + len(form_script) < LIMIT, f"{name}: {weight} bytes and the script"
 
 
 def test_pages_load_nothing_from_other_sites_and_no_web_fonts(app: Flask,
