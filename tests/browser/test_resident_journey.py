@@ -52,17 +52,24 @@ def _resident_pages(live: Live, page: Any) -> list[tuple[str, str]]:
             ("status", status), ("unknown", f"{live.url}/s/NOPE/")]
 
 
+TARGETS = ("a[href], button, label.choice, .thumbs label, input[type=text], input[type=tel], "
+           "input[type=file], textarea, summary")
+
+
 def _tap_targets_too_small(page: Any) -> list[str]:
-    return list(page.evaluate("""() => {
+    """Every link, button and field (a radio or checkbox through its label) under 44 × 44."""
+    return list(page.evaluate("""(targets) => {
         const small = [];
-        const seen = document.querySelectorAll("a[href], button, label.choice, .thumbs label, input[type=text], input[type=tel], input[type=file], textarea, summary");
-        for (const el of seen) {
+        for (const el of document.querySelectorAll(targets)) {
             const r = el.getBoundingClientRect();
             if (!r.width && !r.height) continue;  // not shown
-            if (r.width < 44 || r.height < 44) small.push(el.outerHTML.slice(0, 80) + " " + Math.round(r.width) + "×" + Math.round(r.height));
+            if (r.width < 44 || r.height < 44) {
+                small.push(el.outerHTML.slice(0, 80) + " " + Math.round(r.width) + "×"
+                           + Math.round(r.height));
+            }
         }
         return small;
-    }"""))
+    }""", TARGETS))
 
 
 @pytest.mark.parametrize("setting", ["phone", "zoom-200", "font-32px"])
@@ -94,7 +101,8 @@ def test_resident_pages_are_large_clean_and_fit(live: Live, chromium: Any, shots
             response = page.goto(url)
             assert response is not None
             if name == "unknown":
-                assert response.status == 404 and "这个二维码或链接无法使用" in page.inner_text("h1")
+                assert response.status == 404
+                assert "这个二维码或链接无法使用" in page.inner_text("h1")
             shots(page, f"{name}-{setting}")
             body = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
             root = page.evaluate("getComputedStyle(document.documentElement).fontSize")
