@@ -1,10 +1,10 @@
 """Help with choosing a category: an example under each, and a nudge towards the urgent one.
 
 "挡住了消防通道" filed under 环境卫生 is low urgency and waits for Monday; the resident meant a
-safety hazard. Two helps, both from the community's settings with the defaults below:
+safety hazard. Two helps, both from the community file with the defaults below:
 
-- `resident.examples`: one line under each category, `{code: [zh, en]}`;
-- `resident.urgent_keywords`: words that suggest an urgent category, `{keyword: code}`.
+- the `example` (and `example_en`) column of `categories`: one line under each category;
+- the `urgent_words` table (`word`, `category`): words that suggest an urgent category.
 
 The nudge is shown by the page's script as the resident types, and checked again on the
 server: a message whose text has such a word, sent under a category that is not urgent, comes
@@ -47,29 +47,28 @@ class Nudge:
     name: str  # its name in the resident's language
 
 
-def _resident_settings(community: Community) -> dict[str, Any]:
-    found = community.settings.get("resident")
-    return found if isinstance(found, dict) else {}
-
-
 def examples(community: Community) -> dict[str, str]:
     """The example line for each category code, in the resident's language."""
-    configured = _resident_settings(community).get("examples") or {}
+    rows: list[dict[str, Any]] = community.settings.get("categories") or []
+    configured = {str(r.get("code")): (r.get("example"), r.get("example_en")) for r in rows}
     en = i18n.language() == "en"
     shown = {}
     for category in settings.categories(community):
-        pair = configured.get(category.code) or DEFAULT_EXAMPLES.get(category.code)
-        if pair:
-            shown[category.code] = str(pair[1] if en and len(pair) > 1 else pair[0])
+        zh, english = configured.get(category.code, (None, None))
+        if not zh:
+            zh, english = DEFAULT_EXAMPLES.get(category.code, (None, None))
+        if zh:
+            shown[category.code] = str(english if en and english else zh)
     return shown
 
 
 def urgent_keywords(community: Community) -> dict[str, str]:
-    """keyword → urgent category code, limited to categories the community has as urgent."""
+    """word → urgent category code, limited to categories the community has as urgent."""
     urgent = {c.code for c in settings.categories(community) if c.urgency == Urgency.URGENT}
-    configured = _resident_settings(community).get("urgent_keywords")
-    words = configured if isinstance(configured, dict) else DEFAULT_URGENT_KEYWORDS
-    return {str(k): str(v) for k, v in words.items() if k and v in urgent}
+    configured = community.settings.get("urgent_words")
+    words = ({str(w["word"]): str(w["category"]) for w in configured}
+             if configured else DEFAULT_URGENT_KEYWORDS)
+    return {k: v for k, v in words.items() if k and v in urgent}
 
 
 def nudge(community: Community, category_code: str, text: str | None) -> Nudge | None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from dispatch import clock
 from dispatch.case import lifecycle
+from dispatch.community import CommunityFileError, import_data, tables_to_data
+from dispatch.community.export import export_community
 from dispatch.db import db
 from dispatch.models import Case, Community, Member, Urgency
 from tests.clock import START, move_to
@@ -62,16 +65,25 @@ def test_every_category_has_a_one_line_example(resident: Resident) -> None:
     assert "如：堵了消防通道" in html
 
 
-def test_the_community_can_set_its_own_examples_and_keywords(app: Flask,
-                                                             resident: Resident) -> None:
+def test_the_community_file_sets_its_own_examples_and_urgent_words(
+        app: Flask, resident: Resident) -> None:
     with app.app_context():
-        community = db.session.scalar(sa.select(Community))
-        community.settings = {**community.settings, "resident": {
-            "examples": {"sanitation": ["如：小区门口垃圾满了", "e.g. bins full"]},
-            "urgent_keywords": {"高空抛物": "safety"}}}
-        db.session.commit()
+        code = db.session.scalar(sa.select(Community.code))
+        tables = export_community(db.session(), db.session.scalar(sa.select(Community)))
+        for row in tables["categories"]:
+            if row["code"] == "sanitation":
+                row.update(example="如：小区门口垃圾满了", example_en="e.g. bins full")
+        tables["urgent_words"] = [{"word": "高空抛物", "category": "safety"}]
+        import_data(tables_to_data(tables, "test"))
+        again = export_community(db.session(), db.session.scalar(
+            sa.select(Community).where(Community.code == code)))
+        assert again["urgent_words"] == [{"word": "高空抛物", "category": "safety"}]
+        refused = {**tables, "urgent_words": [{"word": "垃圾", "category": "sanitation"}]}
+        with pytest.raises(CommunityFileError, match="not an urgent category"):
+            import_data(tables_to_data(refused, "test"))
     html = resident.scan("TS-B1-U1").get_data(as_text=True)
-    assert "如：小区门口垃圾满了" in html and "高空抛物" in html
+    assert "如：小区门口垃圾满了" in html and "&#34;高空抛物&#34;:&#34;safety&#34;" in html
+    assert "消防通道" not in html.split("data-keywords=", 1)[1][:200]  # the file's list only
     kept = resident.message(place="TS-B1-U1", category="sanitation", text="有人高空抛物")
     assert "您写到了“高空抛物”" in kept.get_data(as_text=True)
 
