@@ -96,7 +96,7 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
 
 _PHOTO_ERRORS = {
     "too_big": _l("照片太大了：每张不能超过 10 MB。"),
-    "format": _l("照片格式不支持：请选择 JPG、PNG 或 WebP 格式的照片。"),
+    "format": _l("照片格式不支持：请选择 JPG、PNG、WebP 或 HEIC 格式的照片。"),
     "not_image": _l("有一个文件不是照片，或者已经损坏。"),
 }
 
