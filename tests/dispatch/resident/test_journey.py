@@ -207,3 +207,15 @@ def test_the_sticker_page_lists_this_browsers_open_cases_here(app: Flask,
         _resolve(case.id)
     resident.callback(token, solved="yes")
     assert "您在这里的反映" not in resident.scan().get_data(as_text=True)
+
+
+def test_a_mainland_sms_template_gets_the_residents_own_link(app: Flask,
+                                                             resident: Resident) -> None:
+    from dispatch.outbox import texts
+
+    token = receipt_token(resident.message(phone=PHONE))
+    with app.app_context():
+        case = case_of(token)
+        params = texts.template_params(_texts(Purpose.RECEIPT)[0])
+        assert params == {"place": case.place.label, "what": "电梯故障", "number": case.number,
+                          "action": "已受理，查看进度", "link": f"http://linli.test/c/{token}"}
