@@ -490,6 +490,10 @@ class Report(Model):
     #: For calls: who answered and after how long, as the voice channel reports it.
     call_outcome: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
+    #: The secret in this reporter's own status link, when the report joined a case someone
+    #: else opened (the opener's link is the case's `public_token`). NULL for older rows.
+    public_token: Mapped[str | None] = mapped_column(
+        sa.String(32), unique=True, default=lambda: secrets.token_urlsafe(16))
 
     case: Mapped[Case] = relationship(back_populates="reports", foreign_keys=[case_id])
     photos: Mapped[list[Photo]] = relationship(back_populates="report")
@@ -509,6 +513,25 @@ class Photo(Model):
     thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
 
     report: Mapped[Report] = relationship(back_populates="photos")
+
+
+class PhotoDraft(Model):
+    """A re-encoded photo sent with a message form that came back with an error: kept, tied to
+    that browser's form token, so the resident need not choose it again (no JavaScript).
+
+    Short-lived: taken into the report when the form is sent again, dropped after
+    `dispatch.resident.drafts.LIFETIME` by the sweeper or on the next read.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: A keyed hash of the form token the photo came with: only that browser can use it.
+    owner: Mapped[str] = mapped_column(sa.String(64), index=True)
+    content_type: Mapped[str] = mapped_column(sa.String(32))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    width: Mapped[int]
+    height: Mapped[int]
+    thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class CaseEvent(Model):

@@ -8,9 +8,11 @@
   var status = box.getAttribute("data-status");
   var every = 1000 * (parseFloat(box.getAttribute("data-poll")) || 15);
   var shown = null;
+  var leaving = false;  // a form is being sent: its answer is the next page, not a reload
+  document.addEventListener("submit", function () { leaving = true; }, true);
   function settled(s) { return s === "resolved" || s === "closed"; }
   function apply(news) {
-    if (!news) return;
+    if (!news || leaving) return;
     if (news.status !== status && (settled(news.status) || settled(status))) {
       window.location.reload();
       return;

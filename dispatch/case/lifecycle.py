@@ -59,6 +59,7 @@ from dispatch.models import (
     StaffUser,
 )
 from dispatch.outbox import Purpose as Message
+from dispatch.outbox import residents
 from dispatch.roster import duty
 
 #: Messages that stop mattering once somebody has taken the case.
@@ -109,8 +110,11 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     if case is None:
         raise RuntimeError(f"could not open or join a case for {place.code}/{category.code}")
     report.case = case
+    if opened:  # the opener's own link is the case's; a later reporter gets a link of their own
+        report.public_token = case.public_token
     db.session.add(report)
     case.report_count += 1
+    residents.receipt(case, report, now)
     if opened:
         record(case, EventKind.REPORTED, f"居民反映：{category.name}", at=now,
                report_kind=str(report.kind))
@@ -315,6 +319,7 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
     record(case, EventKind.RESOLVED, f"{member.name}：已解决" + (f"。{note}" if note else ""),
            at=now, member_id=member.id, note=note,
            shown=True, name=member.display_name)
+    residents.ask_for_callback(case, now)
     db.session.commit()
     return case
 
@@ -622,6 +627,8 @@ def why_stale(purpose: str, case: Case | None, member_id: int | None) -> str | N
         return f"case {case.status} before sending"
     if purpose in (Message.HANDOVER, "assigned") and not case.is_open:
         return f"case {case.status} before sending"
+    if purpose == Message.CALLBACK and case.status != CaseStatus.RESOLVED:
+        return f"case {case.status} before sending"  # answered, reopened or closed meanwhile
     return None
 
 

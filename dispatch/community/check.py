@@ -287,9 +287,13 @@ def _settings(data: CommunityData, check: _Checker) -> dict[str, Any]:
         minutes = check.integer(row, "respond_minutes", low=1, high=60 * 24 * 60)
         name = check.text(row, "name", required=True, max_len=40)
         if code and urgency and minutes and name:
-            result["categories"].append({
+            entry: dict[str, Any] = {
                 "code": code, "name": name, "name_en": check.text(row, "name_en") or name,
-                "urgency": str(urgency), "respond_minutes": minutes})
+                "urgency": str(urgency), "respond_minutes": minutes}
+            for column in ("example", "example_en"):  # the line under it on the sticker page
+                if text := check.text(row, column, max_len=80):
+                    entry[column] = text
+            result["categories"].append(entry)
     for row in data.rows("policies"):
         urgency = check.choice(row, "urgency", Urgency)
         if urgency is None:
@@ -323,7 +327,20 @@ def _settings(data: CommunityData, check: _Checker) -> dict[str, Any]:
                 check.fail(row, "roles", f"{value!r} is not a role")
         if category and rung and roles:
             result["routing"].append({"category": category, "rung": rung, "roles": roles})
-    return {key: result[key] or defaults[key] for key in result}
+    urgent = {c["code"] for c in result["categories"] or defaults["categories"]
+              if c["urgency"] == str(Urgency.URGENT)}
+    words: list[dict[str, str]] = []
+    for row in data.rows("urgent_words"):
+        word = check.text(row, "word", required=True, max_len=20)
+        suggested = check.text(row, "category", required=True, max_len=32)
+        if suggested and suggested not in urgent:
+            check.fail(row, "category", f"{suggested!r} is not an urgent category")
+        elif word and suggested:
+            words.append({"word": word, "category": suggested})
+    settings = {key: result[key] or defaults[key] for key in result}
+    if words:  # none: the resident pages' own list (dispatch/resident/help.py)
+        settings["urgent_words"] = words
+    return settings
 
 
 def _working_hours(check: _Checker, row: Row, value: str) -> None:

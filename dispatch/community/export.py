@@ -38,6 +38,7 @@ def export_community(session: Session, community: Community) -> dict[str, list[d
         "policies": [{"urgency": u, **p} for u, p in stored.get("policies", {}).items()],
         "routing": [{"category": r["category"], "rung": Rung(int(r["rung"])).name.lower(),
                      "roles": list(r["roles"])} for r in stored.get("routing", [])],
+        "urgent_words": [dict(w) for w in stored.get("urgent_words", [])],
         "places": [{
             "code": p.code, "kind": str(p.kind), "name": p.name,
             "parent": p.parent.code if p.parent else None, "org_name": p.org_name,

@@ -31,7 +31,10 @@ MAX_ALIASES = 20
 #: Every table of the file and its columns, in the order they are written.
 TABLES: dict[str, tuple[str, ...]] = {
     "community": ("code", "name", "timezone", "hotline"),
-    "categories": ("code", "name", "name_en", "urgency", "respond_minutes"),
+    "categories": ("code", "name", "name_en", "urgency", "respond_minutes", "example",
+                   "example_en"),
+    # Words in a resident's message that suggest an urgent category (消防通道 → safety).
+    "urgent_words": ("word", "category"),
     "policies": ("urgency", "rung_minutes", "repeat_last", "on_site_minutes", "referral_hours",
                  "call_after_minutes", "working_hours"),
     "routing": ("category", "rung", "roles"),

@@ -112,6 +112,23 @@ def climb(case: Case, now: datetime, due: datetime | None, why: str | None = Non
         why = None
 
 
+def waiting_for_hours(case: Case, now: datetime) -> datetime | None:
+    """When a case nobody has been asked about yet will be passed on, if it waits for its
+    policy's working hours (a low-urgency report at night or at the weekend); else None.
+
+    What `climb` will do, said in advance: the resident's status page shows it, before the
+    first step has run and after it has put the ask off.
+    """
+    if not case.is_open or case.accepted_by_id is not None or case.step != 0:
+        return None
+    hours = working_hours(policy_of(case))
+    if hours is None:
+        return None
+    due = max(now, case.next_step_at or now)
+    resume = next_working_start(due, hours, clock.zone(case.community.timezone))
+    return resume if resume > now else None
+
+
 def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: bool) -> bool:
     """Notify everyone reachable at `rung` now; False when nobody could be reached."""
     responders = routing.responders(case.place, case.category, rung)
@@ -185,7 +202,8 @@ def _calls_if_unanswered(case: Case, reached: list[duty.Duty], rung: int, step: 
             dedupe_key=f"c{case.id}:t{case.token}:r{rung}:s{step}:call:m{answer.member.id}",
             rung=rung, not_before=now + timedelta(minutes=minutes)))
     called = [draft.member.name for draft, row in
-              zip(drafts, outbox.add_all(case, drafts, now=now), strict=True) if row is not None]
+              zip(drafts, outbox.add_all(case, drafts, now=now), strict=True)
+              if row is not None and draft.member is not None]
     if not called:
         return ""
     return f"；{texts.duration(timedelta(minutes=minutes))}内未接单将来电提醒{'、'.join(called)}"

@@ -10,7 +10,8 @@ The rest of the package sends them:
   parameters, push payload), composed here so the channels stay leaves;
 - `pacing`: a member's messages spaced and bundled per phone; `replies`: the reply codes;
 - `fallback`: what a failure means for the contact and the case; `receipts`: delivery
-  receipts from the providers.
+  receipts from the providers; `residents`: the two SMS a resident with a call-back number
+  gets (the receipt, and the 回访 request once the case is resolved).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 
 from dispatch import jobs
 from dispatch.db import db
-from dispatch.models import Case, Contact, Member, Notification, NotificationStatus
+from dispatch.models import Case, Channel, Contact, Member, Notification, NotificationStatus
 
 
 class Purpose:
@@ -36,20 +37,42 @@ class Purpose:
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
     CALL = "call"  # an urgent alert not taken within minutes: a phone call that rings
     PUSH_CODE = "push_code"  # the code that confirms a push subscription (no case)
+    RECEIPT = "receipt"  # to a resident: your case number and status link (no member)
+    CALLBACK = "callback"  # to a resident: it is resolved, was it solved? (no member)
 
 
 @dataclass(frozen=True)
 class Draft:
-    """One message decided, not yet written: see `add_all`."""
+    """One message decided, not yet written: see `add_all`.
 
-    member: Member
-    contact: Contact
+    To a member through one of their contacts; or, with neither (`to_resident`), to a bare
+    address on `channel`: a resident's call-back number, which belongs to no member.
+    """
+
+    member: Member | None
+    contact: Contact | None
     purpose: str
     body: str
     dedupe_key: str
     rung: int | None = None
     #: Not to be sent before this moment (a call that follows an unanswered alert).
     not_before: datetime | None = None
+    address: str | None = None
+    channel: Channel | None = None
+
+    @classmethod
+    def to_resident(cls, phone: str, purpose: str, body: str, dedupe_key: str) -> Draft:
+        """An SMS to a resident's call-back number (E.164)."""
+        return cls(None, None, purpose, body, dedupe_key, address=phone, channel=Channel.SMS)
+
+    @property
+    def to(self) -> tuple[Channel, str]:
+        """The channel and address the message goes to."""
+        if self.contact is not None:
+            return self.contact.channel, self.contact.address
+        if self.channel is None or self.address is None:
+            raise ValueError("a draft needs a contact, or a channel and an address")
+        return self.channel, self.address
 
 
 def add(case: Case, member: Member, contact: Contact, purpose: str, body: str, *,
@@ -80,9 +103,10 @@ def add_all(case: Case | None, drafts: Sequence[Draft], *, now: datetime
             rows.append(None)
             continue
         made.add(draft.dedupe_key)
+        channel, address = draft.to
         rows.append(Notification(
-            case=case, member=draft.member, contact=draft.contact, channel=draft.contact.channel,
-            to_address=draft.contact.address, purpose=draft.purpose, body=draft.body,
+            case=case, member=draft.member, contact=draft.contact, channel=channel,
+            to_address=address, purpose=draft.purpose, body=draft.body,
             dedupe_key=draft.dedupe_key, rung=draft.rung, status=NotificationStatus.PENDING,
             next_attempt_at=draft.not_before, created_at=now))
     written = [row for row in rows if row is not None]

@@ -164,7 +164,7 @@ def _store(notification: Notification, result: SendResult, now: datetime, *, fir
     notification.error_code = result.error_code
     notification.last_error = result.error
     who = f"{words.channel(notification.channel)}（发给"
-    who += f"{notification.member.name if notification.member else '—'}）"
+    who += f"{notification.member.name if notification.member else '居民'}）"
     if result.retryable and notification.attempts < MAX_ATTEMPTS:
         wait = BACKOFF[min(notification.attempts, len(BACKOFF)) - 1]
         notification.status = NotificationStatus.PENDING

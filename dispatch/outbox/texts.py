@@ -25,6 +25,8 @@ from dispatch.outbox.replies import describe, hint
 ACTIONS = {Purpose.ALERT: "请接单", Purpose.TAKEN: "已有人接单，无需前往",
            Purpose.REMINDER: "请尽快到场", Purpose.HANDOVER: "转交给您",
            Purpose.STUCK: "请安排处理"}
+#: The same, for the two messages a resident gets.
+RESIDENT_ACTIONS = {Purpose.RECEIPT: "已受理，查看进度", Purpose.CALLBACK: "已处理，请回访"}
 #: Template variables are limited in length by the carriers' rules.
 PARAM_MAX = 35
 #: Purposes someone must act on now.
@@ -86,6 +88,11 @@ def template_params(notification: Notification) -> dict[str, str]:
     """
     case, member_id = notification.case, notification.member_id
     cases = {row.case_id for row in [notification, *pacing.bundled(notification)]}
+    if case is not None and notification.purpose in RESIDENT_ACTIONS:
+        # To a resident (`outbox.residents`): the body ends with their own status link.
+        return {"place": case.place.label[:PARAM_MAX], "what": describe(case).split(" ")[0],
+                "number": case.number, "action": RESIDENT_ACTIONS[notification.purpose],
+                "link": notification.body.rsplit("：", 1)[-1]}
     if case is None or member_id is None:
         return {"place": "", "what": notification.body[:PARAM_MAX], "number": "",
                 "action": "", "link": ""}

@@ -49,6 +49,8 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
         #: Filled by validation: the call-back phone in E.164 and the re-encoded photos.
         self.e164: str | None = None
         self.ready_photos: list[photos.Reencoded] = []
+        #: Photos already kept for this form (`dispatch.resident.drafts`), counted in the limit.
+        self.kept = 0
 
     @property
     def had_photos(self) -> bool:
@@ -76,27 +78,35 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
         self.e164 = e164
 
     def validate_photos(self, field: MultipleFileField) -> None:
+        """Re-encode every chosen photo; the good ones are ready (and kept should another
+        field be wrong), a bad one is named."""
         chosen = self._chosen_files()
-        if len(chosen) > photos.MAX_PHOTOS:
+        if len(chosen) + self.kept > photos.MAX_PHOTOS:
             raise ValidationError(_l("最多只能上传 %(n)d 张照片。", n=photos.MAX_PHOTOS))
-        ready = []
+        ready, problem = [], None
         for upload in chosen:
             try:
                 ready.append(photos.reencode(upload.stream))
             except photos.PhotoError as exc:
-                raise ValidationError(_PHOTO_ERRORS[exc.reason]) from None
+                problem = problem or _PHOTO_ERRORS[exc.reason]
         self.ready_photos = ready
+        if problem is not None:
+            raise ValidationError(problem)
 
 
 _PHOTO_ERRORS = {
     "too_big": _l("照片太大了：每张不能超过 10 MB。"),
-    "format": _l("照片格式不支持：请选择 JPG、PNG 或 WebP 格式的照片。"),
+    "format": _l("照片格式不支持：请选择 JPG、PNG、WebP 或 HEIC 格式的照片。"),
     "not_image": _l("有一个文件不是照片，或者已经损坏。"),
 }
 
 
+#: The 回访's satisfaction in words, stored on the 1–5 scale the figures use.
+SATISFACTION = (("5", _l("满意")), ("3", _l("基本满意")), ("1", _l("不满意")))
+
+
 class CallbackForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types: FlaskForm is Any
-    """The 回访: contacted? solved yes/partly/no? satisfaction 1–5, comment."""
+    """The 回访: contacted? solved yes/partly/no? satisfied, partly or not? comment."""
 
     class Meta:
         csrf = False  # checked for every resident POST by dispatch.resident.csrf
@@ -117,7 +127,7 @@ class CallbackForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types
 
     def validate_satisfaction(self, field: StringField) -> None:
         if field.data not in (None, "", "1", "2", "3", "4", "5"):
-            raise ValidationError(_l("请选择 1 到 5 分。"))
+            raise ValidationError(_l("请选择满意、基本满意或不满意。"))
 
     @property
     def answers(self) -> dict[str, Any]:

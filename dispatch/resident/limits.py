@@ -16,6 +16,8 @@ the tight ones sit on what an abuser cannot rotate cheaply (the sticker, the pho
 - `RESIDENT_LIMIT_CALLS_IP` and `RESIDENT_LIMIT_CALLS_STICKER`: recorded taps on the call
   button. Exceeding them never stops a call: the 429 page shows the hotline as a link.
 - `RESIDENT_LIMIT_CALLBACKS_IP`: 回访 answers, per address.
+- `RESIDENT_LIMIT_LOOKUPS_IP`: looking a case up by its number and call-back phone, per
+  address (a wrong guess also counts as a miss, above).
 
 A sticker page kept in memory (`dispatch.resident.pages`: someone scanned that sticker in
 the last few seconds) is served before any of these are checked. Counting it would cost a
@@ -46,6 +48,7 @@ DEFAULT_LIMITS = {
     "RESIDENT_LIMIT_CALLS_IP": "10 per minute;60 per day",
     "RESIDENT_LIMIT_CALLS_STICKER": "60 per hour",
     "RESIDENT_LIMIT_CALLBACKS_IP": "10 per hour",
+    "RESIDENT_LIMIT_LOOKUPS_IP": "10 per hour;30 per day",
 }
 
 limiter = Limiter(get_remote_address)
@@ -99,6 +102,8 @@ calls_sticker = limiter.shared_limit(configured("RESIDENT_LIMIT_CALLS_STICKER"),
                                      scope="resident-calls-sticker", key_func=sticker_key)
 callbacks_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_CALLBACKS_IP"),
                                     scope="resident-callbacks")
+lookups_ip = limiter.shared_limit(configured("RESIDENT_LIMIT_LOOKUPS_IP"),
+                                  scope="resident-lookups")
 
 
 def init_app(app: Flask) -> None:

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import IO
 
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dispatch.models import Photo
+
+# HEIC/HEIF, what many phones save, read through libheif (pillow-heif's wheel bundles it).
+pillow_heif.register_heif_opener()
 
 MAX_PHOTOS = 3
 MAX_BYTES = 10 * 1024 * 1024  # per photo, as uploaded
@@ -26,8 +30,13 @@ MAX_PIXELS_DECODED_WHOLE = 12_000_000
 MAX_SIDE = 1600  # enough to see a crack or a meter reading; small on a slow line
 #: The case page shows photos 96 px wide; twice that stays sharp on a phone's 2× screen.
 THUMBNAIL_SIDE = 192
-#: MPO is what many phone cameras write: a JPEG with a second (depth or preview) image.
-ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
+#: MPO is what many phone cameras write: a JPEG with a second (depth or preview) image;
+#: HEIF is the HEIC of iPhones and many Android phones.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "HEIF")
+#: HEIF is decoded whole, as RGB: 16 megapixels is 48 MB, the bound measured for PNG (RGBA, 12
+#: megapixels); a 12-megapixel phone (4032 × 3024) fits. Larger ones are shrunk by the page's
+#: script before upload where the browser can read them (Safari), or refused as too big.
+MAX_PIXELS_HEIF = 16_000_000
 #: Formats Pillow can decode at 1/2, 1/4 or 1/8 scale, so a 48-megapixel photo never is.
 SCALED_DECODE = ("JPEG", "MPO")
 
@@ -85,7 +94,9 @@ def _reencode(stream: IO[bytes]) -> Reencoded:
             kind, pixels = image.format, image.width * image.height
             if kind not in ACCEPTED_FORMATS:
                 raise PhotoError("format")
-            if pixels > (MAX_PIXELS if kind in SCALED_DECODE else MAX_PIXELS_DECODED_WHOLE):
+            limit = (MAX_PIXELS if kind in SCALED_DECODE
+                     else MAX_PIXELS_HEIF if kind == "HEIF" else MAX_PIXELS_DECODED_WHOLE)
+            if pixels > limit:
                 raise PhotoError("too_big")
             if kind in SCALED_DECODE:
                 image.draft("RGB", _fitting(image.size))

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_skeleton, format_time
+from babel.dates import format_datetime, format_skeleton, format_time
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from dispatch import clock, words
+from dispatch import clock, security, words
 from dispatch.case.timeline import EventKind
 from dispatch.community import settings
+from dispatch.ladder import step
 from dispatch.models import Case, CaseEvent, CaseStatus, Resolution
 from dispatch.resident import i18n
 
@@ -115,9 +116,15 @@ def _shown_text(event: CaseEvent, zone: ZoneInfo, now: datetime | None) -> str |
     return None
 
 
-def status_text(case: Case) -> str:
-    """One sentence for where the case stands."""
+def status_text(case: Case, now: datetime | None = None) -> str:
+    """One sentence for where the case stands, true to the schedule: a low-urgency case that
+    waits for working hours says when it will be passed on, not that it is being passed on."""
     if case.status == CaseStatus.OPEN:
+        now = now or clock.now()
+        waiting = step.waiting_for_hours(case, now)
+        if waiting is not None:
+            return _("非紧急，将在工作时间 %(when)s 通知负责人",
+                     when=weekday_time(waiting, clock.zone(case.community.timezone), now))
         if case.first_notified_at:
             return _("已通知负责人，等待接单")
         return _("已收到，正在通知负责人")
@@ -134,6 +141,29 @@ def status_text(case: Case) -> str:
     if case.resolution == Resolution.NOT_FIXED:
         return _("已办结（未解决）")
     return _("已办结")
+
+
+def result(case: Case) -> str | None:
+    """办理结果: what the member who resolved the case wrote, once it is resolved or closed as
+    fixed (phone numbers taken out: the status page is public to whoever has the link)."""
+    if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED) \
+            or case.resolution != Resolution.FIXED:
+        return None
+    notes = [str(e.data.get("note") or "").strip() for e in case.events
+             if e.kind == EventKind.RESOLVED]
+    note = notes[-1] if notes else ""
+    return security.without_phones(note) if note else None
+
+
+def weekday_time(at: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """A moment within the coming week as its weekday and time (周一 08:30, Mon 08:30); with
+    the date when it is further off."""
+    local = clock.local(at, zone)
+    locale = i18n.language()
+    shown = format_datetime(local, "EEE HH:mm", locale=locale)
+    if (local.date() - clock.today(zone, now)).days >= 7:
+        return f"{format_skeleton('MMMd', local, locale=locale)} {shown}"
+    return shown
 
 
 def category_name(case: Case) -> str:

@@ -7,9 +7,12 @@ sticker is known), and every visit to a sticker URL is kept as a `Scan`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import re
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import sqlalchemy as sa
@@ -40,14 +43,29 @@ from dispatch.models import (
     Case,
     CaseStatus,
     Community,
+    PhotoDraft,
     PlaceKind,
     Report,
     ReportKind,
     Sticker,
     StickerStatus,
 )
-from dispatch.resident import board, csrf, i18n, limits, pages, photos, scans, timeline
-from dispatch.resident.forms import TEXT_MAX, CallbackForm, MessageForm
+from dispatch.outbox import residents
+from dispatch.resident import (
+    board,
+    csrf,
+    drafts,
+    help,
+    i18n,
+    limits,
+    mine,
+    pages,
+    phones,
+    photos,
+    scans,
+    timeline,
+)
+from dispatch.resident.forms import SATISFACTION, TEXT_MAX, CallbackForm, MessageForm
 from qr import codes
 
 bp = Blueprint("resident", __name__)
@@ -67,7 +85,7 @@ def sticker(code: str) -> Any:
     Served as kept in memory when it can be (no SQL, no rate limit: see
     `dispatch.resident.pages` and `dispatch.resident.limits`), else rendered from the database.
     """
-    plain = pages.plain_visit()
+    plain = pages.plain_visit() and not mine.tokens()
     if plain and (page := pages.cached(code)) is not None:
         scans.record(page.sticker_id, code, "view")
         return pages.serve(page)
@@ -97,15 +115,81 @@ def message(code: str) -> Any:
     found = codes.find(code)
     if not _usable(found):
         return _unusable(code, found)
+    now = clock.now()
+    form_token = request.form.get(csrf.FIELD, "")
+    kept = drafts.find(form_token, _ids(request.form.getlist("kept_photo")), now)
     form = _message_form(found)
-    if not form.validate():
-        return _show_sticker(found, form, status=422)
+    form.kept = len(kept)
+    chosen = request.form.get("choose", "")
+    if chosen and chosen != "keep" and chosen in form.category_codes:
+        form.category.data = chosen  # the urgent category the nudge suggested
+    valid = form.validate()
+    nudge = None
+    if valid and not chosen:
+        assert form.category.data is not None
+        nudge = help.nudge(found.place.community, form.category.data, form.text.data)
+    if not valid or nudge is not None:
+        # Whatever photos crossed the line are kept for this browser: never chosen twice.
+        if form.ready_photos:
+            ids = drafts.keep(form_token, form.ready_photos, now)
+            kept = kept + drafts.find(form_token, ids, now)
+        return _show_sticker(found, form, status=200 if valid else 422, kept=kept,
+                             nudge=nudge)
     assert form.category.data is not None  # validate_category took one of the codes
+    ready = drafts.as_reencoded(kept) + form.ready_photos
+    drafts.drop(kept)  # taken into the report, in its transaction
     filed = file_report(found.place, form.category.data, text=form.text.data or None,
                               callback_phone=form.e164, anonymous=form.anonymous.data,
                               sticker=found, client_hash=_client_hash(),
-                              photos=photos.rows(form.ready_photos))
+                              photos=photos.rows(ready))
     return _to_receipt(filed)
+
+
+@bp.post("/s/<code>/find")
+@limits.misses
+@limits.lookups_ip
+def find_case(code: str) -> Any:
+    """Find one's case again by its number and the call-back phone given with it.
+
+    A wrong number and a wrong phone get the same answer (and count as a miss), so the form
+    tells a guesser nothing about which cases exist or which phones reported them.
+    """
+    found = codes.find(code)
+    if not _usable(found):
+        return _unusable(code, found)
+    number = request.form.get("number", "")
+    phone = phones.try_normalise(request.form.get("phone", ""))
+    digits = re.sub(r"\D", "", number.rsplit("-", 1)[-1])[:12]
+    report = None
+    if phone and digits:
+        report = db.session.scalar(
+            sa.select(Report).join(Case, Case.id == Report.case_id)
+            .where(Case.id == int(digits), Case.community_id == found.place.community_id,
+                   Report.callback_phone == phone)
+            .order_by(Report.id).limit(1))
+    if report is None:
+        return _show_sticker(found, _message_form(found, bound=False), status=404,
+                             problem=_("没有找到。请核对案件编号和留下的回拨电话，"
+                                       "或拨打社区值班电话查询。"),
+                             lookup_number=number[:32])
+    return redirect(url_for(".status", token=residents.link_token(report.case, report)), 303)
+
+
+@bp.get("/s/<code>/kept/<int:draft_id>")
+def kept_photo(code: str, draft_id: int) -> Any:
+    """The thumbnail of a photo kept for this browser's form (nobody else's)."""
+    rows = drafts.find(csrf.token(), [draft_id], clock.now())
+    if not rows:
+        return _missing_case()
+    row: PhotoDraft = rows[0]
+    response = make_response(row.thumbnail or row.data)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values[:10] if v.isdigit() and len(v) < 12]
 
 
 @bp.post("/s/<code>/me-too/<int:case_id>")
@@ -167,7 +251,9 @@ def _message_form(found: Sticker, *, bound: bool = True) -> MessageForm:
 
 
 def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
-                  problem: str | None = None) -> tuple[str, int]:
+                  problem: str | None = None, kept: list[PhotoDraft] | None = None,
+                  nudge: help.Nudge | None = None, lookup_number: str = ""
+                  ) -> tuple[str, int]:
     place = found.place
     community = place.community
     g.here = url_for(".sticker", code=found.code)
@@ -179,6 +265,10 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
                    "status": timeline.status_text(c), "reports": c.report_count,
                    "since": timeline.local_time(c.reported_at, zone)}
                   for c in board.open_cases(place)]
+    own = [{"category": timeline.category_name(case), "number": case.number,
+            "status": timeline.status_text(case),
+            "url": url_for(".status", token=token)}
+           for case, token in mine.open_here(place)]
     return render_template(
         "resident/sticker.html", sticker=found, place=place, community=community,
         is_elevator=place.kind == PlaceKind.ELEVATOR, lift_line=board.EMERGENCY_LIFT_LINE,
@@ -186,14 +276,24 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         notices=notices, open_cases=open_cases, form=form, form_token=csrf.token(),
         problem=problem, text_max=TEXT_MAX, max_photos=photos.MAX_PHOTOS,
         categories=[(c.code, i18n.category_name(c)) for c in settings.categories(community)],
+        examples=help.examples(community),
+        keywords_json=json.dumps(help.urgent_keywords(community), ensure_ascii=False,
+                                 separators=(",", ":")),
+        kept=kept or [], nudge=nudge, mine=own, lookup_number=lookup_number,
+        current_category=next((i18n.category_name(c) for c in settings.categories(community)
+                               if c.code == form.category.data), ""),
         **_hotline(community)), status
 
 
 def _to_receipt(filed: Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's
-    """Remember which report is this resident's, for the receipt, and go there (303)."""
+    """Remember which report is this resident's, for the receipt, and go there (303): to the
+    resident's own link, never the one of the neighbour who reported first."""
     session["receipt"] = {"case": filed.case.id, "report": filed.report.id,
                           "opened": filed.opened}
-    return redirect(url_for(".receipt", token=filed.case.public_token), 303)
+    token = residents.link_token(filed.case, filed.report)
+    response = redirect(url_for(".receipt", token=token), 303)
+    mine.remember(response, token)
+    return response
 
 
 def _client_hash() -> str:
@@ -212,14 +312,16 @@ def receipt(token: str) -> Any:
     case = _case(token)
     if case is None:
         return _missing_case()
-    mine = session.get("receipt") or {}
-    report = db.session.get(Report, mine["report"]) if mine.get("case") == case.id else None
+    kept = session.get("receipt") or {}
+    report = db.session.get(Report, kept["report"]) if kept.get("case") == case.id else None
     category = settings.category(case.community, case.category)
-    status_path = url_for(".status", token=case.public_token)
+    status_path = url_for(".status", token=token)
     return _private(render_template(
         "resident/receipt.html", case=case, category=timeline.category_name(case),
         within=timeline.respond_within(category.respond_minutes) if category else None,
-        report=report, joined=report is not None and not mine.get("opened"),
+        status_text=timeline.status_text(case),
+        texted=report is not None and residents.texted(report),
+        report=report, joined=report is not None and not kept.get("opened"),
         status_path=status_path,
         status_url=str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/") + status_path,
         **_hotline(case.community)))
@@ -233,7 +335,7 @@ def status(token: str) -> Any:
     case = _case(token)
     if case is None:
         return _missing_case()
-    return _show_status(case, CallbackForm(formdata=None))
+    return _show_status(case, token, CallbackForm(formdata=None))
 
 
 @bp.get("/c/<token>/live")
@@ -257,13 +359,13 @@ def callback(token: str) -> Any:
     case = _case(token)
     if case is None:
         return _missing_case()
-    back = url_for(".status", token=case.public_token)
+    back = url_for(".status", token=token)
     if case.status != CaseStatus.RESOLVED:
         flash(_("这个案件现在不需要回访，谢谢您。"))
         return redirect(back, 303)
     form = CallbackForm()
     if not form.validate():
-        return _show_status(case, form, status=422)
+        return _show_status(case, token, form, status=422)
     try:
         answered = lifecycle.answer_callback(case, **form.answers)
     except lifecycle.NotAwaitingCallback:
@@ -280,8 +382,13 @@ def callback(token: str) -> Any:
 
 
 def _case(token: str) -> Case | None:
+    """The case a status link names: a report's own token, or (older links, and the first
+    reporter's) the case's."""
     if not TOKEN.fullmatch(token):
         return None
+    report = db.session.scalar(sa.select(Report).where(Report.public_token == token))
+    if report is not None:
+        return report.case
     return db.session.scalar(sa.select(Case).where(Case.public_token == token))
 
 
@@ -289,13 +396,16 @@ def _missing_case() -> tuple[str, int]:
     return render_template("resident/unusable.html", **_hotline(None)), 404
 
 
-def _show_status(case: Case, form: CallbackForm, *, status: int = 200,
+def _show_status(case: Case, token: str, form: CallbackForm, *, status: int = 200,
                  problem: str | None = None) -> Any:
-    g.here = url_for(".status", token=case.public_token)
+    g.here = url_for(".status", token=token)
     follow = db.session.get(Case, case.merged_into_id) if case.merged_into_id else None
     body = render_template(
-        "resident/status.html", case=case, category=timeline.category_name(case),
+        "resident/status.html", case=case, token=token, category=timeline.category_name(case),
         status_text=timeline.status_text(case), lines=timeline.lines(case), form=form,
+        result=timeline.result(case), satisfaction=SATISFACTION,
+        # The other case's own link belongs to its reporters: its state is shown here instead.
+        follow_status=timeline.status_text(follow) if follow else None,
         # The 回访 form is shown once the case is resolved; before that no form, no cookie.
         form_token=csrf.token() if case.status == CaseStatus.RESOLVED else None,
         follow=follow, problem=problem, text_max=TEXT_MAX,
@@ -310,6 +420,53 @@ def _private(body: str | Response) -> Response:
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+# --- mistyped addresses ------------------------------------------------------------------
+
+@bp.get("/s/")
+@bp.get("/S/")
+@bp.get("/c/")
+@limits.misses
+def bare() -> Any:
+    """/s/, /S/ and /c/ with nothing after them."""
+    return _missing_case() if request.path.startswith("/c/") else _unusable("", None)
+
+
+@bp.get("/s/<path:rest>")
+@bp.get("/S/<path:rest>")
+@bp.get("/c/<path:rest>")
+@limits.misses
+def mistyped(rest: str) -> Any:
+    """Any other address under /s/, /S/ and /c/: a sticker code or status link with a slash too
+    many goes where it meant to; anything else gets the helpful Chinese page, not a bare 404."""
+    first = rest.strip("/").split("/", 1)[0] if rest.strip("/").count("/") == 0 else ""
+    if first and request.path.startswith("/c/"):
+        if _case(first) is not None:
+            return redirect(url_for(".status", token=first), 301)
+    elif first:
+        found = codes.find(first)
+        if _usable(found):
+            return redirect(url_for(".sticker", code=found.code), 301)
+    return _unusable(rest[:64], None) if not request.path.startswith("/c/") else _missing_case()
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    """Browsers ask for it whatever the page says: the same small icon, cached for a week."""
+    response = Response(_icon(), mimetype="image/svg+xml")
+    response.cache_control.max_age = 7 * 24 * 3600
+    response.cache_control.public = True
+    return response
+
+
+def _icon() -> bytes:
+    return _read_icon(str(current_app.static_folder))
+
+
+@functools.cache
+def _read_icon(folder: str) -> bytes:
+    return (Path(folder) / "favicon.svg").read_bytes()
 
 
 # --- language, errors and what every page shares ------------------------------------------
@@ -374,7 +531,8 @@ def expired(error: CSRFError) -> Any:
             form = _message_form(found, bound=request.endpoint == "resident.message")
             return _show_sticker(found, form, status=400, problem=problem)
     elif "token" in args and (case := _case(str(args["token"]))) is not None:
-        return _show_status(case, CallbackForm(), status=400, problem=problem)
+        return _show_status(case, str(args["token"]), CallbackForm(), status=400,
+                            problem=problem)
     return render_template("resident/unusable.html", **_hotline(None)), 400
 
 

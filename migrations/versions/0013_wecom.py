@@ -1,7 +1,7 @@
 """outbox: what a provider hands back to act on a sent message later (WeCom's response_code)
 
 Revision ID: 0013_wecom
-Revises: 0010_push_confirm
+Revises: 0012_resident
 Create Date: 2026-12-06 12:30:00.000000
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_wecom"
-down_revision = "0010_push_confirm"
+down_revision = "0012_resident"
 branch_labels = None
 depends_on = None
 

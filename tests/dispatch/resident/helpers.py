@@ -14,7 +14,7 @@ from PIL import Image
 from dispatch import clock
 from dispatch.case.timeline import EventKind, record
 from dispatch.db import db
-from dispatch.models import Case, CaseStatus, Member
+from dispatch.models import Case, CaseStatus, Member, Report
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -64,6 +64,16 @@ def receipt_token(response: Any) -> str:
     found = re.fullmatch(r".*/c/([A-Za-z0-9_-]+)/receipt", response.headers["Location"])
     assert found, response.headers["Location"]
     return found.group(1)
+
+
+def case_of(token: str) -> Case:
+    """The case a resident's status link names: a report's own token, or the case's."""
+    report = db.session.scalar(sa.select(Report).where(Report.public_token == token))
+    if report is not None:
+        return report.case
+    case = db.session.scalar(sa.select(Case).where(Case.public_token == token))
+    assert case is not None, token
+    return case
 
 
 def walk_to_resolved(case_id: int, member_code: str = "L1") -> Case:

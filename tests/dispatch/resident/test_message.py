@@ -3,6 +3,7 @@ with a clear message and nothing the resident typed lost."""
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 import pytest
@@ -12,8 +13,14 @@ from PIL import Image
 
 from dispatch import clock
 from dispatch.db import db
-from dispatch.models import BlockedPhone, Case, Photo, Report
-from tests.dispatch.resident.helpers import Resident, jpeg_with_gps, png_bytes, receipt_token
+from dispatch.models import BlockedPhone, Case, Photo, PhotoDraft, Report
+from tests.dispatch.resident.helpers import (
+    Resident,
+    case_of,
+    jpeg_with_gps,
+    png_bytes,
+    receipt_token,
+)
 
 
 def _reports() -> list[Report]:
@@ -51,7 +58,10 @@ def test_a_second_message_on_the_same_problem_joins_the_open_case(app: Flask,
                                                                   resident: Resident) -> None:
     first = receipt_token(resident.message(text="第一位"))
     second = resident.message(text="第二位", anonymous="y")
-    assert receipt_token(second) == first
+    # Same case, but the second resident's own link: never the first resident's.
+    assert receipt_token(second) != first
+    with app.app_context():
+        assert case_of(first).id == case_of(receipt_token(second)).id
     assert "已合并到同一个案件" in resident.client.get(second.headers["Location"]).get_data(
         as_text=True)
     with app.app_context():
@@ -92,12 +102,36 @@ def test_bad_input_is_explained_and_everything_typed_stays(app: Flask, resident:
         assert _reports() == []
 
 
-def test_a_rejected_form_with_photos_asks_for_them_again(resident: Resident) -> None:
+def test_a_rejected_form_keeps_its_photos_so_none_is_chosen_twice(app: Flask,
+                                                                  resident: Resident) -> None:
     response = resident.message(phone="bad", text="看照片", photos=[(jpeg_with_gps(), "a.jpg")])
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "请重新选择照片" in html and "您输入的文字都还在" in html
+    assert "已收到的照片（不用重新选择）" in html and "请重新选择照片" not in html
     assert ">看照片</textarea>" in html
+    kept = re.findall(r'name="kept_photo" value="(\d+)" checked', html)
+    assert len(kept) == 1
+    thumbnail = resident.client.get(re.search(r'<img src="(/s/[^"]+/kept/\d+)"', html).group(1))
+    assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/jpeg"
+    # Fixed and sent again with no file chosen: the kept photo goes with the report.
+    fixed = resident.message(phone="13800138000", text="看照片", kept_photo=kept)
+    with app.app_context():
+        case = case_of(receipt_token(fixed))
+        assert [len(r.photos) for r in case.reports] == [1]
+        assert db.session.scalar(sa.select(sa.func.count(PhotoDraft.id))) == 0
+
+
+def test_kept_photos_belong_to_the_browser_that_sent_them(app: Flask,
+                                                          resident: Resident) -> None:
+    html = resident.message(phone="bad", photos=[(jpeg_with_gps(), "a.jpg")]).get_data(
+        as_text=True)
+    path = re.search(r'<img src="(/s/[^"]+/kept/\d+)"', html).group(1)
+    stranger = Resident(app.test_client(), resident.stickers)
+    assert stranger.client.get(path).status_code == 404
+    kept = re.findall(r'name="kept_photo" value="(\d+)"', html)
+    filed = stranger.message(text="别人的照片", kept_photo=kept)
+    with app.app_context():
+        assert [len(r.photos) for r in case_of(receipt_token(filed)).reports] == [0]
 
 
 def test_photos_are_reencoded_without_gps_or_camera_metadata(app: Flask,

@@ -110,3 +110,24 @@ def test_a_reports_photos_are_committed_with_the_report(app: Flask, community: i
         db.session.remove()  # nothing left pending: what is stored was committed
         stored = db.session.scalars(sa.select(Photo).where(Photo.report_id == report_id)).all()
     assert len(stored) == 1 and stored[0].content_type == "image/jpeg"
+
+
+def _heic_with_gps(size: tuple[int, int]) -> bytes:
+    """A HEIC (what iPhones save) whose EXIF carries a GPS position and an orientation."""
+    exif = Image.open(BytesIO(jpeg_with_gps((8, 8)))).getexif()
+    out = BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(out, "HEIF", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_heic_photos_are_accepted_as_plain_jpeg_without_their_metadata() -> None:
+    result = photos.reencode(BytesIO(_heic_with_gps((640, 480))))
+    image = Image.open(BytesIO(result.data))
+    assert image.format == "JPEG" and (result.width, result.height) == (480, 640)
+    assert len(image.getexif()) == 0 and b"PhoneMaker" not in result.data
+
+
+def test_a_heic_larger_than_its_decoding_bound_is_refused_before_decoding() -> None:
+    with pytest.raises(photos.PhotoError) as raised:
+        photos.reencode(BytesIO(_heic_with_gps((5000, 4000))))
+    assert raised.value.reason == "too_big"

@@ -140,7 +140,7 @@ def test_bad_callback_answers_are_explained_and_kept(app: Flask, resident: Resid
     response = resident.callback(token, satisfaction="9", contacted="yes", comment="<b>好</b>")
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "请选择问题是否解决。" in html and "请选择 1 到 5 分。" in html
+    assert "请选择问题是否解决。" in html and "请选择满意、基本满意或不满意。" in html
     assert ">&lt;b&gt;好&lt;/b&gt;</textarea>" in html
     assert 'name="contacted" value="yes" checked' in html
     with app.app_context():

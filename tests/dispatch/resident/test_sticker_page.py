@@ -121,7 +121,9 @@ def test_me_too_adds_a_report_to_the_open_case(app: Flask, resident: Resident) -
         case = db.session.get(Case, case_id)
         assert case.report_count == 2
         assert [r.kind.value for r in case.reports] == ["message", "me_too"]
-        assert case.public_token in response.headers["Location"]
+        # The neighbour's own link: not the one of the resident who reported first.
+        assert case.public_token not in response.headers["Location"]
+        assert case.reports[1].public_token in response.headers["Location"]
 
 
 def test_me_too_on_a_case_of_another_place_files_nothing(app: Flask, resident: Resident) -> None:
