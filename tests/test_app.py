@@ -100,6 +100,7 @@ TUNED = {
     "RESIDENT_LIMIT_CALLS_IP": ("4 per minute", "4 per minute"),
     "RESIDENT_LIMIT_CALLS_STICKER": ("20 per hour", "20 per hour"),
     "RESIDENT_LIMIT_CALLBACKS_IP": ("3 per hour", "3 per hour"),
+    "RESIDENT_LIMIT_LOOKUPS_IP": ("4 per hour", "4 per hour"),
     "RESIDENT_FALLBACK_HOTLINE": ("0752-12345", "0752-12345"),
     "RESIDENT_POLL_SECONDS": ("30", 30),
     "RESIDENT_PAGE_CACHE_SECONDS": ("2.5", 2.5),
