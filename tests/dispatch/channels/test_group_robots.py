@@ -98,3 +98,18 @@ def test_the_twenty_first_message_in_a_minute_waits_and_goes_with_the_others(
     assert len(sent) == 21 and sent[-1].splitlines()[0].endswith("条消息**")
     assert robots.refused == []
     assert all(number in "".join(sent) for number in numbers)
+
+
+@pytest.mark.parametrize("refusal", [{"errcode": 45009}, {"http_status": 429}])
+def test_a_robot_saying_too_many_is_tried_again_later_and_nothing_is_lost(
+        robots: FakeRobots, refusal: dict[str, int]) -> None:
+    robots.answer_next(**refusal)  # the grid's robot refuses the first message
+    case = file_report(place("TS-G1-A1"), "noise").case
+    tick(START)
+    assert posts(robots, "wecom") == []
+    query = sa.select(Notification).where(Notification.channel == Channel.ROBOT,
+                                          Notification.case_id == case.id)
+    assert {r.status for r in db.session.scalars(query)} == {NotificationStatus.PENDING}
+    tick(START + 5 * MIN)  # after the back-off
+    assert {r.status for r in db.session.scalars(query)} == {NotificationStatus.SENT}
+    assert case.number in "".join(posts(robots, "wecom"))
