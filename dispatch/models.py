@@ -100,6 +100,7 @@ class Channel(enum.StrEnum):
     VOICE = "voice"
     PUSH = "push"
     WECOM = "wecom"  # a WeCom (企业微信) application message; the address is the userid
+    ROBOT = "robot"  # a work group's robot; the address names the group's place (robot:TS-G1)
     CONSOLE = "console"
 
 

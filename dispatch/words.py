@@ -68,6 +68,7 @@ MEMBER_KIND_NAMES: Mapping[str, str] = {
 
 CHANNEL_NAMES: Mapping[str, str] = {Channel.SMS: "短信", Channel.VOICE: "电话",
                                     Channel.PUSH: "推送", Channel.WECOM: "企业微信",
+                                    Channel.ROBOT: "群机器人",
                                     Channel.CONSOLE: "控制台消息"}
 
 #: Monday first, as `date.weekday()` counts: 周一 … 周日.

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from dispatch import clock, jobs, outbox, words
+from dispatch import clock, jobs, outbox, security, words
 from dispatch.case.timeline import EventKind, record
 from dispatch.community import settings
 from dispatch.db import db
@@ -59,7 +59,7 @@ from dispatch.models import (
     StaffUser,
 )
 from dispatch.outbox import Purpose as Message
-from dispatch.outbox import residents
+from dispatch.outbox import groups, residents
 from dispatch.roster import duty
 
 #: Messages that stop mattering once somebody has taken the case.
@@ -118,6 +118,7 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     if opened:
         record(case, EventKind.REPORTED, f"居民反映：{category.name}", at=now,
                report_kind=str(report.kind))
+        groups.post(case, "opened", "新事项", "居民刚刚反映，正在通知负责人", now)
         jobs.enqueue_after_commit(jobs.Job.STEP, case.id, case.token,
                                   job_id=jobs.step_job_id(case.id, case.token))
     else:
@@ -320,6 +321,9 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
            at=now, member_id=member.id, note=note,
            shown=True, name=member.display_name)
     residents.ask_for_callback(case, now)
+    groups.post(case, f"resolved{case.reopen_count}", "已解决",
+                f"{member.name}已处理完毕" + (f"：{security.without_phones(note)}" if note else ""),
+                now)
     db.session.commit()
     return case
 

@@ -10,7 +10,7 @@ console sender logs each message, and the outbox row itself is the stored messag
 whole flow runs before a real provider exists.
 
 Providers: `console`, `twilio_sms`, `twilio_voice`, `aliyun` (SMS), `push` (Web Push), and
-`wecom` (alert cards), and `robots`, `aliyun_voice` (clients not yet wired to the outbox);
+`wecom` (alert cards), `robots` (work groups), `aliyun_voice` (mainland calls);
 `twilio_client` and `webapi` are what they share.
 """
 
@@ -40,6 +40,8 @@ CHANNEL_BACKENDS: dict[Channel, tuple[tuple[str, Callable[[Flask], Sender]], ...
                     ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app))),
     Channel.PUSH: (("VAPID_PRIVATE_KEY", lambda app: _push(app)),),
     Channel.WECOM: (("WECOM_CORP_ID", lambda app: _wecom(app)),),
+    # Each group's robot is named in the community file; the channel itself is always on.
+    Channel.ROBOT: (("WECOM_API_BASE_URL", lambda app: _robots(app)),),
 }
 
 # A provider's module is imported when its sender is first built, not with this package: the
@@ -81,6 +83,12 @@ def _wecom(app: Flask) -> Sender:
     from dispatch.channels.wecom import WeComSender
 
     return WeComSender(app.config)
+
+
+def _robots(app: Flask) -> Sender:
+    from dispatch.channels.robots import RobotSender
+
+    return RobotSender(app.config["WECOM_API_BASE_URL"], app.config["DINGTALK_API_BASE_URL"])
 
 
 def sender_for(channel: str, app: Flask | None = None) -> Sender:

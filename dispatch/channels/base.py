@@ -47,7 +47,7 @@ class SendResult:
 
 #: What a sender is handed besides the address: plain text (SMS, console), an SMS template's
 #: parameters (mainland SMS), a push payload.
-Form = Literal["text", "template", "push", "card"]
+Form = Literal["text", "template", "push", "card", "robot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,10 @@ class OutgoingMessage:
     #: Instead of a new message, update the card sent earlier with this `follow_up` code to
     #: read `text` (WeCom: "已由 王师傅 接单").
     update_of: str | None = None
+    #: A group robot: its kind (wecom, dingtalk), key and signing secret.
+    robot: Mapping[str, str] = field(default_factory=dict)
+    #: When the message is handed over (the sender's clock, for a signature that expires).
+    at: datetime | None = None
 
 
 class Sender(Protocol):

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from dispatch.channels import webapi
-from dispatch.channels.base import SendResult
+from dispatch.channels.base import Form, OutgoingMessage, SendResult
 
 TIMEOUT = 10.0
 #: Robots return no message id; this stands for "taken".
@@ -214,3 +214,31 @@ def deliver(robot: Robot, pacer: RobotPacer, pending: Sequence[str], now: dateti
         (sent if result.ok else refused).extend(batch)
         done += len(batch)
     return Delivery(sent, waiting[done:], refused, results)
+
+
+class RobotSender:
+    """The group channel: one outbox message (several, combined by the outbox's pacing) to a
+    work group's robot. Paced by the outbox per robot (`LIMIT` a `WINDOW`), not by phone."""
+
+    form: Form = "robot"
+    paced = False
+    two_way = False
+    looks_up = False
+
+    def __init__(self, wecom_base_url: str, dingtalk_base_url: str) -> None:
+        self.wecom_base_url, self.dingtalk_base_url = wecom_base_url, dingtalk_base_url
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        kind, key = message.robot.get("kind"), message.robot.get("key", "")
+        robot: Robot
+        if kind == "wecom" and key:
+            robot = WeComRobot(key, self.wecom_base_url)
+        elif kind == "dingtalk" and key:
+            robot = DingTalkRobot(key, message.robot.get("secret", ""), self.dingtalk_base_url)
+        else:
+            return SendResult.failed("no-robot", f"no robot for {message.to}", retryable=False)
+        if message.at is None:
+            raise ValueError("a robot message needs the time it is sent (its signature)")
+        result = robot.send(message.text, message.at)
+        # Robots answer no message id: the row's own stands for it.
+        return SendResult.sent(f"robot-{message.id}") if result.ok else result

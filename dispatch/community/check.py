@@ -245,9 +245,34 @@ def validate(data: CommunityData) -> Plan:
     _responsibilities(data, check, plan, members, places, categories)
     _shifts(data, check, plan, members)
     _overrides(data, check, plan, members, zone)
+    _robots(data, check, plan)
     if problems:
         raise CommunityFileError(problems)
     return plan
+
+
+#: Group robots, by their kind in the file: what each needs besides the key.
+ROBOT_KINDS = ("wecom", "dingtalk")
+
+
+def _robots(data: CommunityData, check: _Checker, plan: Plan) -> None:
+    """A grid's or building's work-group robot: WeCom by its webhook key, DingTalk by its
+    access token and signing secret (`SEC…`)."""
+    groups = {p.code for p in plan.places if p.kind in (PlaceKind.GRID, PlaceKind.BUILDING)}
+    robots = []
+    for row in data.rows("robots"):
+        place = check.text(row, "place", required=True, max_len=48)
+        if place and place not in groups:
+            check.fail(row, "place", f"{place!r} is not a grid or building of this file")
+        kind = (check.text(row, "kind", required=True, max_len=16) or "").lower()
+        if kind and kind not in ROBOT_KINDS:
+            check.fail(row, "kind", f"{kind!r} is not one of wecom, dingtalk")
+        key = check.text(row, "key", required=True, max_len=200)
+        secret = check.text(row, "secret", max_len=200)
+        if kind == "dingtalk" and not secret:
+            check.fail(row, "secret", "a DingTalk robot needs its signing secret (SEC…)")
+        robots.append({"place": place, "kind": kind, "key": key, "secret": secret})
+    plan.settings["robots"] = robots
 
 
 def _community_row(data: CommunityData, check: _Checker) -> tuple[dict[str, Any], ZoneInfo]:

@@ -45,6 +45,7 @@ def export_community(session: Session, community: Community) -> dict[str, list[d
             "floors": p.floors, "households": p.households, "notes": p.notes,
         } for p in places],
         "members": [], "responsibilities": [], "shifts": [], "overrides": [],
+        "robots": [dict(robot) for robot in stored.get("robots", [])],
     }
     for m in members:
         phones = list(dict.fromkeys(c.address for c in m.contacts if c.channel in FILE_CHANNELS))

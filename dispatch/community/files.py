@@ -44,6 +44,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "responsibilities": ("member", "place", "rung", "role", "order", "categories"),
     "shifts": ("member", "days", "start", "end"),
     "overrides": ("member", "kind", "starts", "ends", "stand_in", "note"),
+    "robots": ("place", "kind", "key", "secret"),
 }
 
 

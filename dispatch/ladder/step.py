@@ -51,6 +51,7 @@ from dispatch.models import (
     Urgency,
 )
 from dispatch.outbox import Purpose as Message
+from dispatch.outbox import groups
 from dispatch.roster import duty, routing
 
 
@@ -215,6 +216,7 @@ def _record_escalation(case: Case, rung: int, reason: str, now: datetime) -> Non
         data["shown"] = True
     record(case, EventKind.ESCALATED, f"{reason}，升级到第{rung}级（{words.rung(rung)}）", at=now,
            **data)
+    groups.post(case, f"t{case.token}:up{rung}", f"已上报{words.rung(rung)}", reason, now)
 
 
 def alert_duty_desk(case: Case, now: datetime, why: str) -> None:

@@ -22,6 +22,7 @@ interruption — and the timeline says so.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -71,7 +72,7 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
         held = pacing.before_send(notification, now)  # commits the claim
         if held is not None:
             return held
-        result = _deliver(notification)
+        result = _deliver(notification, now)
         status = _store(notification, result, now, first=first)
         pacing.after_send(notification, status, now)
     finally:
@@ -122,12 +123,12 @@ def _claimed() -> sa.Select[Notification]:
             .execution_options(populate_existing=True))
 
 
-def _deliver(notification: Notification) -> SendResult:
+def _deliver(notification: Notification, now: datetime) -> SendResult:
     """Hand the message to its channel, composed for it; an exception is a retryable failure,
     not a crash."""
     sender: Sender = channels.sender_for(notification.channel)
     first_attempt = notification.sent_text is None
-    message = texts.message_for(notification, sender)
+    message = dataclasses.replace(texts.message_for(notification, sender), at=now)
     if first_attempt and getattr(sender, "looks_up", False):
         # Kept before the provider sees it: should this process die mid-send, the row's
         # recovery looks for exactly this text (a bundle's signed link differs each time).

@@ -42,6 +42,9 @@ ALERT_LIMIT = 5
 ALERT_WINDOW = timedelta(minutes=15)
 #: At most this many cases in one bundled SMS (the rest wait for the next one).
 BUNDLE_MAX = 6
+#: A work group's robot takes at most this many messages a rolling window; more wait, and go
+#: out together, up to `GROUP_BUNDLE_MAX` in one message.
+GROUP_LIMIT, GROUP_WINDOW, GROUP_BUNDLE_MAX = 20, timedelta(minutes=1), 10
 #: `session.info` key: the rows riding in each message being sent (see `bundled`).
 _RIDERS = "linli.riders"
 
@@ -65,6 +68,8 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
             db.session.commit()
             return notification.status
         notification.bundled_into_id = None  # the carrier did not make it: go on alone
+    if notification.channel == Channel.ROBOT:
+        return _pace_group(notification, now)
     sender = channels.sender_for(notification.channel)
     # A push subscription's code is asked for on the phone's own screen and is useless once
     # late; it is neither held nor counted (`_pacing`), so an alert never waits behind it.
@@ -86,6 +91,40 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
     if notification.channel == Channel.SMS and getattr(sender, "two_way", False):
         for row in [notification, *riders]:
             replies.assign_code(row)
+    db.session.commit()
+    return None
+
+
+def _pace_group(notification: Notification, now: datetime) -> NotificationStatus | None:
+    """A group robot's message: held while its robot had `GROUP_LIMIT` messages in the last
+    `GROUP_WINDOW`, else sent with the group's other waiting messages riding in it."""
+    oldest = db.session.scalar(
+        sa.select(Notification.sent_at)
+        .where(Notification.to_address == notification.to_address,
+               Notification.channel == Channel.ROBOT, Notification.bundled_into_id.is_(None),
+               Notification.sent_at > now - GROUP_WINDOW)
+        .order_by(Notification.sent_at.desc()).offset(GROUP_LIMIT - 1).limit(1))
+    if oldest is not None:
+        _hold(notification, oldest + GROUP_WINDOW, now)
+        db.session.commit()
+        return notification.status
+    riders = list(db.session.scalars(
+        sa.select(Notification.id)
+        .where(Notification.to_address == notification.to_address,
+               Notification.channel == Channel.ROBOT,
+               Notification.status == NotificationStatus.PENDING,
+               Notification.sent_text.is_(None), Notification.id != notification.id)
+        .order_by(Notification.id).limit(GROUP_BUNDLE_MAX - 1)
+        .with_for_update(skip_locked=True)))
+    if riders and notification.sent_text is None:
+        db.session.execute(
+            sa.update(Notification)
+            .where(Notification.id.in_(riders),
+                   Notification.status == NotificationStatus.PENDING)
+            .values(status=NotificationStatus.SENDING, bundled_into_id=notification.id,
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+    _keep_riders(notification, bundled_now=bool(riders) and notification.sent_text is None)
     db.session.commit()
     return None
 

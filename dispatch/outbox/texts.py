@@ -14,11 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from dispatch import links, words
+from dispatch.channels import robots
 from dispatch.channels.base import UNCERTAIN, OutgoingMessage, Sender
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import Notification
-from dispatch.outbox import Purpose, pacing
+from dispatch.outbox import Purpose, groups, pacing
 from dispatch.outbox.replies import describe, hint
 
 #: What a mainland SMS template says the member should do, by purpose.
@@ -41,9 +42,14 @@ def message_for(notification: Notification, sender: Sender) -> OutgoingMessage:
     update_of = card_to_update(notification) if form == "card" else None
     text = notification.sent_text
     if text is None:
-        text = notification.sent_text = (
-            card_update_text(notification) if update_of else
-            sms_text(notification, two_way=bool(getattr(sender, "two_way", False))))
+        if form == "robot":
+            text = robots.combine([row.body for row in [notification,
+                                                        *pacing.bundled(notification)]])
+        elif update_of:
+            text = card_update_text(notification)
+        else:
+            text = sms_text(notification, two_way=bool(getattr(sender, "two_way", False)))
+        notification.sent_text = text
     return OutgoingMessage(
         id=notification.id, channel=str(notification.channel), to=notification.to_address,
         text=text, created_at=notification.created_at,
@@ -53,7 +59,9 @@ def message_for(notification: Notification, sender: Sender) -> OutgoingMessage:
         push_keys=notification.contact.push_keys if notification.contact else None,
         push_payload=push_payload(notification) if form == "push" else {},
         card=card(notification) if form == "card" and not update_of else {},
-        update_of=update_of)
+        update_of=update_of,
+        robot=(groups.robot_for(notification.case, notification.to_address)
+               if form == "robot" and notification.case is not None else {}))
 
 
 def sms_text(notification: Notification, *, two_way: bool) -> str:
