@@ -148,6 +148,7 @@ class ReportKind(enum.StrEnum):
     MESSAGE = "message"
     CALL = "call"
     ME_TOO = "me_too"  # 我也遇到了
+    PHONE = "phone"  # a resident's call to the desk, logged by staff (/staff/intake)
 
 
 class NotificationStatus(enum.StrEnum):
@@ -433,6 +434,11 @@ class Case(Model):
 
     accepted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member.id"))
     accepted_rung: Mapped[int | None]
+    #: Staff's assignment (指派): who they asked, and who decided. It is not an acceptance:
+    #: `accepted_at` waits for the member's own 接单. `dispatched_to_id` is cleared when the
+    #: assignment lapses and the ladder takes over again.
+    dispatched_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member.id"))
+    dispatched_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     closed_rung: Mapped[int | None]
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("case.id"))
     referral_due_at: Mapped[datetime | None]
@@ -441,6 +447,7 @@ class Case(Model):
     reported_at: Mapped[datetime] = mapped_column(index=True)
     first_notified_at: Mapped[datetime | None]
     first_delivered_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]  # the first staff assignment
     accepted_at: Mapped[datetime | None]
     on_site_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
@@ -452,7 +459,8 @@ class Case(Model):
 
     community: Mapped[Community] = relationship()
     place: Mapped[Place] = relationship()
-    accepted_by: Mapped[Member | None] = relationship()
+    accepted_by: Mapped[Member | None] = relationship(foreign_keys=[accepted_by_id])
+    dispatched_to: Mapped[Member | None] = relationship(foreign_keys=[dispatched_to_id])
     reports: Mapped[list[Report]] = relationship(
         back_populates="case", order_by="Report.id", foreign_keys="Report.case_id"
     )
@@ -495,10 +503,12 @@ class Report(Model):
 
 
 class Photo(Model):
-    """A re-encoded photo (metadata stripped) attached to a report."""
+    """A re-encoded photo (metadata stripped): a resident's, attached to a report, or the
+    responder's after-photo (办理后), attached to the case it resolved (`case_id`)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(sa.ForeignKey("report.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(sa.ForeignKey("report.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("case.id"), index=True)
     content_type: Mapped[str] = mapped_column(sa.String(32))
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     width: Mapped[int]
@@ -507,7 +517,15 @@ class Photo(Model):
     #: or on first view for photos stored before thumbnails existed.
     thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
 
-    report: Mapped[Report] = relationship(back_populates="photos")
+    report: Mapped[Report | None] = relationship(back_populates="photos")
+    after_case: Mapped[Case | None] = relationship(foreign_keys=[case_id])
+
+    @property
+    def of_case(self) -> Case:
+        """The case the photo belongs to, as a report's or as an after-photo."""
+        case = self.report.case if self.report is not None else self.after_case
+        assert case is not None, "a photo belongs to a report or a case"
+        return case
 
 
 class CaseEvent(Model):

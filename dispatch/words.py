@@ -17,9 +17,15 @@ from dispatch.models import (
     CaseStatus,
     Channel,
     MemberKind,
+    NotificationStatus,
+    OverrideKind,
+    ReportKind,
     Resolution,
     Role,
     Rung,
+    Solved,
+    StaffRole,
+    StickerStatus,
     Urgency,
 )
 
@@ -64,6 +70,47 @@ MEMBER_KIND_NAMES: Mapping[str, str] = {
 
 CHANNEL_NAMES: Mapping[str, str] = {Channel.SMS: "短信", Channel.VOICE: "电话",
                                     Channel.PUSH: "推送", Channel.CONSOLE: "控制台消息"}
+
+#: How a report came in.
+REPORT_KIND_NAMES: Mapping[str, str] = {
+    ReportKind.MESSAGE: "扫码留言", ReportKind.CALL: "扫码呼叫", ReportKind.ME_TOO: "我也遇到了",
+    ReportKind.PHONE: "来电登记"}
+
+#: The staff console's names of timeline lines (`dispatch.case.timeline.EventKind`), kind → 中文.
+EVENT_KIND_NAMES: Mapping[str, str] = {
+    "reported": "反映", "joined": "又有反映", "notified": "通知", "delivered": "送达",
+    "send_failed": "发送失败", "resent": "重发", "retried": "换渠道重发",
+    "contact_problem": "号码问题", "called": "来电", "skipped": "跳过", "escalated": "升级",
+    "accepted": "接单", "on_site": "到场", "resolved": "解决", "handed_over": "转交",
+    "reminded": "提醒", "stuck": "无人接单", "referred": "转办", "callback": "回访",
+    "reopened": "重新派单", "closed": "办结", "note": "备注", "merged": "合并",
+    "dispatched": "指派", "reclassified": "改类"}
+
+#: Why a message was sent (`dispatch.outbox.Purpose`).
+PURPOSE_NAMES: Mapping[str, str] = {
+    "alert": "派单通知", "taken": "已有人接单", "reminder": "到场提醒", "handover": "转交",
+    "stuck": "无人接单告警", "push_code": "推送验证码", "assigned": "工作人员指派"}
+NOTIFICATION_STATUS_NAMES: Mapping[str, str] = {
+    NotificationStatus.PENDING: "待发送", NotificationStatus.SENDING: "发送中",
+    NotificationStatus.SENT: "已发出", NotificationStatus.DELIVERED: "已送达",
+    NotificationStatus.UNDELIVERED: "未送达", NotificationStatus.FAILED: "发送失败",
+    NotificationStatus.CANCELLED: "已取消"}
+SOLVED_NAMES: Mapping[str, str] = {Solved.YES: "已解决", Solved.PARTLY: "部分解决",
+                                   Solved.NO: "未解决"}
+STAFF_ROLE_NAMES: Mapping[str, str] = {StaffRole.ADMIN: "管理员",
+                                       StaffRole.GRID_SECRETARY: "网格书记",
+                                       StaffRole.VIEWER: "只读"}
+STICKER_STATUS_NAMES: Mapping[str, str] = {StickerStatus.ACTIVE: "使用中",
+                                           StickerStatus.RETIRED: "已停用",
+                                           StickerStatus.REVOKED: "已作废"}
+OVERRIDE_KIND_NAMES: Mapping[str, str] = {OverrideKind.LEAVE: "请假",
+                                          OverrideKind.ON_DUTY: "顶班"}
+
+
+def yes_no(value: bool | None) -> str:
+    """是 / 否, or — when nobody said."""
+    return "—" if value is None else ("是" if value else "否")
+
 
 #: Monday first, as `date.weekday()` counts: 周一 … 周日.
 WEEKDAYS = "一二三四五六日"

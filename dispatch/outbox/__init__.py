@@ -34,6 +34,7 @@ class Purpose:
     REMINDER = "reminder"  # you accepted but are not on site yet
     HANDOVER = "handover"  # a colleague handed the case to you
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
+    ASSIGNED = "assigned"  # staff assigned the case to you: please take it
     PUSH_CODE = "push_code"  # the code that confirms a push subscription (no case)
 
 

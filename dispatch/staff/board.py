@@ -109,7 +109,7 @@ def show(case_id: int) -> Any:
 def photo(photo_id: int) -> Any:
     """A report's photo, only for staff who may see its case."""
     found = db.session.get(Photo, photo_id)
-    if found is None or not may_see(found.report.case.place):
+    if found is None or not may_see(found.of_case.place):
         abort(404)
     response = Response(found.data, content_type=found.content_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -126,7 +126,7 @@ def photo_thumbnail(photo_id: int) -> Any:
     served whole rather than failing the page.
     """
     found = db.session.get(Photo, photo_id)
-    if found is None or not may_see(found.report.case.place):
+    if found is None or not may_see(found.of_case.place):
         abort(404)
     small = found.thumbnail
     if small is None:
