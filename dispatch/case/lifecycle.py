@@ -94,8 +94,9 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     `Case.open_key` carries a unique index while the case is open, so when two residents
     report the same broken lift in the same second, one insert wins and the other joins its
     case. A new case takes `urgency` if given (the desk heard the caller), else the category's;
-    a joined case keeps its own (staff reclassify it). A new case is due for its first ladder step at once; its job is queued after the
-    commit (the caller's), and the sweeper finds the case even if that job is lost.
+    a joined case keeps its own (staff reclassify it). A new case is due for its first ladder
+    step at once; its job is queued after the commit (the caller's), and the sweeper finds the
+    case even if that job is lost.
     """
     case, opened = None, False
     if join is not None:
@@ -522,8 +523,9 @@ def reassign(case: Case, to: Member, staff: StaffUser, *, now: datetime | None =
     case.next_step_at = now + timedelta(minutes=minutes)
     outbox.add(case, to, contact, Message.ASSIGNED, texts.assigned_body(case, staff, to),
                dedupe_key=f"c{case.id}:t{case.token}:assigned:m{to.id}", now=now, rung=case.rung)
+    wait = texts.duration(timedelta(minutes=minutes))
     record(case, EventKind.DISPATCHED,
-           f"工作人员{staff.name}{verb}给{to.name}，等待其接单（{texts.duration(timedelta(minutes=minutes))}内）",
+           f"工作人员{staff.name}{verb}给{to.name}，等待其接单（{wait}内）",
            at=now, staff_id=staff.id, member_id=to.id, to_member=to.id,
            public=f"已指派{to.display_name}处理", public_en=f"Assigned to {to.display_name}")
     ladder.schedule(case)
