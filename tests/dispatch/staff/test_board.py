@@ -205,7 +205,8 @@ def test_case_forms_need_the_csrf_token(app: Flask, console: dict[str, Any]) -> 
     assert client.post(f"/staff/cases/{case_id}/note", data={"text": "x"}).status_code == 400
     assert client.post(f"/staff/cases/{case_id}/close", data={"fixed": "1"}).status_code == 400
     page = client.get(f"/staff/cases/{case_id}").get_data(as_text=True)
-    assert page.count('name="csrf_token"') == page.count('<form method="post"')  # GET searches need none
+    # every POST form carries it; the GET searches need none
+    assert page.count('name="csrf_token"') == page.count('<form method="post"')
 
 
 def test_reassigning_hands_an_accepted_case_over_through_the_engine(
