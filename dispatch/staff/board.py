@@ -13,7 +13,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy.orm import selectinload
 
 from dispatch import clock, security, words
@@ -153,7 +164,8 @@ def _board_context(filters: Filters) -> dict[str, Any]:
                                Place.id.in_(scope.visible_places()))
         .order_by(Place.position, Place.id)))
     return {"cases": cases, "now": now, "overdue": overdue, "waiting_for_hours": waiting_for_hours,
-            "categories": _category_names(), "refresh": REFRESH_SECONDS, "filters": filters,
+            "categories": _category_names(), "filters": filters,
+            "refresh": current_app.config.get("BOARD_POLL_SECONDS", REFRESH_SECONDS),
             "filter_args": filters.args(), "grids": scope.grids(), "buildings": buildings,
             "urgency_names": words.URGENCY_NAMES,
             "urgent_ids": ",".join(str(c.id) for c in cases if c.urgency == Urgency.URGENT)}
