@@ -28,7 +28,7 @@ from flask import (
 from sqlalchemy.orm import selectinload
 
 from dispatch import clock, security, words
-from dispatch.case import lifecycle
+from dispatch.case import lifecycle, result
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.ladder.rules import next_working_start, working_hours
@@ -211,8 +211,7 @@ def show(case_id: int) -> Any:
         .options(selectinload(Notification.member)).order_by(Notification.id)))
     callbacks = list(db.session.scalars(sa.select(Callback).where(Callback.case_id == case.id)
                                         .order_by(Callback.at, Callback.id)))
-    after = list(db.session.scalars(sa.select(Photo.id).where(Photo.case_id == case.id)
-                                    .order_by(Photo.id)))
+    after = result.after_photo_ids(case)
     who = request.args.get("who", "").strip()[:40]
     candidates, on_duty = _members_for(case, who)
     taken_at = case.policy.get("taken_at")
