@@ -48,5 +48,6 @@ def test_an_alert_fits_two_sms_segments_with_one_short_link(app: Flask) -> None:
     for body in bodies:
         assert len(body) <= 134  # two UCS-2 segments of 67
         assert body.count("http://") == 1 and "/m/accept/" in body
-        assert body.startswith("【邻里】电梯故障：测试花园 1栋 1单元 · 1号电梯，2人反映\n“电梯在五楼停住了")
+        assert body.startswith("【邻里】电梯故障：测试花园 1栋 1单元 · 1号电梯，2人反映\n"
+                               "“电梯在五楼停住了")
         assert "…”" in body  # the resident's words, cut to fit
