@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dispatch.models import (
     CaseStatus,
     Channel,
+    ContactStatus,
     MemberKind,
     NotificationStatus,
     OverrideKind,
@@ -103,6 +104,10 @@ STAFF_ROLE_NAMES: Mapping[str, str] = {StaffRole.ADMIN: "管理员",
 STICKER_STATUS_NAMES: Mapping[str, str] = {StickerStatus.ACTIVE: "使用中",
                                            StickerStatus.RETIRED: "已停用",
                                            StickerStatus.REVOKED: "已作废"}
+CONTACT_STATUS_NAMES: Mapping[str, str] = {ContactStatus.OK: "正常",
+                                           ContactStatus.BROKEN: "号码无效",
+                                           ContactStatus.STOPPED: "已退订",
+                                           ContactStatus.PENDING: "待验证"}
 OVERRIDE_KIND_NAMES: Mapping[str, str] = {OverrideKind.LEAVE: "请假",
                                           OverrideKind.ON_DUTY: "顶班"}
 

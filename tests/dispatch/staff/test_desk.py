@@ -7,6 +7,7 @@ The small test community (`tests.factories.small_community`) with the clock held
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,8 @@ from dispatch.models import (
     Report,
     ReportKind,
     StaffRole,
+    Sticker,
+    StickerStatus,
     Urgency,
 )
 from dispatch.staff import auth
@@ -370,3 +373,39 @@ def test_the_case_page_shows_words_not_codes(desk: Flask) -> None:
     assert "派单规则：按 2026年11月30日 10:00 时的社区设置" in page
     with desk.app_context():
         assert db.session.get(Case, case_id).policy["version"] not in page
+
+
+# --- 6. roster and stickers ----------------------------------------------------------------
+
+def test_the_roster_groups_by_building_or_grid_and_searches(desk: Flask) -> None:
+    client = client_for(desk, "admin")
+    page = client.get("/staff/roster/").get_data(as_text=True)
+    groups = re.findall(r"<summary><h2>(.+?) <small>(\d+) 人</small></h2></summary>", page)
+    assert groups == [("第一网格", "1"), ("1栋", "2"),
+                      ("全社区（社区值班、物业、民警、外部单位等）", "3")]
+    assert "楼栋长" in page and ">leader<" not in page  # roles in words
+    by_grid = client.get("/staff/roster/?group=grid").get_data(as_text=True)
+    assert re.findall(r"<summary><h2>(.+?) <small>", by_grid)[0] == "第一网格"
+    found = client.get("/staff/roster/?q=电梯").get_data(as_text=True)
+    assert "陈磊" in found and "李建国" not in found and "找到 1 人（共 6 人）" in found
+
+
+def test_sticker_actions_ask_first_in_distinct_colours(desk: Flask) -> None:
+    with desk.app_context():
+        code = codes.issue(factories.place("TS-B1-U1")).code
+        db.session.commit()
+    client = client_for(desk, "admin")
+    page = client.get("/staff/stickers/TS-B1").get_data(as_text=True)
+    buttons = re.findall(r'<a class="button (\w+)" href="([^"]+)">(\S+)</a>', page)
+    assert [(colour, label) for colour, _, label in buttons] == [
+        ("neutral", "补发"), ("caution", "停用"), ("danger", "作废")]
+    confirm = client.get(buttons[2][1]).get_data(as_text=True)
+    assert "不能恢复" in confirm and '<button class="danger">确认作废</button>' in confirm
+    with desk.app_context():
+        assert db.session.scalar(sa.select(Sticker.status).where(Sticker.code == code)) \
+            == StickerStatus.ACTIVE  # looking at the question changes nothing
+    post(client, f"/staff/stickers/code/{code}/revoke", {"note": "被人乱贴"},
+         page=buttons[2][1])
+    with desk.app_context():
+        assert db.session.scalar(sa.select(Sticker.status).where(Sticker.code == code)) \
+            == StickerStatus.REVOKED
