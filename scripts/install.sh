@@ -10,7 +10,9 @@
 #                                 the zbar QR decoder the sticker tests and benchmark use;
 #                                 poppler-utils, whose pdftoppm renders sheets in a test;
 #                                 libreoffice-calc-nogui, which prints the monthly workbook
-#                                 to PDF so a test counts its pages)
+#                                 to PDF so a test counts its pages; npm, which installs
+#                                 axe-core for the browser tests' accessibility checks from
+#                                 tests/browser/package-lock.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,7 @@ if [[ "${1:-}" == "--tests" ]]; then
     ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || debs+=(libzbar0)
     command -v pdftoppm >/dev/null || debs+=(poppler-utils)
     command -v soffice >/dev/null || debs+=(libreoffice-calc-nogui)
+    command -v npm >/dev/null || debs+=(npm)
 fi
 if ((${#debs[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -38,3 +41,8 @@ fi
 lock=scripts/requirements.lock
 [[ "${1:-}" == "--tests" ]] && lock=scripts/requirements-tests.lock
 .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r "$lock"
+if [[ "${1:-}" == "--tests" ]]; then
+    # axe-core, injected into pages by the browser tests (tests/browser/axe.py); exact version
+    # and hash from the lock, into tests/browser/node_modules (ignored by git).
+    npm ci --prefix tests/browser --no-audit --no-fund --silent
+fi

@@ -23,7 +23,9 @@ from dispatch.db import db
 from dispatch.jobs import sweeper
 from dispatch.links import Purpose
 from dispatch.models import Case, CaseEvent, Notification, StaffRole
+from qr import codes
 from tests import factories
+from tests.browser.axe import violations
 from tests.browser.conftest import Live
 
 pytestmark = pytest.mark.browser
@@ -52,8 +54,10 @@ def desk_live(app: Flask, frozen_clock: None) -> Iterator[Live]:
         server.server_close()
 
 
-def _page(chromium: Any, live: Live) -> Any:
-    page = chromium.new_context(viewport=LAPTOP, locale="zh-CN").new_page()
+def _page(chromium: Any, live: Live, *, bypass_csp: bool = False) -> Any:
+    """A logged-in admin's page; `bypass_csp` lets the test inject axe-core."""
+    page = chromium.new_context(viewport=LAPTOP, locale="zh-CN",
+                                bypass_csp=bypass_csp).new_page()
     page.set_default_timeout(TIMEOUT)
     page.goto(f"{live.url}/staff/login")
     page.fill("#username", "admin")
@@ -186,3 +190,31 @@ def test_the_board_works_without_javascript(desk_live: Live, chromium: Any) -> N
     page.fill("#place-q", "2栋")
     page.click("button:has-text('查找')")
     assert page.locator("#place-matches input[type=radio]").count() == 2
+
+
+def test_console_and_member_pages_have_no_axe_violations(desk_live: Live, chromium: Any) -> None:
+    with desk_live.app.app_context():
+        case = file_report(factories.place("TS-B1-U1"), "noise", text="楼上很吵").case
+        sticker = codes.issue(factories.place("TS-B1-U1"))
+        db.session.commit()
+        case_id, code = case.id, sticker.code
+        member_pages = [links.path(Purpose.CASE, factories.member("L1").id, case_id),
+                        links.path(Purpose.MEMBER, factories.member("L1").id),
+                        links.path(Purpose.RESOLVE, factories.member("L1").id, case_id)]
+    _ladder(desk_live)
+    page = _page(chromium, desk_live, bypass_csp=True)
+    found: dict[str, list[str]] = {}
+    for path in ("/staff/", "/staff/cases/", f"/staff/cases/{case_id}", "/staff/intake/",
+                 "/staff/intake/?q=1栋", f"/staff/intake/?place={case.place_id}",
+                 "/staff/duty/", "/staff/duty/week", "/staff/roster/", "/staff/roster/?q=李",
+                 "/staff/roster/members/L1", "/staff/stickers/", "/staff/stickers/TS-B1",
+                 f"/staff/stickers/code/{code}/revoke", "/staff/dashboard", "/staff/reports",
+                 "/staff/notices/", "/staff/blocklist/", "/staff/audit/", *member_pages):
+        response = page.goto(desk_live.url + path)
+        if response is None or response.status != 200:
+            found[path] = [f"HTTP {response.status if response else '?'}"]
+            continue
+        problems = violations(page)
+        if problems:
+            found[path] = problems
+    assert found == {}, "\n".join(f"{path}: {p}" for path, ps in found.items() for p in ps)
