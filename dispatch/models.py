@@ -672,6 +672,10 @@ sa.Index(
     Notification.next_attempt_at,
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
+# The live board: a community's open cases, longest waiting first, however many are closed.
+_OPEN = Case.status.in_([str(s) for s in OPEN_STATUSES])
+sa.Index("ix_case_open", Case.community_id, Case.reported_at, Case.id,
+         postgresql_where=_OPEN, sqlite_where=_OPEN)
 # Pacing, bundling and reply codes look up a phone's messages on every send
 # (`dispatch.outbox.pacing`, `dispatch.outbox.replies`). Without these each send read the whole
 # outbox several times over, which grows by every message ever sent.

@@ -58,6 +58,10 @@ bp = Blueprint("board", __name__, url_prefix="/staff/cases")
 
 #: Seconds between the live board's fetches of its table.
 REFRESH_SECONDS = 15
+#: The most open cases the board lists, the longest waiting first; past it the page gives the
+#: count and asks for a filter. A community with hundreds open at once needs the filters more
+#: than a longer table, and each fetch stays cheap (docs/benchmarks.md, "The live board").
+BOARD_ROWS = 100
 
 
 def overdue(case: Case, now: datetime) -> str | None:
@@ -125,12 +129,36 @@ class Filters:
         return {k: str(v) for k, v in found.items() if v is not None}
 
 
-def open_board(filters: Filters, now: datetime) -> list[Case]:
-    """The open cases the staff member may see and the filters keep, in board order.
+@dataclass(frozen=True, slots=True)
+class Board:
+    """The board's cases in board order, and how many open cases the filters keep in all."""
 
-    One query on the open statuses (an index; open cases are few however many are closed),
-    with the place's grid and building joined only when a filter asks for them.
-    """
+    cases: list[Case]
+    total: int
+
+
+def open_board(filters: Filters, now: datetime) -> Board:
+    """The open cases the staff member may see and the filters keep, in board order: the
+    `BOARD_ROWS` longest waiting (read along the community's cases by report time, so the
+    query stops early however many cases are closed), with the place's grid and building
+    joined only when a filter asks for them."""
+    query = _filtered(filters)
+    query = query.order_by(Case.reported_at, Case.id).limit(BOARD_ROWS).options(
+        selectinload(Case.place).selectinload(Place.parent).selectinload(Place.parent),
+        selectinload(Case.accepted_by), selectinload(Case.dispatched_to),
+        selectinload(Case.community))
+    cases = list(db.session.scalars(query))
+    total = len(cases)
+    if total == BOARD_ROWS:
+        total = db.session.scalar(_filtered(filters).with_only_columns(
+            sa.func.count(Case.id)).order_by(None)) or total
+    if filters.waiting:
+        cases = [c for c in cases if waiting_for_hours(c, now)]
+        total = len(cases)
+    return Board(board_order(cases, now), total)
+
+
+def _filtered(filters: Filters) -> sa.Select[Any]:
     query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES)))
     if filters.grid is not None or filters.building is not None:
         levels = place_levels(g.staff.community_id)
@@ -145,25 +173,20 @@ def open_board(filters: Filters, now: datetime) -> list[Case]:
         query = query.where(Case.urgency == filters.urgency)
     if filters.mine:
         query = query.where(Case.dispatched_by_id == g.staff.id)
-    query = query.options(
-        selectinload(Case.place).selectinload(Place.parent).selectinload(Place.parent),
-        selectinload(Case.accepted_by), selectinload(Case.dispatched_to),
-        selectinload(Case.community))
-    cases = list(db.session.scalars(query))
-    if filters.waiting:
-        cases = [c for c in cases if waiting_for_hours(c, now)]
-    return board_order(cases, now)
+    return query
 
 
 def _board_context(filters: Filters) -> dict[str, Any]:
     now = clock.now()
-    cases = open_board(filters, now)
+    found = open_board(filters, now)
+    cases = found.cases
     buildings = list(db.session.scalars(
         sa.select(Place).where(Place.community_id == g.staff.community_id,
                                Place.kind == PlaceKind.BUILDING,
                                Place.id.in_(scope.visible_places()))
         .order_by(Place.position, Place.id)))
-    return {"cases": cases, "now": now, "overdue": overdue, "waiting_for_hours": waiting_for_hours,
+    return {"cases": cases, "total": found.total, "now": now, "overdue": overdue,
+            "waiting_for_hours": waiting_for_hours,
             "categories": _category_names(), "filters": filters,
             "refresh": current_app.config.get("BOARD_POLL_SECONDS", REFRESH_SECONDS),
             "filter_args": filters.args(), "grids": scope.grids(), "buildings": buildings,

@@ -1,4 +1,4 @@
-"""the desk: a staff assignment is its own milestone; after-photos belong to the case they resolved
+"""the desk: a staff assignment is its own milestone; after-photos belong to the case they resolved; the live board's index of open cases
 
 Revision ID: 0011_desk
 Revises: 0010_push_confirm
@@ -28,6 +28,9 @@ def upgrade():
                                  ["dispatched_to_id"], ["id"])
         batch.create_foreign_key(batch.f("fk_case_dispatched_by_id_staff_user"), "staff_user",
                                  ["dispatched_by_id"], ["id"])
+    open_cases = sa.text("status IN ('open', 'accepted', 'on_site')")
+    op.create_index("ix_case_open", "case", ["community_id", "reported_at", "id"],
+                    postgresql_where=open_cases, sqlite_where=open_cases)
     with op.batch_alter_table("photo") as batch:
         batch.add_column(sa.Column("case_id", sa.Integer(), nullable=True))
         batch.alter_column("report_id", existing_type=sa.Integer(), nullable=True)
@@ -42,6 +45,7 @@ def downgrade():
         batch.drop_constraint(batch.f("fk_photo_case_id_case"), type_="foreignkey")
         batch.alter_column("report_id", existing_type=sa.Integer(), nullable=False)
         batch.drop_column("case_id")
+    op.drop_index("ix_case_open", table_name="case")
     with op.batch_alter_table("case") as batch:
         batch.drop_constraint(batch.f("fk_case_dispatched_by_id_staff_user"), type_="foreignkey")
         batch.drop_constraint(batch.f("fk_case_dispatched_to_id_member"), type_="foreignkey")

@@ -409,3 +409,18 @@ def test_sticker_actions_ask_first_in_distinct_colours(desk: Flask) -> None:
     with desk.app_context():
         assert db.session.scalar(sa.select(Sticker.status).where(Sticker.code == code)) \
             == StickerStatus.REVOKED
+
+
+def test_a_crowded_board_lists_the_longest_waiting_and_says_how_many_in_all(
+        desk: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatch.staff import board
+
+    monkeypatch.setattr(board, "BOARD_ROWS", 2)
+    first = new_case(desk, "TS-B1-U1", "noise", now=START - 3 * MIN)
+    second = new_case(desk, "TS-B2-U1", "noise", now=START - 2 * MIN)
+    third = new_case(desk, "TS-B1-U1-E1", "elevator", now=START - MIN)
+    page = client_for(desk, "admin").get("/staff/cases/live").get_data(as_text=True)
+    with desk.app_context():
+        shown = [c for c in (first, second, third) if db.session.get(Case, c).number in page]
+    assert shown == [first, second]
+    assert "3 件待处理，列出等待最久的 2 件（请用筛选缩小范围）" in page
