@@ -20,6 +20,12 @@
       label.appendChild(radio);
       label.appendChild(document.createTextNode(" " + place.label));
       item.appendChild(label);
+      var duty = document.createElement("a");
+      var category = document.getElementById("category");
+      duty.href = "?place=" + place.id + "&category=" + encodeURIComponent(category ? category.value : "");
+      duty.textContent = "查看在班";
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(duty);
       list.appendChild(item);
     });
     var status = document.getElementById("place-status");

@@ -76,8 +76,8 @@ def stuck_body(case: Case, member: Member) -> str:
 
 
 def assigned_body(case: Case, staff: StaffUser, member: Member) -> str:
-    return (f"【邻里】工作人员{staff.name}把{case.place.full_name}的事项"
-            f"（{case.number}）指派给您，请尽快处理：{links.url(Link.CASE, member.id, case.id)}")
+    return (f"【邻里】工作人员{staff.name}把{category_name(case)}（{case.place.full_name}）"
+            f"指派给您，请打开链接接单：{links.short_url(Link.CASE, member.id, case.id)}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -261,6 +261,12 @@ def test_an_assignment_is_not_the_members_acceptance(desk: Flask) -> None:
         assert case.status == CaseStatus.OPEN and case.accepted_at is None
         assert case.dispatched_at == START + MIN and case.dispatched_to.code == "D1"
     assert alerted(desk, case_id, "assigned") == ["D1"]
+    with desk.app_context():
+        body = db.session.scalar(sa.select(Notification.body).where(
+            Notification.purpose == "assigned"))
+    assert len(body) <= 134 and "指派给您" in body
+    link = re.search(r"http://linli\.test(/m/case/\S+)", body)[1]
+    assert ">接单</button>" in desk.test_client().get(link).get_data(as_text=True)
     clock.move_to(START + 4 * MIN)
     with desk.app_context():
         lifecycle.accept(case_id, member_id(desk, "D1"))
