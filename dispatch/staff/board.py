@@ -58,10 +58,10 @@ bp = Blueprint("board", __name__, url_prefix="/staff/cases")
 
 #: Seconds between the live board's fetches of its table.
 REFRESH_SECONDS = 15
-#: The most open cases the board lists, the longest waiting first; past it the page gives the
+#: The most open cases the board lists (the longest waiting); past it the page gives the
 #: count and asks for a filter. A community with hundreds open at once needs the filters more
 #: than a longer table, and each fetch stays cheap (docs/benchmarks.md, "The live board").
-BOARD_ROWS = 100
+BOARD_ROWS = 50
 
 
 def overdue(case: Case, now: datetime) -> str | None:
