@@ -218,3 +218,44 @@ def test_console_and_member_pages_have_no_axe_violations(desk_live: Live, chromi
         if problems:
             found[path] = problems
     assert found == {}, "\n".join(f"{path}: {p}" for path, ps in found.items() for p in ps)
+
+
+def test_a_new_urgent_case_beeps_and_notifies_once_the_worker_opted_in(
+        desk_live: Live, chromium: Any) -> None:
+    context = chromium.new_context(viewport=LAPTOP, locale="zh-CN")
+    context.grant_permissions(["notifications"], origin=desk_live.url)
+    # Record what the page asks of the browser instead of sounding and showing it.
+    context.add_init_script("""
+        window.shown = []; window.beeps = 0;
+        window.Notification = function (title, options) { window.shown.push(title + "|" + options.body); };
+        window.Notification.permission = "granted";
+        window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
+        window.AudioContext = function () {
+            return {currentTime: 0, destination: {},
+                    createOscillator: function () { return {frequency: {}, connect: function () {},
+                        start: function () { window.beeps += 1; }, stop: function () {}}; },
+                    createGain: function () { return {gain: {}, connect: function () {}}; }};
+        };""")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(f"{desk_live.url}/staff/login")
+    page.fill("#username", "admin")
+    page.fill("#password", "correct horse")
+    page.click("button:has-text('登录')")
+    page.goto(f"{desk_live.url}/staff/cases/")
+    with desk_live.app.app_context():
+        file_report(factories.place("TS-B2-U1"), "noise")  # not urgent: no alert
+    page.wait_for_selector("#board-live tbody tr >> nth=0")
+    page.wait_for_timeout(1500)
+    assert page.evaluate("window.shown") == []  # not opted in, and nothing urgent
+    page.click("#board-alerts")
+    assert page.inner_text("#board-alerts") == "关闭新紧急案件提醒"
+    with desk_live.app.app_context():
+        number = file_report(factories.place("TS-B1-U1-E1"), "elevator").case.number
+    page.wait_for_selector(f"#board-live a:has-text('{number}')")
+    page.wait_for_function("window.shown.length > 0")
+    assert page.evaluate("window.shown") == ["邻里：新的紧急案件|有 1 件新的紧急案件，请查看看板。"]
+    assert page.evaluate("window.beeps") == 1 and page.title().startswith("（1 件新紧急）")
+    page.wait_for_timeout(1500)  # later fetches do not repeat it
+    assert page.evaluate("window.shown.length") == 1
+    context.close()
