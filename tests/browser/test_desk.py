@@ -227,7 +227,9 @@ def test_a_new_urgent_case_beeps_and_notifies_once_the_worker_opted_in(
     # Record what the page asks of the browser instead of sounding and showing it.
     context.add_init_script("""
         window.shown = []; window.beeps = 0;
-        window.Notification = function (title, options) { window.shown.push(title + "|" + options.body); };
+        window.Notification = function (title, options) {
+            window.shown.push(title + "|" + options.body);
+        };
         window.Notification.permission = "granted";
         window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
         window.AudioContext = function () {
