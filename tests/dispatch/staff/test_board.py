@@ -219,6 +219,7 @@ def test_reassigning_hands_an_accepted_case_over_through_the_engine(
     assert response.status_code == 302
     case = case_row(app, case_id)
     assert case.accepted_by_id == colleague and case.status == CaseStatus.ACCEPTED
+    assert case.dispatched_at is not None and case.dispatched_by_id is not None
     with app.app_context():
         kinds = list(db.session.scalars(sa.select(CaseEvent.kind).where(
             CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
