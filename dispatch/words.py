@@ -112,6 +112,22 @@ OVERRIDE_KIND_NAMES: Mapping[str, str] = {OverrideKind.LEAVE: "请假",
                                           OverrideKind.ON_DUTY: "顶班"}
 
 
+#: The console's audit log: what each recorded staff action was.
+AUDIT_ACTION_NAMES: Mapping[str, str] = {
+    "case.note": "添加备注", "case.close": "办结", "case.merge": "合并重复案件",
+    "case.callback": "记录电话回访", "case.reassign": "指派/改派", "case.refer": "上报上一级",
+    "case.reclassify": "改类", "case.intake": "来电登记",
+    "roster.member.add": "添加成员", "roster.member.update": "修改成员",
+    "roster.contact.add": "添加号码", "roster.contact.ok": "号码已核对",
+    "roster.contact.delete": "删除号码", "roster.responsibility.add": "添加职责",
+    "roster.responsibility.delete": "删除职责", "roster.shift.add": "添加班次",
+    "roster.shift.delete": "删除班次", "roster.override.add": "添加请假/顶班",
+    "roster.override.delete": "删除请假/顶班", "notice.post": "发布公告", "notice.end": "结束公告",
+    "blocklist.add": "加入黑名单", "blocklist.remove": "移出黑名单",
+    "stickers.sheet": "打印贴纸", "stickers.reissue": "补发贴纸", "stickers.retire": "停用贴纸",
+    "stickers.revoke": "作废贴纸", "auth.login": "登录", "auth.logout": "退出"}
+
+
 def yes_no(value: bool | None) -> str:
     """是 / 否, or — when nobody said."""
     return "—" if value is None else ("是" if value else "否")

@@ -430,3 +430,11 @@ def test_a_crowded_board_lists_the_longest_waiting_and_says_how_many_in_all(
         shown = [c for c in (first, second, third) if db.session.get(Case, c).number in page]
     assert shown == [first, second]
     assert "3 件待处理，列出等待最久的 2 件（请用筛选缩小范围）" in page
+
+
+def test_the_audit_log_names_actions_in_words(desk: Flask) -> None:
+    client = client_for(desk, "admin")
+    case_id = new_case(desk, "TS-B1-U1", "noise")
+    post(client, f"/staff/cases/{case_id}/reclassify", {"category": "repair", "urgency": "low"})
+    page = client.get("/staff/audit/").get_data(as_text=True)
+    assert "改类 <small><code>case.reclassify</code></small>" in page
