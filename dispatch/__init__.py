@@ -14,7 +14,8 @@ The engine, from the bottom up:
 - `exports`: spreadsheet cells written inert
 - `community`: a community's places, people and rosters, from and to its file; the demo
 - `roster`: who answers for a place (`routing`) and who is on duty now (`duty`)
-- `case`: reports (`report`), the one state machine (`lifecycle`), the timeline (`timeline`)
+- `case`: reports (`report`), the one state machine (`lifecycle`), the timeline (`timeline`),
+  what a resolution left (`result`)
 - `ladder`: 楼栋 → 网格 → 社区 → 街道/区: its rules, its steps, its messages
 - `outbox`: messages written with their decision, then sent, paced, retried, receipted
 - `channels`: provider clients, leaves that know nothing of the domain

@@ -17,12 +17,12 @@ import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from dispatch import channels, jobs
+from dispatch import channels, clock, jobs
 from dispatch import community as community_files
-from dispatch.community import CommunityFileError
+from dispatch.community import CommunityFileError, history
 from dispatch.db import db
 from dispatch.jobs import sweeper
-from dispatch.models import Community
+from dispatch.models import Case, Community
 
 community_cli = AppGroup("community", help="Import, export and demo community files.")
 
@@ -64,7 +64,10 @@ def export_command(path: Path, code: str | None) -> None:
 @click.option("--if-empty", is_flag=True,
               help="Only into a database without a community: a restart keeps what staff "
                    "changed in the console (re-importing the demo would undo it).")
-def demo_command(seed: int, if_empty: bool) -> None:
+@click.option("--history", "history_days", type=click.IntRange(0, 730), default=0,
+              help="Also seed this many days of past cases, through the lifecycle, so the "
+                   "dashboard has figures (only into a community without cases).")
+def demo_command(seed: int, if_empty: bool, history_days: int) -> None:
     """Generate and import the Donghu-sized demo community (idempotent)."""
     if if_empty and db.session.scalar(sa.select(Community.id).limit(1)) is not None:
         click.echo("A community is already in the database: the demo is not imported again "
@@ -77,6 +80,15 @@ def demo_command(seed: int, if_empty: bool) -> None:
     summary = ", ".join(counts) or "no changes"
     click.echo(f"Demo community {community.code} {community.name} ready ({summary}, "
                f"{time.perf_counter() - started:.1f} s).")
+    if not history_days:
+        return
+    if db.session.scalar(sa.select(Case.id).where(Case.community_id == community.id).limit(1)):
+        click.echo("The community has cases already: no history seeded.")
+        return
+    started = time.perf_counter()
+    seeded = history.seed(community, history_days, clock.now(), seed=seed)
+    click.echo(f"Seeded {seeded.cases} past cases ({seeded.reports} reports) over "
+               f"{history_days} days ({time.perf_counter() - started:.1f} s).")
 
 
 @click.command("worker")

@@ -150,6 +150,7 @@ class ReportKind(enum.StrEnum):
     MESSAGE = "message"
     CALL = "call"
     ME_TOO = "me_too"  # 我也遇到了
+    PHONE = "phone"  # a resident's call to the desk, logged by staff (/staff/intake)
 
 
 class NotificationStatus(enum.StrEnum):
@@ -435,6 +436,11 @@ class Case(Model):
 
     accepted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member.id"))
     accepted_rung: Mapped[int | None]
+    #: Staff's assignment (指派): who they asked, and who decided. It is not an acceptance:
+    #: `accepted_at` waits for the member's own 接单. `dispatched_to_id` is cleared when the
+    #: assignment lapses and the ladder takes over again.
+    dispatched_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member.id"))
+    dispatched_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     closed_rung: Mapped[int | None]
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("case.id"))
     referral_due_at: Mapped[datetime | None]
@@ -443,6 +449,7 @@ class Case(Model):
     reported_at: Mapped[datetime] = mapped_column(index=True)
     first_notified_at: Mapped[datetime | None]
     first_delivered_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]  # the first staff assignment
     accepted_at: Mapped[datetime | None]
     on_site_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
@@ -454,7 +461,8 @@ class Case(Model):
 
     community: Mapped[Community] = relationship()
     place: Mapped[Place] = relationship()
-    accepted_by: Mapped[Member | None] = relationship()
+    accepted_by: Mapped[Member | None] = relationship(foreign_keys=[accepted_by_id])
+    dispatched_to: Mapped[Member | None] = relationship(foreign_keys=[dispatched_to_id])
     reports: Mapped[list[Report]] = relationship(
         back_populates="case", order_by="Report.id", foreign_keys="Report.case_id"
     )
@@ -501,10 +509,12 @@ class Report(Model):
 
 
 class Photo(Model):
-    """A re-encoded photo (metadata stripped) attached to a report."""
+    """A re-encoded photo (metadata stripped): a resident's, attached to a report, or the
+    responder's after-photo (办理后), attached to the case it resolved (`case_id`)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(sa.ForeignKey("report.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(sa.ForeignKey("report.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("case.id"), index=True)
     content_type: Mapped[str] = mapped_column(sa.String(32))
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     width: Mapped[int]
@@ -513,7 +523,15 @@ class Photo(Model):
     #: or on first view for photos stored before thumbnails existed.
     thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
 
-    report: Mapped[Report] = relationship(back_populates="photos")
+    report: Mapped[Report | None] = relationship(back_populates="photos")
+    after_case: Mapped[Case | None] = relationship(foreign_keys=[case_id])
+
+    @property
+    def of_case(self) -> Case:
+        """The case the photo belongs to, as a report's or as an after-photo."""
+        case = self.report.case if self.report is not None else self.after_case
+        assert case is not None, "a photo belongs to a report or a case"
+        return case
 
 
 class PhotoDraft(Model):
@@ -682,6 +700,10 @@ sa.Index(
     Notification.next_attempt_at,
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
+# The live board: a community's open cases, longest waiting first, however many are closed.
+_OPEN = Case.status.in_([str(s) for s in OPEN_STATUSES])
+sa.Index("ix_case_open", Case.community_id, Case.reported_at, Case.id,
+         postgresql_where=_OPEN, sqlite_where=_OPEN)
 # Pacing, bundling and reply codes look up a phone's messages on every send
 # (`dispatch.outbox.pacing`, `dispatch.outbox.replies`). Without these each send read the whole
 # outbox several times over, which grows by every message ever sent.

@@ -24,7 +24,7 @@ GUARDED = ("status", "resolution", "category", "urgency", "open_key", "token", "
            "accepted_by", "accepted_by_id", "accepted_rung", "closed_rung", "merged_into_id",
            "referral_due_at", "first_notified_at", "first_delivered_at", "accepted_at",
            "on_site_at", "resolved_at", "closed_at", "stuck_at", "referred_at", "callback_at",
-           "reopen_count")
+           "reopen_count", "dispatched_at", "dispatched_to_id", "dispatched_by_id", "policy")
 PROJECT = (ROOT / "dispatch", ROOT / "qr", ROOT / "app.py")
 
 

@@ -2,7 +2,7 @@
 
     open ─accept→ accepted ─on site→ on_site ─resolve→ resolved ─回访 yes/partly→ closed
       ↑  ←─ not on site in time, escalate ─┘                        └─回访 no→ open (reopened)
-    staff: close, merge (closed as duplicate), reassign, refer up, note — from any open state
+    staff: close, merge (closed as duplicate), assign (指派/改派), reclassify, refer up, note
 
 The ladder (`dispatch.ladder.step`) moves a case from rung to rung; this module decides when it
 may (`advance`, the step job `run_step`), and owns everything around it: status, resolution,
@@ -46,10 +46,12 @@ from dispatch.models import (
     Callback,
     Case,
     CaseStatus,
+    Community,
     Contact,
     Member,
     Notification,
     NotificationStatus,
+    Photo,
     Place,
     Report,
     ReportKind,
@@ -57,6 +59,7 @@ from dispatch.models import (
     Rung,
     Solved,
     StaffUser,
+    Urgency,
 )
 from dispatch.outbox import Purpose as Message
 from dispatch.outbox import groups, residents
@@ -87,14 +90,16 @@ def open_key(place: Place, category: str) -> str:
 
 
 def file(report: Report, place: Place, category: settings.Category, now: datetime, *,
-         join: Case | None = None) -> tuple[Case, bool]:
+         join: Case | None = None, urgency: Urgency | None = None) -> tuple[Case, bool]:
     """Put `report` on `join` if it is still open, else on the open case of its place and
     category, opening one if there is none; returns the case and whether it is new.
 
     `Case.open_key` carries a unique index while the case is open, so when two residents
     report the same broken lift in the same second, one insert wins and the other joins its
-    case. A new case is due for its first ladder step at once; its job is queued after the
-    commit (the caller's), and the sweeper finds the case even if that job is lost.
+    case. A new case takes `urgency` if given (the desk heard the caller), else the category's;
+    a joined case keeps its own (staff reclassify it). A new case is due for its first ladder
+    step at once; its job is queued after the commit (the caller's), and the sweeper finds the
+    case even if that job is lost.
     """
     case, opened = None, False
     if join is not None:
@@ -102,7 +107,7 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     for _ in range(3):
         if case is not None:
             break
-        case = _try_open(place, category, now)
+        case = _try_open(place, category, now, urgency or category.urgency)
         opened = case is not None
         if case is None:  # someone else holds the key: join their case
             case = _locked_open(sa.select(Case).where(
@@ -116,7 +121,8 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     case.report_count += 1
     residents.receipt(case, report, now)
     if opened:
-        record(case, EventKind.REPORTED, f"居民反映：{category.name}", at=now,
+        how = "居民来电（工作人员登记）" if report.kind == ReportKind.PHONE else "居民反映"
+        record(case, EventKind.REPORTED, f"{how}：{category.name}", at=now,
                report_kind=str(report.kind))
         groups.post(case, "opened", "新事项", "居民刚刚反映，正在通知负责人", now)
         jobs.enqueue_after_commit(jobs.Job.STEP, case.id, case.token,
@@ -127,14 +133,13 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     return case, opened
 
 
-def _try_open(place: Place, category: settings.Category, now: datetime) -> Case | None:
+def _try_open(place: Place, category: settings.Category, now: datetime,
+              urgency: Urgency) -> Case | None:
     """Insert a new open case, or return None if one is already open for the same key."""
     community = place.community
-    policy = settings.policy(community, category.urgency)
-    policy["version"] = hashlib.sha256(
-        json.dumps(community.settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    policy = policy_snapshot(community, urgency, now)
     case = Case(community_id=community.id, place_id=place.id, category=category.code,
-                urgency=category.urgency, open_key=open_key(place, category.code),
+                urgency=urgency, open_key=open_key(place, category.code),
                 policy=policy, status=CaseStatus.OPEN, reported_at=now, next_step_at=now)
     try:
         with db.session.begin_nested():
@@ -142,6 +147,19 @@ def _try_open(place: Place, category: settings.Category, now: datetime) -> Case 
     except IntegrityError:
         return None
     return case
+
+
+def policy_snapshot(community: Community, urgency: Urgency, now: datetime) -> dict[str, Any]:
+    """The escalation policy a case keeps: the community file's for `urgency`, as at `now`.
+
+    `version` (a hash of the settings) tells two snapshots apart; `taken_at` is what people
+    read ("派单规则：12月6日 14:05 时的社区设置"), since a hash means nothing to them.
+    """
+    policy = settings.policy(community, urgency)
+    policy["version"] = hashlib.sha256(
+        json.dumps(community.settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    policy["taken_at"] = now.isoformat()
+    return policy
 
 
 def _locked_open(query: sa.Select[Case]) -> Case | None:
@@ -199,7 +217,15 @@ def advance(case: Case, now: datetime) -> None:
     case.token += 1
     case.next_step_at = None
     if case.status == CaseStatus.OPEN:
-        _climb(case, now, due)
+        why = None
+        if case.dispatched_to_id is not None:
+            # Staff's assignee did not take it in time: the ladder takes over where it stood.
+            name = case.dispatched_to.name if case.dispatched_to is not None else "被指派人"
+            why = f"{name}未在时限内接单"
+            record(case, EventKind.NOTE, f"{why}，恢复逐级通知", at=now,
+                   member_id=case.dispatched_to_id)
+            case.dispatched_to_id = None
+        _climb(case, now, due, why)
     elif case.status == CaseStatus.ACCEPTED:
         acceptor = case.accepted_by
         if acceptor is not None and case.step == 0:
@@ -239,6 +265,7 @@ def _back_on_ladder(case: Case) -> None:
     case.status = CaseStatus.OPEN
     case.accepted_by_id = None
     case.accepted_rung = None
+    case.dispatched_to_id = None
     case.step = max(case.step, 1)
 
 
@@ -296,11 +323,13 @@ def on_site(case_id: int, member_id: int, now: datetime | None = None) -> Case:
     return case
 
 
-def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None) -> Case:
+def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None, *,
+            photos: Sequence[Photo] = ()) -> Case:
     """The problem is solved (已解决): the case leaves the ladder and frees its open key.
 
-    A new report about the same place and category then opens a new case; the 回访 that
-    follows may reopen this one.
+    The responder's result note and after-photos (办理后照片) are kept with the case, in the
+    same transaction (`dispatch.case.result` reads them back). A new report about the same
+    place and category then opens a new case; the 回访 that follows may reopen this one.
     """
     now = now or clock.now()
     note = note.strip()[:500]
@@ -317,8 +346,14 @@ def resolve(case_id: int, member_id: int, note: str, now: datetime | None = None
     case.open_key = None
     case.next_step_at = None
     _cancel_pending(case, now, (*CANCELLED_ON_ACCEPT, Message.REMINDER))
-    record(case, EventKind.RESOLVED, f"{member.name}：已解决" + (f"。{note}" if note else ""),
-           at=now, member_id=member.id, note=note,
+    for photo in photos:
+        photo.after_case = case
+        db.session.add(photo)
+    db.session.flush()
+    shown = f"（照片 {len(photos)} 张）" if photos else ""
+    record(case, EventKind.RESOLVED,
+           f"{member.name}：已解决" + (f"。{note}" if note else "") + shown,
+           at=now, member_id=member.id, note=note, photos=[p.id for p in photos],
            shown=True, name=member.display_name)
     residents.ask_for_callback(case, now)
     groups.post(case, f"resolved{case.reopen_count}", "已解决",
@@ -453,30 +488,106 @@ def merge(duplicate: Case, into: Case, staff: StaffUser, *, now: datetime | None
            staff_id=staff.id, merged=duplicate.id)
 
 
-def reassign(case: Case, to: Member, staff: StaffUser, *, now: datetime | None = None) -> None:
-    """Give the case to `to`. Commits.
+def first_assignment(case: Case) -> bool:
+    """Whether giving the case to someone now is its first assignment (指派), not a change of
+    hands (改派): nobody has accepted it and staff have not assigned it before."""
+    return case.accepted_by_id is None and case.dispatched_at is None
 
-    An accepted case is handed over (the acceptor named as the giver). A case nobody has taken
-    yet is assigned: `to` becomes its acceptor on the staff member's authority, the ladder
-    stops for everyone, and `to` is told it is theirs. Either way a staff note written first,
-    in the same transaction, says who decided.
+
+def reassign(case: Case, to: Member, staff: StaffUser, *, now: datetime | None = None) -> None:
+    """Give the case to `to` on staff's authority: 指派, or 改派 if it had someone. Commits.
+
+    A case nobody has taken is *dispatched*: `to` is asked directly and the ladder's unsent
+    alerts to others are cancelled; the ladder waits one rung's time (`rung_minutes`) for
+    `to`'s own 接单, then resumes where it stood. The assignment is its own milestone
+    (`dispatched_at`, `dispatched_by`); `accepted_at` stays for the member's own acceptance,
+    so 响应率 measures members, not the desk. Anyone already asked may still accept first.
+
+    An accepted case is handed over as a member would (the acceptor named as the giver), and
+    `to` becomes its acceptor at once: its acceptance time is the first acceptor's already.
     """
     if not case.is_open:
         raise ActionRefused("案件已解决或已办结 / The case is resolved or closed")
     now = now or clock.now()
-    record(case, EventKind.NOTE, f"工作人员{staff.name}改派给{to.name}", at=now,
-           staff_id=staff.id, to_member=to.id)
-    if case.accepted_by_id is not None:
-        hand_over(case.id, case.accepted_by_id, to.id, now)
-        return
     contact = duty.working_contact(to)
     if contact is None:
-        record(case, EventKind.SKIPPED, f"{to.name}没有可用的联系方式，未能通知改派", at=now,
-               member_id=to.id)
-    else:
-        outbox.add(case, to, contact, "assigned", texts.assigned_body(case, staff, to),
-                   dedupe_key=f"assigned:{case.id}:{to.id}:{case.token}", now=now)
-    accept(case.id, to.id, now)
+        raise ActionRefused(f"{to.name}没有可用的联系方式，请选择其他人")
+    if to.id == case.accepted_by_id:
+        raise ActionRefused(f"{to.name}已经在处理这个案件")
+    verb = "指派" if first_assignment(case) else "改派"
+    case.dispatched_at = case.dispatched_at or now
+    case.dispatched_by_id = staff.id
+    if case.accepted_by_id is not None:
+        record(case, EventKind.NOTE, f"工作人员{staff.name}{verb}给{to.name}", at=now,
+               staff_id=staff.id, to_member=to.id)
+        hand_over(case.id, case.accepted_by_id, to.id, now)
+        return
+    case.token += 1
+    case.dispatched_to_id = to.id
+    _cancel_pending(case, now, CANCELLED_ON_ACCEPT)
+    minutes = float(policy_of(case)["rung_minutes"])
+    case.next_step_at = now + timedelta(minutes=minutes)
+    outbox.add(case, to, contact, Message.ASSIGNED, texts.assigned_body(case, staff, to),
+               dedupe_key=f"c{case.id}:t{case.token}:assigned:m{to.id}", now=now, rung=case.rung)
+    wait = texts.duration(timedelta(minutes=minutes))
+    record(case, EventKind.DISPATCHED,
+           f"工作人员{staff.name}{verb}给{to.name}，等待其接单（{wait}内）",
+           at=now, staff_id=staff.id, member_id=to.id, to_member=to.id,
+           shown=True, name=to.display_name)
+    ladder.schedule(case)
+    db.session.commit()
+
+
+def reclassify(case: Case, staff: StaffUser, *, category: str, urgency: Urgency,
+               now: datetime | None = None) -> None:
+    """Correct the case's category and urgency (a blocked fire escape filed as 环境卫生).
+
+    The case takes the policy of its new urgency, as the community file has it now, and
+    metrics count it under the new category. An open case nobody has taken is routed again:
+    its current rung is asked afresh under the new routing, now (a new token kills the queued
+    step; unsent alerts of the old routing are cancelled). A case staff assigned keeps its
+    assignee; an accepted one its acceptor. The caller commits, with its audit entry.
+    """
+    now = now or clock.now()
+    found = settings.category(case.community, category)
+    if found is None:
+        raise ActionRefused("没有这个问题类型 / No such category")
+    if case.status == CaseStatus.CLOSED:
+        raise ActionRefused("案件已办结 / The case is already closed")
+    if case.category == category and case.urgency == urgency:
+        raise ActionRefused("类别和紧急程度都没有变化 / Nothing changed")
+    old = settings.category(case.community, case.category)
+    old_name = old.name if old is not None else case.category
+    if case.open_key is not None and category != case.category:
+        key = open_key(case.place, category)
+        other = db.session.scalar(sa.select(Case).where(Case.open_key == key))
+        if other is not None:
+            raise ActionRefused(f"该地点已有未办结的“{found.name}”案件 {other.number}，"
+                                f"请把本案并入它")
+        try:
+            with db.session.begin_nested():
+                case.open_key = key
+                db.session.flush()
+        except IntegrityError:
+            raise ActionRefused(f"该地点刚刚有了“{found.name}”案件，请刷新后合并") from None
+    before = f"{old_name}·{words.URGENCY_NAMES.get(case.urgency, case.urgency)}"
+    after = f"{found.name}·{words.URGENCY_NAMES.get(urgency, urgency)}"
+    case.category = category
+    case.urgency = urgency
+    case.policy = policy_snapshot(case.community, urgency, now)
+    rerouted = case.status == CaseStatus.OPEN and case.dispatched_to_id is None
+    record(case, EventKind.RECLASSIFIED,
+           f"工作人员{staff.name}改类：{before} → {after}"
+           + ("，按新类别重新通知" if rerouted else ""),
+           at=now, staff_id=staff.id, category_from=old.code if old else None,
+           category_to=category, urgency_to=str(urgency), shown=True)
+    if rerouted:
+        case.token += 1
+        case.step = 0
+        case.next_step_at = now
+        _cancel_pending(case, now, CANCELLED_ON_ACCEPT)
+        jobs.enqueue_after_commit(jobs.Job.STEP, case.id, case.token,
+                                  job_id=jobs.step_job_id(case.id, case.token, at_once=True))
 
 
 def refer_up(case: Case, staff: StaffUser, *, now: datetime | None = None) -> None:
@@ -579,6 +690,7 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     case.next_step_at = now
     # The earlier acceptance no longer holds: the ladder starts again from the building.
     case.accepted_by_id = case.accepted_rung = case.closed_rung = None
+    case.dispatched_to_id = None
     case.accepted_at = case.on_site_at = case.resolved_at = case.closed_at = None
     case.stuck_at = None
     record(case, EventKind.REOPENED, f"重新派单：{reason}", at=now, reason=reason)
@@ -629,7 +741,7 @@ def why_stale(purpose: str, case: Case | None, member_id: int | None) -> str | N
     if purpose == Message.REMINDER and (
             case.status != CaseStatus.ACCEPTED or case.accepted_by_id != member_id):
         return f"case {case.status} before sending"
-    if purpose in (Message.HANDOVER, "assigned") and not case.is_open:
+    if purpose in (Message.HANDOVER, Message.ASSIGNED) and not case.is_open:
         return f"case {case.status} before sending"
     if purpose == Message.CALLBACK and case.status != CaseStatus.RESOLVED:
         return f"case {case.status} before sending"  # answered, reopened or closed meanwhile
@@ -752,7 +864,7 @@ def _tell_the_others(case: Case, acceptor: Member, now: datetime) -> None:
     paged = db.session.scalars(
         sa.select(Notification)
         .where(Notification.case_id == case.id,
-               Notification.purpose.in_(ASKED),
+               Notification.purpose.in_((*ASKED, Message.ASSIGNED)),
                Notification.status.in_((NotificationStatus.SENDING, NotificationStatus.SENT,
                                         NotificationStatus.DELIVERED)),
                Notification.member_id != acceptor.id)

@@ -43,6 +43,8 @@ class EventKind(enum.StrEnum):
     CLOSED = "closed"
     NOTE = "note"
     MERGED = "merged"
+    DISPATCHED = "dispatched"  # staff assigned the case to a member, who is asked to take it
+    RECLASSIFIED = "reclassified"  # staff corrected its category or urgency
 
 
 def record(case: Case, kind: EventKind, message: str, *, at: datetime,

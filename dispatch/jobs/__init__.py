@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -213,6 +213,20 @@ def enqueue_after_commit(name: str, *args: Any, at: datetime | None = None,
 
 
 _AFTER_COMMIT = "linli.after_commit"
+#: `session.info` key, set by `discarding`: decisions are recorded, their jobs never queued.
+_DISCARD = "linli.discard"
+
+
+@contextlib.contextmanager
+def discarding() -> Iterator[None]:
+    """Decide without queueing anything: for writing past history (the demo's), whose steps
+    and messages are long overdue and must never run or be sent."""
+    db.session.info[_DISCARD] = True
+    try:
+        yield
+    finally:
+        db.session.info.pop(_DISCARD, None)
+        db.session.info.pop(_AFTER_COMMIT, None)
 #: `session.info` key, set by `run`: jobs queued for right now, which that job runs itself.
 _FOLLOW_UPS = "linli.follow_ups"
 #: Seconds a job may spend on its follow-ups before the rest go to the queue.
@@ -221,6 +235,9 @@ _FollowUp = tuple[str, tuple[Any, ...], "str | None"]
 
 
 def _enqueue_committed(session: Session) -> None:
+    if session.info.get(_DISCARD):
+        session.info.pop(_AFTER_COMMIT, None)
+        return
     follow_ups = session.info.get(_FOLLOW_UPS)
     for name, args, at, job_id in session.info.pop(_AFTER_COMMIT, []):
         if follow_ups is not None and at is None:

@@ -32,16 +32,21 @@ def first_text(case: Case) -> str | None:
         .order_by(Report.id).limit(1))
 
 
+#: Two concatenated SMS segments of Chinese text (UCS-2: 67 characters each).
+SMS_LIMIT = 134
+
+
 def alert_body(case: Case, member: Member, first: str | None, *, repeat: bool) -> str:
-    lines = [f"【邻里{'·催办' if repeat else ''}】{category_name(case)}：{case.place.full_name}"
-             f"（{case.number}）"]
+    """The alert: what and where, the first resident's words as far as they fit, and one short
+    signed link to the accept page (which links to the case's details), in two segments."""
+    head = f"【邻里{'·催办' if repeat else ''}】{category_name(case)}：{case.place.full_name}"
     if case.report_count > 1:
-        lines.append(f"已有 {case.report_count} 位邻居反映")
-    if first:
-        lines.append(f"“{first[:40]}{'…' if len(first) > 40 else ''}”")
-    lines.append(f"接单：{links.url(Link.ACCEPT, member.id, case.id)}")
-    lines.append(f"详情：{links.url(Link.CASE, member.id, case.id)}")
-    return "\n".join(lines)
+        head += f"，{case.report_count}人反映"
+    tail = f"\n接单及详情：{links.short_url(Link.ACCEPT, member.id, case.id)}"
+    room = SMS_LIMIT - len(head) - len(tail) - 3  # a line break and the quotes
+    if first and room >= 6:
+        head += f"\n“{first if len(first) <= room else first[:room - 1] + '…'}”"
+    return head + tail
 
 
 def taken_body(case: Case, acceptor: Member) -> str:
@@ -77,8 +82,8 @@ def call_body(case: Case, member: Member) -> str:
 
 
 def assigned_body(case: Case, staff: StaffUser, member: Member) -> str:
-    return (f"【邻里】工作人员{staff.name}把{case.place.full_name}的事项"
-            f"（{case.number}）指派给您，请尽快处理：{links.url(Link.CASE, member.id, case.id)}")
+    return (f"【邻里】工作人员{staff.name}把{category_name(case)}（{case.place.full_name}）"
+            f"指派给您，请打开链接接单：{links.short_url(Link.CASE, member.id, case.id)}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Every URL carries a signed, expiring, single-purpose token (`dispatch.links`). G
 shows a page — SMS apps and chat link previewers fetch links on their own — and the action
 happens on POST from that page's big button, under the app-wide CSRF protection. The actions
 themselves are `dispatch.case.lifecycle`'s, shared with SMS replies, voice and the console.
+
+The case page shows the residents' photos and the after-photos (thumbnails, each a link to the
+whole photo) through `photo`, which takes the same signed case link: a photo is served only to
+a member holding a link to its case. Resolving takes an optional note and after-photos.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from flask import (
 )
 
 from dispatch import clock, links, security, words
-from dispatch.case import lifecycle
+from dispatch.case import lifecycle, result
 from dispatch.case.lifecycle import ActionRefused
 from dispatch.community import settings
 from dispatch.db import db
@@ -36,8 +40,11 @@ from dispatch.models import (
     Member,
     Notification,
     NotificationStatus,
+    Photo,
+    Report,
 )
 from dispatch.outbox import Purpose as Message
+from dispatch.resident import photos
 from dispatch.roster import routing
 from dispatch.roster.duty import working_contact
 
@@ -80,7 +87,46 @@ def case_page(token: str) -> Any:
                            actions=allowed_actions(case, member),
                            action_url=lambda p: links.path(p, member.id, case.id),
                            member_url=links.path(Purpose.MEMBER, member.id),
-                           events=case.events[-12:], **_helpers(member))
+                           events=case.events[-12:], report_photos=_report_photo_ids(case),
+                           after_photos=result.after_photo_ids(case), token=token,
+                           **_helpers(member))
+
+
+@bp.get("/case/<token>/photo/<int:photo_id>")
+@bp.get("/case/<token>/photo/<int:photo_id>/<size>")
+def photo(token: str, photo_id: int, size: str = "full") -> Any:
+    """A photo of the case the link names: a resident's or an after-photo; `small` is its
+    thumbnail (made and kept on first view if it has none, as on the staff case page)."""
+    member_id, case_id = _read(Purpose.CASE, token)
+    _member(member_id)
+    case = _case(case_id, member_id)
+    found = db.session.get(Photo, photo_id)
+    if found is None or found.of_case.id not in {case.id, *_merged_ids(case)} \
+            or size not in ("full", "small"):
+        abort(404)
+    data, content_type = found.data, found.content_type
+    if size == "small":
+        small = found.thumbnail
+        if small is None and (small := photos.thumbnail_of(found.data)) is not None:
+            found.thumbnail = small
+            db.session.commit()
+        if small is not None:
+            data, content_type = small, "image/jpeg"
+    response = Response(data, content_type=content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _merged_ids(case: Case) -> list[int]:
+    return list(db.session.scalars(sa.select(Case.id).where(Case.merged_into_id == case.id)))
+
+
+def _report_photo_ids(case: Case) -> list[int]:
+    """The residents' photos of the case and of the duplicates merged into it."""
+    return list(db.session.scalars(
+        sa.select(Photo.id).join(Report, Photo.report_id == Report.id)
+        .where(Report.case_id.in_([case.id, *_merged_ids(case)])).order_by(Photo.id)))
 
 
 @bp.route("/<purpose>/<token>", methods=["GET", "POST"])
@@ -96,16 +142,42 @@ def act(purpose: str, token: str) -> Any:
     member, case = _member(member_id), _case(case_id, member_id)
     case_url = links.path(Purpose.CASE, member.id, case.id)
     if request.method == "GET":
-        return render_template("member/confirm.html", purpose=wanted, action=ACTIONS[wanted],
-                               member=member, case=case, case_url=case_url,
-                               colleagues=colleagues(case, member), **_helpers(member))
+        return _confirm(wanted, member, case, case_url)
     try:
         _take(wanted, case.id, member.id)
+    except photos.PhotoError as bad:
+        return _confirm(wanted, member, case, case_url, error=PHOTO_ERRORS.get(
+            bad.reason, "照片无法使用，请换一张"), status=400)
     except ActionRefused as refused:
         return render_template("member/message.html", title="无法完成", message=str(refused),
                                case_url=case_url, **_helpers(member)), 409
     flash(DONE[wanted])
     return redirect(case_url, code=303)
+
+
+#: What a member is told when an after-photo cannot be used (`photos.PhotoError.reason`).
+PHOTO_ERRORS = {"too_many": f"最多上传 {photos.MAX_PHOTOS} 张照片",
+                "too_big": "照片太大，请换一张或截图后上传",
+                "not_image": "这不是照片，请选择 JPG、PNG 或 WEBP 图片",
+                "format": "照片格式不支持，请选择 JPG、PNG 或 WEBP 图片"}
+
+
+def _confirm(purpose: Purpose, member: Member, case: Case, case_url: str, *,
+             error: str | None = None, status: int = 200) -> Any:
+    page = render_template("member/confirm.html", purpose=purpose, action=ACTIONS[purpose],
+                           member=member, case=case, case_url=case_url,
+                           colleagues=colleagues(case, member), error=error,
+                           note=request.form.get("note", ""), max_photos=photos.MAX_PHOTOS,
+                           **_helpers(member))
+    return page, status
+
+
+def _after_photos() -> list[Photo]:
+    """The after-photos sent with a resolve, re-encoded as residents' photos are."""
+    chosen = [f for f in request.files.getlist("photos") if f.filename]
+    if len(chosen) > photos.MAX_PHOTOS:
+        raise photos.PhotoError("too_many")
+    return photos.rows([photos.reencode(f.stream) for f in chosen])
 
 
 def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
@@ -114,7 +186,8 @@ def _take(purpose: Purpose, case_id: int, member_id: int) -> None:
     elif purpose == Purpose.ON_SITE:
         lifecycle.on_site(case_id, member_id)
     elif purpose == Purpose.RESOLVE:
-        lifecycle.resolve(case_id, member_id, request.form.get("note", ""))
+        lifecycle.resolve(case_id, member_id, request.form.get("note", ""),
+                          photos=_after_photos())
     elif purpose == Purpose.HAND_OVER:
         # Only to a colleague the page offered: someone answering for the case's place.
         case, member = db.session.get_one(Case, case_id), db.session.get_one(Member, member_id)
@@ -131,7 +204,8 @@ def open_cases(member: Member) -> list[Case]:
     """Open cases the member accepted, or was asked to take and nobody has taken yet."""
     asked = (sa.select(Notification.case_id)
              .where(Notification.member_id == member.id,
-                    Notification.purpose.in_((Message.ALERT, Message.STUCK, Message.HANDOVER)),
+                    Notification.purpose.in_((Message.ALERT, Message.STUCK, Message.HANDOVER,
+                                              Message.ASSIGNED)),
                     Notification.status != NotificationStatus.CANCELLED))
     return list(db.session.scalars(
         sa.select(Case)

@@ -37,6 +37,7 @@ class Purpose:
     STUCK = "stuck"  # the ladder is exhausted: staff must step in
     CALL = "call"  # an urgent alert not taken within minutes: a phone call that rings
     GROUP = "group"  # to a work group's robot: a case opened, went up, was resolved
+    ASSIGNED = "assigned"  # staff assigned the case to you: please take it
     PUSH_CODE = "push_code"  # the code that confirms a push subscription (no case)
     RECEIPT = "receipt"  # to a resident: your case number and status link (no member)
     CALLBACK = "callback"  # to a resident: it is resolved, was it solved? (no member)

@@ -101,6 +101,12 @@ def _shown_text(event: CaseEvent, zone: ZoneInfo, now: datetime | None) -> str |
         return _("%(name)s已处理完毕", name=name)
     if kind == EventKind.HANDED_OVER:
         return _("已转交%(name)s处理", name=name)
+    if kind == EventKind.DISPATCHED:
+        return _("已指派%(name)s处理", name=name)
+    if kind == EventKind.RECLASSIFIED:
+        found = settings.category(event.case.community, str(data.get("category_to")))
+        named = i18n.category_name(found) if found else str(data.get("category_to"))
+        return _("问题类型更正为：%(category)s", category=named)
     if kind == EventKind.CLOSED:
         return _("已办结")
     if kind == EventKind.MERGED:

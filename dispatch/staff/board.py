@@ -1,18 +1,38 @@
-"""The live board of open cases and the case page, with the staff actions on a case."""
+"""The live board of open cases and the case page, with the staff actions on a case.
+
+The board reloads nothing: `static/board.js` fetches its table (`live`) every
+`REFRESH_SECONDS` and swaps it in, and, if the worker opted in, beeps and shows a desktop
+notification for a new urgent case. Without JavaScript the 刷新 link does the same by hand.
+Its filters are query parameters, shared by the page, the fragment and the link.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy.orm import selectinload
 
-from dispatch import clock, security
-from dispatch.case import lifecycle
+from dispatch import clock, security, words
+from dispatch.case import lifecycle, result
 from dispatch.community import settings
 from dispatch.db import db
+from dispatch.ladder.rules import next_working_start, working_hours
+from dispatch.metrics.queries import place_levels
 from dispatch.models import (
     OPEN_STATUSES,
     Callback,
@@ -23,18 +43,25 @@ from dispatch.models import (
     Notification,
     Photo,
     Place,
+    PlaceKind,
     Report,
     Solved,
     StaffUser,
+    Urgency,
 )
 from dispatch.resident import photos
-from dispatch.staff import audit, scope
+from dispatch.roster import routing
+from dispatch.staff import audit, rota, scope
 from dispatch.staff.auth import login_required, may_see
 
 bp = Blueprint("board", __name__, url_prefix="/staff/cases")
 
-#: Seconds between refreshes of the live board.
-REFRESH_SECONDS = 30
+#: Seconds between the live board's fetches of its table.
+REFRESH_SECONDS = 15
+#: The most open cases the board lists (the longest waiting); past it the page gives the
+#: count and asks for a filter. A community with hundreds open at once needs the filters more
+#: than a longer table, and each fetch stays cheap (docs/benchmarks.md, "The live board").
+BOARD_ROWS = 50
 
 
 def overdue(case: Case, now: datetime) -> str | None:
@@ -57,26 +84,135 @@ def overdue(case: Case, now: datetime) -> str | None:
     return None
 
 
+def waiting_for_hours(case: Case, now: datetime) -> bool:
+    """Whether the open case waits for working hours: its policy names them, nobody has taken
+    it, and it is outside them now, so the ladder will ask nobody until they start."""
+    if case.status != CaseStatus.OPEN:
+        return False
+    hours = working_hours(case.policy)
+    if hours is None:
+        return False
+    return next_working_start(now, hours, clock.zone(case.community.timezone)) > now
+
+
 def board_order(cases: list[Case], now: datetime) -> list[Case]:
     """Overdue cases first, then the rest; oldest first within each."""
     return sorted(cases, key=lambda c: (overdue(c, now) is None, c.reported_at, c.id))
 
 
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What the board shows: every field narrows it, None or False does not."""
+
+    grid: int | None = None
+    building: int | None = None
+    status: str | None = None
+    urgency: str | None = None
+    waiting: bool = False
+    mine: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any) -> Filters:
+        status = args.get("status")
+        urgency = args.get("urgency")
+        return cls(grid=security.number(args.get("grid")),
+                   building=security.number(args.get("building")),
+                   status=status if status in {str(s) for s in OPEN_STATUSES} else None,
+                   urgency=urgency if urgency in {str(u) for u in Urgency} else None,
+                   waiting=args.get("waiting") == "1", mine=args.get("mine") == "1")
+
+    def args(self) -> dict[str, str]:
+        """The filters as query parameters, for links and the live fragment."""
+        found = {"grid": self.grid, "building": self.building, "status": self.status,
+                 "urgency": self.urgency, "waiting": "1" if self.waiting else None,
+                 "mine": "1" if self.mine else None}
+        return {k: str(v) for k, v in found.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """The board's cases in board order, and how many open cases the filters keep in all."""
+
+    cases: list[Case]
+    total: int
+
+
+def open_board(filters: Filters, now: datetime) -> Board:
+    """The open cases the staff member may see and the filters keep, in board order: the
+    `BOARD_ROWS` longest waiting (read along the community's cases by report time, so the
+    query stops early however many cases are closed), with the place's grid and building
+    joined only when a filter asks for them."""
+    query = _filtered(filters)
+    query = query.order_by(Case.reported_at, Case.id).limit(BOARD_ROWS).options(
+        selectinload(Case.place).selectinload(Place.parent).selectinload(Place.parent),
+        selectinload(Case.accepted_by), selectinload(Case.dispatched_to),
+        selectinload(Case.community))
+    cases = list(db.session.scalars(query))
+    total = len(cases)
+    if total == BOARD_ROWS:
+        total = db.session.scalar(_filtered(filters).with_only_columns(
+            sa.func.count(Case.id)).order_by(None)) or total
+    if filters.waiting:
+        cases = [c for c in cases if waiting_for_hours(c, now)]
+        total = len(cases)
+    return Board(board_order(cases, now), total)
+
+
+def _filtered(filters: Filters) -> sa.Select[Any]:
+    query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES)))
+    if filters.grid is not None or filters.building is not None:
+        levels = place_levels(g.staff.community_id)
+        query = query.join(levels, levels.c.place_id == Case.place_id)
+        if filters.grid is not None:
+            query = query.where(levels.c.grid_id == filters.grid)
+        if filters.building is not None:
+            query = query.where(levels.c.building_id == filters.building)
+    if filters.status is not None:
+        query = query.where(Case.status == filters.status)
+    if filters.urgency is not None:
+        query = query.where(Case.urgency == filters.urgency)
+    if filters.mine:
+        query = query.where(Case.dispatched_by_id == g.staff.id)
+    return query
+
+
+def _board_context(filters: Filters) -> dict[str, Any]:
+    now = clock.now()
+    found = open_board(filters, now)
+    cases = found.cases
+    buildings = list(db.session.scalars(
+        sa.select(Place).where(Place.community_id == g.staff.community_id,
+                               Place.kind == PlaceKind.BUILDING,
+                               Place.id.in_(scope.visible_places()))
+        .order_by(Place.position, Place.id)))
+    return {"cases": cases, "total": found.total, "now": now, "overdue": overdue,
+            "waiting_for_hours": waiting_for_hours,
+            "categories": _category_names(), "filters": filters,
+            "refresh": current_app.config.get("BOARD_POLL_SECONDS", REFRESH_SECONDS),
+            "filter_args": filters.args(), "grids": scope.grids(), "buildings": buildings,
+            "urgency_names": words.URGENCY_NAMES,
+            "urgent_ids": ",".join(str(c.id) for c in cases if c.urgency == Urgency.URGENT)}
+
 
 @bp.get("/")
 @login_required
 def index() -> Any:
-    """Open cases, overdue first, then oldest first; the page refreshes itself."""
-    now = clock.now()
-    query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES))).options(
-        selectinload(Case.place).selectinload(Place.parent), selectinload(Case.accepted_by))
-    open_cases = board_order(list(db.session.scalars(query)), now)
-    waiting = list(db.session.scalars(scope.visible_cases(
+    """Open cases, overdue first, then oldest first; the table refreshes itself in place."""
+    context = _board_context(Filters.from_args(request.args))
+    context["waiting"] = list(db.session.scalars(scope.visible_cases(
         sa.select(Case).where(Case.status == CaseStatus.RESOLVED))
         .order_by(Case.resolved_at).limit(50)))
-    return render_template("staff/board.html", cases=open_cases, waiting=waiting, now=now,
-                           overdue=overdue, categories=_category_names(),
-                           refresh=REFRESH_SECONDS)
+    return render_template("staff/board.html", **context)
+
+
+@bp.get("/live")
+@login_required
+def live() -> Any:
+    """The board's table alone, as the page's script fetches it."""
+    response = Response(render_template("staff/_board_live.html",
+                                        **_board_context(Filters.from_args(request.args))))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/<int:case_id>")
@@ -91,17 +227,26 @@ def show(case_id: int) -> Any:
     events = list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
                                      .order_by(CaseEvent.at, CaseEvent.id)))
     staff_names = dict(db.session.execute(sa.select(StaffUser.id, StaffUser.name).where(
-        StaffUser.id.in_({e.staff_id for e in events if e.staff_id}))).all())
+        StaffUser.id.in_({e.staff_id for e in events if e.staff_id}
+                         | {case.dispatched_by_id}))).all())
     notifications = list(db.session.scalars(
         sa.select(Notification).where(Notification.case_id == case.id)
         .options(selectinload(Notification.member)).order_by(Notification.id)))
     callbacks = list(db.session.scalars(sa.select(Callback).where(Callback.case_id == case.id)
                                         .order_by(Callback.at, Callback.id)))
+    after = result.after_photo_ids(case)
+    who = request.args.get("who", "").strip()[:40]
+    candidates, on_duty = _members_for(case, who)
+    taken_at = case.policy.get("taken_at")
     return render_template(
         "staff/case.html", case=case, merged=merged, reports=reports, events=events,
         staff_names=staff_names, notifications=notifications, callbacks=callbacks,
         overdue=overdue(case, clock.now()), categories=_category_names(),
-        members=_members_for(case))
+        category_list=settings.categories(case.community), urgency_names=words.URGENCY_NAMES,
+        members=candidates, on_duty_ids=on_duty, who=who,
+        first_assignment=lifecycle.first_assignment(case), after_photos=after,
+        policy_at=datetime.fromisoformat(taken_at) if taken_at else case.reported_at,
+        waiting_hours=waiting_for_hours(case, clock.now()))
 
 
 @bp.get("/photos/<int:photo_id>")
@@ -109,7 +254,7 @@ def show(case_id: int) -> Any:
 def photo(photo_id: int) -> Any:
     """A report's photo, only for staff who may see its case."""
     found = db.session.get(Photo, photo_id)
-    if found is None or not may_see(found.report.case.place):
+    if found is None or not may_see(found.of_case.place):
         abort(404)
     response = Response(found.data, content_type=found.content_type)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -126,7 +271,7 @@ def photo_thumbnail(photo_id: int) -> Any:
     served whole rather than failing the page.
     """
     found = db.session.get(Photo, photo_id)
-    if found is None or not may_see(found.report.case.place):
+    if found is None or not may_see(found.of_case.place):
         abort(404)
     small = found.thumbnail
     if small is None:
@@ -218,11 +363,40 @@ def _category_names() -> dict[str, str]:
     return {c.code: c.name for c in settings.categories(scope.community())}
 
 
-def _members_for(case: Case) -> list[Member]:
-    """Active members a case could be handed to, for the reassign form."""
-    return [m for m in db.session.scalars(
+def _members_for(case: Case, who: str = "") -> tuple[list[Member], set[int]]:
+    """Active members a case could be given to, for the assign form, and which of them are on
+    duty for its place now: those first (in the ladder's order), then the others answering for
+    the place, then everyone else by name. `who` keeps those whose name, organisation or code
+    holds it."""
+    everyone = [m for m in db.session.scalars(
         sa.select(Member).where(Member.community_id == case.community_id, Member.active)
-        .order_by(Member.name)) if scope.may_see_member(m)]
+        .options(selectinload(Member.responsibilities)).order_by(Member.name))
+        if scope.may_see_member(m)]
+    on_duty = rota.reachable_now(case.place, case.category, clock.now())
+    answering = [r.member.id for r in routing.answering_for(case.place, case.category)]
+    order = {member_id: i for i, member_id in enumerate(dict.fromkeys(on_duty + answering))}
+    everyone.sort(key=lambda m: (order.get(m.id, len(order)), m.name))
+    if who:
+        wanted = who.lower()
+        everyone = [m for m in everyone
+                    if wanted in f"{m.name} {m.organisation or ''} {m.code}".lower()]
+    return everyone, set(on_duty)
+
+
+@bp.post("/<int:case_id>/reclassify")
+@login_required(write=True)
+def reclassify(case_id: int) -> Any:
+    """Correct the category and urgency; an open case nobody has taken is routed again."""
+    case = scope.case_or_404(case_id, lock=True)
+    try:
+        urgency = Urgency(request.form.get("urgency", ""))
+    except ValueError:
+        flash("请选择紧急程度")
+        return redirect(url_for(".show", case_id=case.id))
+    category = request.form.get("category", "")
+    return _act(case, "case.reclassify", lambda: lifecycle.reclassify(
+        case, g.staff, category=category, urgency=urgency), "已改类",
+        category=category, urgency=str(urgency))
 
 
 @bp.post("/<int:case_id>/reassign")
@@ -234,9 +408,11 @@ def reassign(case_id: int) -> Any:
     if member is None or member.community_id != case.community_id or not scope.may_see_member(
             member):
         abort(404)
-    audit.log("case.reassign", case.number, member=member.code)
+    verb = "指派" if lifecycle.first_assignment(case) else "改派"
+    audit.log("case.reassign", case.number, member=member.code, verb=verb)
     return _act(case, "case.reassign", lambda: lifecycle.reassign(case, member, g.staff),
-                f"已改派给 {member.name}", logged=True)
+                f"已{verb}给 {member.name}" + ("，等待其接单" if not case.accepted_by_id else ""),
+                logged=True)
 
 
 @bp.post("/<int:case_id>/refer")

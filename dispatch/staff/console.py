@@ -11,14 +11,16 @@ from typing import Any
 
 from flask import Flask, current_app, g, url_for
 
-from dispatch import clock
-from dispatch.staff import audit, board, dashboard, roster
+from dispatch import clock, words
+from dispatch.staff import audit, board, dashboard, intake, roster, rota
 from dispatch.staff import scope as staff_scope
 from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES
 
 #: (endpoint, label) of each console section, in menu order; missing endpoints are skipped.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("board.index", "案件 Cases"),
+    ("intake.form", "来电登记 Intake"),
+    ("rota.index", "在班 On duty"),
     ("dashboard.index", "统计 Figures"),
     ("dashboard.reports", "月报 Reports"),
     ("roster.index", "名册与值班 Roster"),
@@ -72,11 +74,11 @@ def _context() -> dict[str, Any]:
         return {}
     return {"console_sections": sections(), "rung_names": RUNG_NAMES,
             "status_names": STATUS_NAMES, "resolution_names": RESOLUTION_NAMES,
-            "may_write": g.staff.role != "viewer"}
+            "may_write": g.staff.role != "viewer", "words": words}
 
 
 def init_app(app: Flask) -> None:
-    for module in (board, dashboard, roster, audit):
+    for module in (board, intake, rota, dashboard, roster, audit):
         app.register_blueprint(module.bp)
     app.context_processor(_context)
     app.add_template_filter(local, "local")

@@ -133,23 +133,26 @@ def index() -> Any:
     rates = (("响应率", "response_rate"), ("解决率", "solve_rate"), ("满意率", "satisfaction_rate"))
     figures_charts = {
         "cases": charts.bars(week_labels, [("案件数", [f.cases if f else 0 for f in by_week])],
-                             title="每周案件数 Cases per week"),
+                             title="每周案件数 Cases per week", integer=True, unit="件"),
         "accept": charts.lines(week_labels, [
             ("接单用时中位数", [_minutes(f.accept.median) if f else None for f in by_week]),
             ("P90", [_minutes(f.accept.p90) if f else None for f in by_week])],
             title="每周接单用时（分钟） Time to accept per week, minutes",
-            fmt=lambda v: f"{v:.0f}"),
+            fmt=lambda v: f"{v:.0f}", unit="分钟"),
         "rates": charts.lines(week_labels, [
             (label, [getattr(f, attr) if f else None for f in by_week]) for label, attr in rates],
-            title="每周三率 Rates per week", fmt=_pct, top=1.0),
+            title="每周三率 Rates per week", fmt=_pct, top=1.0, unit="%"),
         "grids": charts.bars([name for name, _ in by_grid], [
             (label, [getattr(f, attr) if f else None for _, f in by_grid])
-            for label, attr in rates], title="各网格三率 Rates by grid", fmt=_pct, top=1.0),
+            for label, attr in rates], title="各网格三率 Rates by grid", fmt=_pct, top=1.0,
+            unit="%"),
         "histogram": charts.bars(_histogram_labels(), [("案件数", data["histogram"])],
-                                 title="接单用时分布 Distribution of time to accept"),
+                                 title="接单用时分布 Distribution of time to accept",
+                                 integer=True, unit="件"),
         "hours": charts.bars([f"{h}" for h in range(24)], [
             ("案件数", [data["by_hour"][h].cases if h in data["by_hour"] else 0
-                        for h in range(24)])], title="按反映时段 Cases by hour of day"),
+                        for h in range(24)])], title="按反映时段 Cases by hour of day",
+            integer=True, unit="件"),
         "ladder": charts.stacked([("楼栋", summary.retention()["building"]),
                                   ("网格", summary.retention()["grid"]),
                                   ("社区", summary.retention()["community"]),

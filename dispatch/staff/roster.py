@@ -50,7 +50,9 @@ class RosterError(ValueError):
 def _loaded() -> Any:
     return (selectinload(Member.contacts), selectinload(Member.shifts),
             selectinload(Member.overrides).selectinload(DutyOverride.stand_in),
-            selectinload(Member.responsibilities).selectinload(Responsibility.place))
+            selectinload(Member.responsibilities).selectinload(Responsibility.place)
+            .selectinload(Place.parent).selectinload(Place.parent),
+            selectinload(Member.grid))
 
 
 def _members() -> list[Member]:
@@ -60,11 +62,45 @@ def _members() -> list[Member]:
     return [m for m in db.session.scalars(query) if scope.may_see_member(m)]
 
 
+#: How the roster page may group its members.
+GROUPINGS = {"building": "按楼栋", "grid": "按网格"}
+
+
+def group_of(member: Member, by: str) -> tuple[int, str]:
+    """The (sort key, heading) a member is listed under: the grid or building of the first
+    place they answer for, else their own grid, else the whole community (the duty desk,
+    outside services)."""
+    kind = PlaceKind.GRID if by == "grid" else PlaceKind.BUILDING
+    for held in sorted(member.responsibilities, key=lambda r: (r.rung, r.position)):
+        if held.place is not None:
+            found = held.place.ancestor(kind) or held.place.ancestor(PlaceKind.GRID)
+            if found is not None:
+                return (found.position * 10_000 + found.id, found.label)
+    if member.grid is not None:
+        return (member.grid.position * 10_000 + member.grid.id, member.grid.name)
+    return (10**9, "全社区（社区值班、物业、民警、外部单位等）")
+
+
+def matches(member: Member, wanted: str) -> bool:
+    """Whether the search text is in the member's name, code, organisation or places."""
+    places = " ".join(r.place.label for r in member.responsibilities if r.place is not None)
+    return wanted.lower() in f"{member.name} {member.code} {member.organisation or ''} " \
+                             f"{places}".lower()
+
+
 @bp.get("/")
 @login_required
 def index() -> Any:
-    """Members with their duties, and the warnings."""
-    members = _members()
+    """Members with their duties, grouped by building or grid and searchable, and warnings."""
+    everyone = _members()
+    wanted = request.args.get("q", "").strip()[:40]
+    by = str(request.args.get("group", "building"))
+    by = by if by in GROUPINGS else "building"
+    members = [m for m in everyone if matches(m, wanted)] if wanted else everyone
+    grouped: dict[tuple[int, str], list[Member]] = {}
+    for member in members:
+        grouped.setdefault(group_of(member, by), []).append(member)
+    groups = [(heading, grouped[(key, heading)]) for key, heading in sorted(grouped)]
     places = list(db.session.scalars(
         sa.select(Place).where(Place.community_id == g.staff.community_id)
         .options(selectinload(Place.parent)).order_by(Place.position, Place.id)))
@@ -78,8 +114,10 @@ def index() -> Any:
         gaps = [gap for gap in gaps if gap.place is not None]
     return render_template("staff/roster.html", members=members,
                            unreachable=coverage.unreachable(
-                               m for m in members if m.responsibilities),
-                           gaps=gaps, kinds=KIND_NAMES)
+                               m for m in everyone if m.responsibilities),
+                           gaps=gaps, kinds=KIND_NAMES, groups=groups, wanted=wanted,
+                           by=by, groupings=GROUPINGS, total=len(everyone),
+                           found=len(members))
 
 
 def _member_or_404(code: str) -> Member:

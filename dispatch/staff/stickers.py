@@ -165,6 +165,31 @@ def png(code: str) -> Any:
         "Content-Disposition": f'attachment; filename="sticker-{sticker.code}.png"'})
 
 
+#: Each sticker action's confirmation: title, what it does, the button's words and colour.
+CONFIRM: dict[str, tuple[str, str, str, str]] = {
+    "reissue": ("补发贴纸", "生成一个新编号贴在原处；旧贴纸在停用前仍可扫码。", "确认补发",
+                "neutral"),
+    "retire": ("停用贴纸", "旧贴纸扫码后不再派单，只显示社区电话。补发的新贴纸贴好后再停用旧的。",
+               "确认停用", "caution"),
+    "revoke": ("作废贴纸", "贴纸被滥用时使用：扫码只显示社区电话，不再通知任何人，且不能恢复。",
+               "确认作废", "danger"),
+}
+
+
+@bp.get("/code/<code>/<action>")
+@login_required(write=True)
+def confirm(code: str, action: str) -> Any:
+    """The confirmation step of a sticker action: what it does, then one button (no script)."""
+    sticker = _visible_sticker(code)
+    if action not in CONFIRM:
+        abort(404)
+    building_place = sticker.place.ancestor(PlaceKind.BUILDING)
+    back = (url_for("stickers.building", code=building_place.code) if building_place
+            else url_for("stickers.index"))
+    return render_template("staff/sticker_confirm.html", sticker=sticker, action=action,
+                           wording=CONFIRM[action], back=back)
+
+
 @bp.post("/code/<code>/<action>")
 @login_required(write=True)
 def act(code: str, action: str) -> Any:

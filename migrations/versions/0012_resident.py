@@ -1,7 +1,7 @@
 """residents: each joining reporter's own status link; photos kept across a form error
 
 Revision ID: 0012_resident
-Revises: 0010_push_confirm (renumber to 0011_desk at merge)
+Revises: 0011_desk
 Create Date: 2026-12-06 12:10:00.000000
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 import dispatch.db
 
 revision = "0012_resident"
-down_revision = "0010_push_confirm"
+down_revision = "0011_desk"
 branch_labels = None
 depends_on = None
 

@@ -50,7 +50,8 @@ def test_the_board_lists_open_cases_overdue_first_then_oldest(app: Flask,
     positions = [page.index(n) for n in numbers]
     assert positions == sorted(positions)  # F (not accepted) and J (not on site), then the new
     assert "超时未接单" in page and "超时未到场" in page
-    assert '<meta http-equiv="refresh"' in page
+    assert '<meta http-equiv="refresh"' not in page  # it updates in place (static/board.js)
+    assert 'data-live="/staff/cases/live"' in page and ">刷新</a>" in page
     assert _number(app, console["cases"]["A"]) not in page  # closed cases are not on the board
 
 
@@ -204,7 +205,8 @@ def test_case_forms_need_the_csrf_token(app: Flask, console: dict[str, Any]) -> 
     assert client.post(f"/staff/cases/{case_id}/note", data={"text": "x"}).status_code == 400
     assert client.post(f"/staff/cases/{case_id}/close", data={"fixed": "1"}).status_code == 400
     page = client.get(f"/staff/cases/{case_id}").get_data(as_text=True)
-    assert page.count('name="csrf_token"') == page.count("<form")
+    # every POST form carries it; the GET searches need none
+    assert page.count('name="csrf_token"') == page.count('<form method="post"')
 
 
 def test_reassigning_hands_an_accepted_case_over_through_the_engine(
@@ -217,13 +219,14 @@ def test_reassigning_hands_an_accepted_case_over_through_the_engine(
     assert response.status_code == 302
     case = case_row(app, case_id)
     assert case.accepted_by_id == colleague and case.status == CaseStatus.ACCEPTED
+    assert case.dispatched_at is not None and case.dispatched_by_id is not None
     with app.app_context():
         kinds = list(db.session.scalars(sa.select(CaseEvent.kind).where(
             CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
         told = db.session.scalar(sa.select(Notification).where(Notification.case_id == case_id))
         audited = db.session.scalar(sa.select(AuditLog).where(AuditLog.action == "case.reassign"))
     assert kinds[-2:] == ["note", "handed_over"] and told.member_id == colleague
-    assert audited.data == {"member": "B1"}
+    assert audited.data == {"member": "B1", "verb": "改派"}
 
 
 def test_an_open_case_can_be_referred_up(app: Flask, console: dict[str, Any]) -> None:
@@ -241,21 +244,23 @@ def test_an_open_case_can_be_referred_up(app: Flask, console: dict[str, Any]) ->
     assert any(kind == "escalated" and "要求立即上报" in message for kind, message in events)
 
 
-def test_assigning_an_open_case_makes_the_member_its_acceptor_and_tells_them(
+def test_assigning_an_open_case_asks_the_member_and_waits_for_their_own_acceptance(
         app: Flask, console: dict[str, Any]) -> None:
     case_id = console["cases"]["F"]
     with app.app_context():
         colleague = db.session.scalar(sa.select(Member.id).where(Member.code == "B1"))
     post(client_for(app, "admin"), f"/staff/cases/{case_id}/reassign", {"member": colleague})
     case = case_row(app, case_id)
-    assert case.accepted_by_id == colleague and case.status == CaseStatus.ACCEPTED
-    assert case.next_step_at is not None  # the on-site timer runs for the assignee
+    assert case.status == CaseStatus.OPEN and case.accepted_by_id is None
+    assert case.accepted_at is None  # staff's decision is not the member's 接单
+    assert case.dispatched_to_id == colleague and case.dispatched_at is not None
+    assert case.next_step_at is not None  # the ladder resumes if they do not take it
     with app.app_context():
         kinds = list(db.session.scalars(sa.select(CaseEvent.kind).where(
             CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
         told = db.session.scalar(sa.select(Notification).where(
             Notification.case_id == case_id, Notification.purpose == "assigned"))
-    assert kinds[-2:] == ["note", "accepted"]
+    assert kinds[-1] == "dispatched"
     assert told.member_id == colleague and "指派给您" in told.body
 
 
