@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask_babel import force_locale
 from werkzeug.security import generate_password_hash
 
 from dispatch import jobs, words
@@ -39,6 +40,7 @@ from dispatch.models import (
     StickerStatus,
     Urgency,
 )
+from dispatch.resident import timeline
 from dispatch.staff import auth
 from qr import codes
 from tests import clock, factories
@@ -218,7 +220,10 @@ def test_reclassifying_an_open_case_routes_it_again_under_its_new_category(
         line = db.session.scalar(sa.select(CaseEvent).where(
             CaseEvent.kind == EventKind.RECLASSIFIED))
         assert "环境卫生·较低 → 电梯故障·紧急" in line.message
-        assert line.data["public"] == "问题类型更正为：电梯故障"
+        with desk.test_request_context():  # what the resident's status page says of it
+            assert timeline.event_text(line) == "问题类型更正为：电梯故障"
+            with force_locale("en"):
+                assert timeline.event_text(line) == "Category corrected to: Elevator fault"
         assert db.session.scalar(sa.select(AuditLog.data).where(
             AuditLog.action == "case.reclassify")) == {"category": "elevator",
                                                        "urgency": "urgent"}
