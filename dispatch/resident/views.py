@@ -176,6 +176,7 @@ def find_case(code: str) -> Any:
 
 
 @bp.get("/s/<code>/kept/<int:draft_id>")
+@limits.pages
 def kept_photo(code: str, draft_id: int) -> Any:
     """The thumbnail of a photo kept for this browser's form (nobody else's)."""
     rows = drafts.find(csrf.token(), [draft_id], clock.now())

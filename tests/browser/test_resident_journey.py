@@ -196,3 +196,29 @@ def test_a_camera_photo_is_shrunk_in_the_browser_and_its_upload_shows_progress(
     with live.app.app_context():
         stored = db.session.scalar(sa.select(Photo).order_by(Photo.id.desc()).limit(1))
         assert stored is not None and max(stored.width, stored.height) == 1600
+
+
+def test_with_javascript_the_servers_question_keeps_the_shrunk_photo_and_the_text(
+        live: Live, chromium: Any, shots: Any, tmp_path: Path) -> None:
+    photo = tmp_path / "camera.jpg"
+    _camera_photo(photo)
+    context = chromium.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{live.url}/S/{_code(live, PlaceKind.UNIT)}")
+        page.check("input[name=category][value=sanitation]")
+        page.fill("#f-text", "楼道纸箱挡住了消防通道")
+        page.set_input_files("#f-photos", str(photo))
+        page.wait_for_selector("#thumbs li img", timeout=TIMEOUT)
+        page.click("#send")  # sent anyway, past the hint: the server asks once
+        page.wait_for_selector("#nudge", timeout=TIMEOUT)
+        assert page.input_value("#f-text") == "楼道纸箱挡住了消防通道"
+        assert page.is_visible("#kept img")
+        shots(page, "server-asks")
+        page.click("#nudge button[value=safety]")
+        page.wait_for_selector("text=已收到您的反映", timeout=TIMEOUT)
+    finally:
+        context.close()
+    with live.app.app_context():
+        case = db.session.scalar(sa.select(Case).order_by(Case.id.desc()).limit(1))
+        assert case.category == "safety" and [len(r.photos) for r in case.reports] == [1]
