@@ -149,11 +149,16 @@ def status_text(case: Case, now: datetime | None = None) -> str:
     return _("已办结")
 
 
+def result_shown(case: Case) -> bool:
+    """Whether the case's 办理结果 is shown: it is resolved, or closed as fixed."""
+    return case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED) \
+        and case.resolution == Resolution.FIXED
+
+
 def result(case: Case) -> str | None:
     """办理结果: what the member who resolved the case wrote, once it is resolved or closed as
     fixed (phone numbers taken out: the status page is public to whoever has the link)."""
-    if case.status not in (CaseStatus.RESOLVED, CaseStatus.CLOSED) \
-            or case.resolution != Resolution.FIXED:
+    if not result_shown(case):
         return None
     notes = [str(e.data.get("note") or "").strip() for e in case.events
              if e.kind == EventKind.RESOLVED]

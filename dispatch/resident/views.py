@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dispatch import clock, security
 from dispatch.case import lifecycle
+from dispatch.case import result as case_result
 from dispatch.case.report import Filed, file_report
 from dispatch.community import settings
 from dispatch.db import db
@@ -43,6 +44,7 @@ from dispatch.models import (
     Case,
     CaseStatus,
     Community,
+    Photo,
     PhotoDraft,
     PlaceKind,
     Report,
@@ -382,6 +384,28 @@ def callback(token: str) -> Any:
     return redirect(back, 303)
 
 
+@bp.get("/c/<token>/after/<int:photo_id>")
+@bp.get("/c/<token>/after/<int:photo_id>/<size>")
+@limits.pages
+@limits.misses
+def after_photo(token: str, photo_id: int, size: str = "full") -> Any:
+    """The responder's after-photo (办理后) of this case, once it is resolved: never a
+    resident's photo, and never another case's."""
+    case = _case(token)
+    found = db.session.get(Photo, photo_id) if case is not None else None
+    if case is None or found is None or found.case_id != case.id \
+            or not timeline.result_shown(case) or size not in ("full", "small"):
+        return _missing_case()
+    data = found.data
+    if size == "small":
+        data = found.thumbnail or photos.thumbnail_of(found.data) or found.data
+    response = make_response(data)
+    response.headers["Content-Type"] = "image/jpeg" if size == "small" else found.content_type
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _case(token: str) -> Case | None:
     """The case a status link names: a report's own token, or (older links, and the first
     reporter's) the case's."""
@@ -405,6 +429,8 @@ def _show_status(case: Case, token: str, form: CallbackForm, *, status: int = 20
         "resident/status.html", case=case, token=token, category=timeline.category_name(case),
         status_text=timeline.status_text(case), lines=timeline.lines(case), form=form,
         result=timeline.result(case), satisfaction=SATISFACTION,
+        after_photos=(case_result.after_photo_ids(case) if timeline.result_shown(case)
+                      else []),
         # The other case's own link belongs to its reporters: its state is shown here instead.
         follow_status=timeline.status_text(follow) if follow else None,
         # The 回访 form is shown once the case is resolved; before that no form, no cookie.

@@ -5,6 +5,7 @@ the server), and the status page shows what was done and asks the 回访 in word
 from __future__ import annotations
 
 import re
+from io import BytesIO
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,8 @@ from dispatch.case import lifecycle
 from dispatch.community import CommunityFileError, import_data, tables_to_data
 from dispatch.community.export import export_community
 from dispatch.db import db
-from dispatch.models import Case, Community, Member, Urgency
+from dispatch.models import Case, Community, Member, Photo, Urgency
+from dispatch.resident import photos
 from tests.clock import START, move_to
 from tests.dispatch.resident.helpers import Resident, case_of, jpeg_with_gps, receipt_token
 
@@ -150,3 +152,23 @@ def test_the_callback_asks_once_and_in_words(app: Flask, resident: Resident) -> 
     resident.callback(token, solved="yes", satisfaction="3")
     with app.app_context():
         assert case_of(token).callback_at is not None
+
+
+def test_the_status_page_shows_the_after_photos_and_only_them(app: Flask,
+                                                              resident: Resident) -> None:
+    token = receipt_token(resident.message(photos=[(jpeg_with_gps(), "before.jpg")]))
+    with app.app_context():
+        case = case_of(token)
+        resident_photo = case.reports[0].photos[0].id
+        member = db.session.scalar(sa.select(Member).where(Member.code == "L1"))
+        after = photos.rows([photos.reencode(BytesIO(jpeg_with_gps((800, 600))))])
+        lifecycle.resolve(case.id, member.id, "已修好", photos=after)
+        after_id = db.session.scalar(sa.select(Photo.id).where(Photo.case_id == case.id))
+    html = resident.client.get(f"/c/{token}").get_data(as_text=True)
+    assert f'src="/c/{token}/after/{after_id}/small"' in html and "办理后照片 1" in html
+    small = resident.client.get(f"/c/{token}/after/{after_id}/small")
+    assert small.status_code == 200 and small.mimetype == "image/jpeg"
+    assert resident.client.get(f"/c/{token}/after/{after_id}").status_code == 200
+    # A resident's own photo is not an after-photo; nor is a photo seen through a wrong link.
+    assert resident.client.get(f"/c/{token}/after/{resident_photo}").status_code == 404
+    assert resident.client.get(f"/c/{'x' * 22}/after/{after_id}").status_code == 404
