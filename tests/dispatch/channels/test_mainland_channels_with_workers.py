@@ -65,7 +65,8 @@ def mainland(rq_app: Flask, pg_schema: str, redis_url: str, tmp_path: object,
         community = factories.import_community(factories.dispatch_community(robots=robots_table))
         # Two minutes are six seconds here; the rung itself waits a minute.
         factories.set_policy(community, "urgent", call_after_minutes=0.1, rung_minutes=1)
-        for code, userid in (("L1", "lijianguo"), ("B1", "wangxiuying")):
+        # The leader and the lift maintainer: asked first about an urgent lift at any hour.
+        for code, userid in (("L1", "lijianguo"), ("E1", "chenlei")):
             found = member(code)
             found.contacts.append(Contact(channel=Channel.WECOM, address=userid, priority=0,
                                           created_at=clock.now()))
@@ -96,7 +97,7 @@ def test_a_card_accepted_from_wecom_with_real_workers(
         fakes: tuple[FakeWeCom, FakeRobots, FakeAliyunVoice]) -> None:
     wecom, robots, _ = fakes
     with rq_app.app_context():
-        case_id = file_report(place("TS-B1-U1"), "noise", text="楼上装修").case.id
+        case_id = file_report(place("TS-B1-U1-E1"), "elevator", text="电梯停了").case.id
         wait_for("the cards", lambda: len(wecom.sent) == 2)
         wait_for("the group's message", lambda: robots.messages)
         card = db.session.scalars(sa.select(Notification).where(
