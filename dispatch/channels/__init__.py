@@ -35,13 +35,13 @@ BACKENDS: dict[str, Callable[[Flask], Sender]] = {
 }
 #: Channels with a provider of their own, used when the setting named here is configured (the
 #: first configured one of a channel's: mainland voice before Twilio's).
-CHANNEL_BACKENDS: dict[Channel, tuple[tuple[str, Callable[[Flask], Sender]], ...]] = {
+CHANNEL_BACKENDS: dict[Channel, tuple[tuple[str | None, Callable[[Flask], Sender]], ...]] = {
     Channel.VOICE: (("ALIYUN_VOICE_SHOW_NUMBER", lambda app: _aliyun_voice(app)),
                     ("TWILIO_VOICE_NUMBER", lambda app: _twilio_voice(app))),
     Channel.PUSH: (("VAPID_PRIVATE_KEY", lambda app: _push(app)),),
     Channel.WECOM: (("WECOM_CORP_ID", lambda app: _wecom(app)),),
     # Each group's robot is named in the community file; the channel itself is always on.
-    Channel.ROBOT: (("WECOM_API_BASE_URL", lambda app: _robots(app)),),
+    Channel.ROBOT: ((None, lambda app: _robots(app)),),
 }
 
 # A provider's module is imported when its sender is first built, not with this package: the
@@ -143,4 +143,4 @@ def prepare(app: Flask) -> None:
 def _configured(app: Flask, channel: Channel) -> Callable[[Flask], Sender] | None:
     """The factory of the channel's own provider that is configured, if any."""
     return next((build for setting, build in CHANNEL_BACKENDS.get(channel, ())
-                 if app.config.get(setting)), None)
+                 if setting is None or app.config.get(setting)), None)

@@ -108,7 +108,8 @@ def _pace_group(notification: Notification, now: datetime) -> NotificationStatus
         _hold(notification, oldest + GROUP_WINDOW, now)
         db.session.commit()
         return notification.status
-    riders = list(db.session.scalars(
+    # A retry resends its first bundle unchanged: only a first attempt takes riders.
+    riders = [] if notification.sent_text is not None else list(db.session.scalars(
         sa.select(Notification.id)
         .where(Notification.to_address == notification.to_address,
                Notification.channel == Channel.ROBOT,
@@ -116,7 +117,7 @@ def _pace_group(notification: Notification, now: datetime) -> NotificationStatus
                Notification.sent_text.is_(None), Notification.id != notification.id)
         .order_by(Notification.id).limit(GROUP_BUNDLE_MAX - 1)
         .with_for_update(skip_locked=True)))
-    if riders and notification.sent_text is None:
+    if riders:
         db.session.execute(
             sa.update(Notification)
             .where(Notification.id.in_(riders),
@@ -124,7 +125,7 @@ def _pace_group(notification: Notification, now: datetime) -> NotificationStatus
             .values(status=NotificationStatus.SENDING, bundled_into_id=notification.id,
                     updated_at=now)
             .execution_options(synchronize_session=False))
-    _keep_riders(notification, bundled_now=bool(riders) and notification.sent_text is None)
+    _keep_riders(notification, bundled_now=bool(riders))
     db.session.commit()
     return None
 

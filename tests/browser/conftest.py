@@ -41,10 +41,15 @@ def live(app: Flask) -> Iterator[Live]:
     with app.app_context():
         load_demo()
     app.config["RESIDENT_POLL_SECONDS"] = 0.5
+    yield from serve(app, "live-server")
+
+
+def serve(app: Flask, name: str) -> Iterator[Live]:
+    """Serve `app` on a real socket until the generator is closed; the app's links point there."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_BASE_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield Live(app, url)

@@ -7,7 +7,6 @@ The small test community on a werkzeug thread, driven by Debian's Chromium at a 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import make_server
 
 from dispatch import jobs, links
 from dispatch.case.report import file_report
@@ -26,7 +24,7 @@ from dispatch.models import Case, CaseEvent, Notification, StaffRole
 from qr import codes
 from tests import factories
 from tests.browser.axe import violations
-from tests.browser.conftest import Live
+from tests.browser.conftest import Live, serve
 
 pytestmark = pytest.mark.browser
 
@@ -41,17 +39,7 @@ def desk_live(app: Flask, frozen_clock: None) -> Iterator[Live]:
         factories.import_community(factories.small_community())
     factories.add_staff(app, "admin", StaffRole.ADMIN)
     app.config["BOARD_POLL_SECONDS"] = 0.5
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_BASE_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, name="desk-server", daemon=True)
-    thread.start()
-    try:
-        yield Live(app, url)
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+    yield from serve(app, "desk-server")
 
 
 def _page(chromium: Any, live: Live, *, bypass_csp: bool = False) -> Any:
