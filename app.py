@@ -40,12 +40,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # a real cost per message (docs/benchmarks.md). Its warnings and errors still show.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
-    if app.config.get("TRUSTED_PROXIES"):
-        # Behind TLS termination the client's address and scheme come from the proxy's headers;
-        # rate limits per resident address depend on it.
-        hops = int(app.config["TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-
     app.session_interface = sessions.SignedCookieSessions()
     security.init_app(app)  # request limits, cookie flags, security headers: docs/security.md
     db.init_app(app)
@@ -72,6 +66,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     qr_cli.init_app(app)
     reconcile.init_app(app)
     cli.guard_database_errors(app)  # last: every command is registered by now
+
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind TLS termination the client's address and scheme come from the proxy's headers;
+        # rate limits per resident address depend on it. Outermost, so every layer (the kept
+        # sticker pages', `dispatch.resident.fast`, too) sees the client's own.
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

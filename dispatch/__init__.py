@@ -7,6 +7,7 @@ The engine, from the bottom up:
 - `db`: the SQLAlchemy handle and the UTC column type
 - `clock`: the one clock and local time
 - `models`: the schema (typed)
+- `changes`: what a commit changed, told to whoever keeps copies (the kept sticker pages)
 - `words`: zh/en names of rungs, statuses, roles, channels, weekdays
 - `links`: signed member links
 - `phones`: phone numbers read one way (E.164)

@@ -17,7 +17,7 @@ import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from dispatch import channels, clock, jobs
+from dispatch import changes, channels, clock, jobs
 from dispatch import community as community_files
 from dispatch.community import CommunityFileError, history
 from dispatch.db import db
@@ -140,8 +140,20 @@ def sweeper_command(once: bool) -> None:
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
+pages_cli = AppGroup("pages", help="The kept sticker pages.")
+
+
+@pages_cli.command("clear")
+def pages_clear_command() -> None:
+    """Drop every kept sticker page, in every web process (after editing the database by
+    hand: nothing else tells them)."""
+    changes.announce(current_app, [changes.EVERYTHING])
+    click.echo("Every kept sticker page is dropped; each is rendered again at its next scan.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(community_cli)
+    app.cli.add_command(pages_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(sweeper_command)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, has_app_context
@@ -75,6 +75,12 @@ def local(at: datetime, where: Zone) -> datetime:
 def today(where: Zone, at: datetime) -> date:
     """The local date in the zone at the moment `at`."""
     return local(at, where).date()
+
+
+def next_midnight(at: datetime, where: Zone) -> datetime:
+    """The next local midnight after `at`, in UTC: when "today" and "周一" mean other days."""
+    tomorrow = today(where, at) + timedelta(days=1)
+    return datetime.combine(tomorrow, time(0), zone(where)).astimezone(UTC)
 
 
 def format_local(at: datetime | None, where: Zone, fmt: str = "%m-%d %H:%M",

@@ -185,11 +185,15 @@ def refused_data(error: sa_exc.DataError) -> tuple[str, int, dict[str, str]]:
             {"Content-Type": "text/plain; charset=utf-8"})
 
 
+#: The security headers every answer carries, HTTPS or not (a view may set stricter ones).
+FIXED_HEADERS = (("Content-Security-Policy", CSP), ("X-Frame-Options", "DENY"),
+                 ("X-Content-Type-Options", "nosniff"))
+
+
 def headers(response: Response) -> Response:
     """The security headers every answer carries (a view may set stricter ones)."""
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in FIXED_HEADERS:
+        response.headers.setdefault(name, value)
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)

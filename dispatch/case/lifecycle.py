@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from dispatch import clock, jobs, outbox, security, words
+from dispatch import changes, clock, jobs, outbox, security, words
 from dispatch.case.timeline import EventKind, record
 from dispatch.community import settings
 from dispatch.db import db
@@ -751,10 +751,14 @@ def why_stale(purpose: str, case: Case | None, member_id: int | None) -> str | N
 def first_notified(case_id: int, now: datetime) -> None:
     """A message about the case reached a provider: the first one is its notified milestone.
 
-    One conditional UPDATE, so concurrent senders never both set it."""
-    db.session.execute(
+    One conditional UPDATE, so concurrent senders never both set it. The sticker page says
+    "已通知负责人" from then on, so the case's place is told of the change (`dispatch.changes`)."""
+    place_id = db.session.scalar(
         sa.update(Case).where(Case.id == case_id, Case.first_notified_at.is_(None))
-        .values(first_notified_at=now).execution_options(synchronize_session=False))
+        .values(first_notified_at=now).returning(Case.place_id)
+        .execution_options(synchronize_session=False, changes=()))
+    if place_id is not None:
+        changes.touch(db.session(), [changes.place(place_id)])
 
 
 def first_delivered(case_id: int, now: datetime) -> bool:
@@ -763,7 +767,8 @@ def first_delivered(case_id: int, now: datetime) -> bool:
     # returning the general Result whatever the statement.
     first = cast(sa.CursorResult[Any], db.session.execute(
         sa.update(Case).where(Case.id == case_id, Case.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).execution_options(synchronize_session=False)))
+        .values(first_delivered_at=now)  # no page shows it: `dispatch.changes`
+        .execution_options(synchronize_session=False, changes=())))
     return bool(first.rowcount)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dispatch.resident import i18n, limits, pages, scans, views
+from dispatch.resident import fast, i18n, limits, pages, scans, views
 
 #: Defaults a deployment may override in its config.
 DEFAULTS = {
@@ -29,3 +29,5 @@ def init_app(app: Flask) -> None:
     pages.init_app(app)
     scans.init_app(app)
     app.register_blueprint(views.bp)
+    if "linli.pages" in app.extensions:
+        app.wsgi_app = fast.KeptPages(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -7,13 +7,13 @@ names and `Member.display_name` (李师傅) — never a member's full name or ph
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import orm
 
-from dispatch import clock
 from dispatch.db import db
 from dispatch.models import (
     OPEN_STATUSES,
@@ -44,6 +44,21 @@ class Responders:
 
     group: str
     names: tuple[str, ...]
+
+
+def sticker_for_page(seen: str) -> Sticker | None:
+    """The sticker a code names (as `codes.find`), with everything of its place the page
+    shows loaded in the same query: the place, its community and its ancestors (a lift's
+    unit, building and grid: three levels up at most). One query, not one per step up."""
+    code = codes.normalise(seen)
+    if code is None:
+        return None
+    place = orm.joinedload(Sticker.place)
+    up = place.joinedload(Place.parent, innerjoin=False)
+    return db.session.scalar(
+        sa.select(Sticker).where(Sticker.code == code)
+        .options(place.joinedload(Place.community),
+                 up.joinedload(Place.parent).joinedload(Place.parent)))
 
 
 def responders(place: Place) -> list[Responders]:
@@ -79,14 +94,19 @@ def _group_name(place: Place) -> str:
     return place.name
 
 
-def notices(place: Place, now: datetime | None = None) -> list[Notice]:
-    """Notices in force for this place or any place above it (a building's reach its lifts)."""
-    now = now or clock.now()
-    return list(db.session.scalars(
+def notices_and_next_change(place: Place, now: datetime) -> tuple[list[Notice], datetime]:
+    """Notices in force for this place or any place above it (a building's reach its lifts),
+    newest first; and the next moment one of them starts or ends (`datetime.max` in UTC if
+    none will), when a kept page of this place stops being true."""
+    lineage = [p.id for p in place.lineage()]
+    rows = list(db.session.scalars(
         sa.select(Notice)
-        .where(Notice.place_id.in_([p.id for p in place.lineage()]), Notice.starts_at <= now,
-               sa.or_(Notice.ends_at.is_(None), Notice.ends_at > now))
+        .where(Notice.place_id.in_(lineage), sa.or_(Notice.ends_at.is_(None), Notice.ends_at > now))
         .order_by(Notice.starts_at.desc())))
+    in_force = [n for n in rows if n.starts_at <= now]
+    changes = [n.starts_at for n in rows if n.starts_at > now]
+    changes += [n.ends_at for n in in_force if n.ends_at is not None]
+    return in_force, min(changes, default=datetime.max.replace(tzinfo=UTC))
 
 
 def open_cases(place: Place) -> list[Case]:

@@ -111,12 +111,23 @@ def _cookie_name() -> str:
 
 def _cookie_value() -> str | None:
     """The visitor's form cookie, if there is a well-formed one."""
-    value = request.cookies.get(_cookie_name())
+    return well_formed(request.cookies.get(_cookie_name()))
+
+
+def well_formed(value: str | None) -> str | None:
+    """A form cookie's value if it is one this module could have made, else None."""
     return value if value is not None and _VALUE.fullmatch(value) else None
 
 
 def _sign(value: str) -> str:
-    digest = hmac.digest(_key(current_app.secret_key), value.encode(), hashlib.sha256)
+    return sign(current_app.secret_key, value)
+
+
+def sign(secret: str | bytes | None, value: str) -> str:
+    """The form token of a form cookie's value under the app's SECRET_KEY."""
+    if not secret:  # the config always makes one (`dispatch.config`)
+        raise RuntimeError("SECRET_KEY is not set")
+    digest = hmac.digest(_key(secret), value.encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest[:TOKEN_BYTES]).rstrip(b"=").decode()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -40,6 +41,7 @@ from dispatch.case import result as case_result
 from dispatch.case.report import Filed, file_report
 from dispatch.community import settings
 from dispatch.db import db
+from dispatch.ladder import step
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -97,14 +99,17 @@ def sticker(code: str) -> Any:
 @limits.pages
 @limits.misses
 def _rendered_sticker(code: str, plain: bool) -> Any:
-    found = codes.find(code)
+    begun = pages.begin() if plain else None  # before the database: see `pages`
+    found = board.sticker_for_page(code)
     if not _usable(found):
         return _unusable(code, found)
     _record_scan(found, code, "view")
-    html, status = _show_sticker(found, _message_form(found, bound=False))
+    stamp = pages.stamp(begun, found.place_id)
+    context, expires = _sticker_context(found, _message_form(found, bound=False))
+    html = render_template("resident/sticker.html", **context)
     if plain:
-        pages.keep(found, html)
-    return html, status
+        pages.keep(found, html, stamp, expires)
+    return html, 200
 
 
 @bp.post("/s/<code>/message")
@@ -254,26 +259,39 @@ def _message_form(found: Sticker, *, bound: bool = True) -> MessageForm:
 
 
 def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
-                  problem: str | None = None, kept: list[PhotoDraft] | None = None,
-                  nudge: help.Nudge | None = None, lookup_number: str = ""
-                  ) -> tuple[str, int]:
+                  **extra: Any) -> tuple[str, int]:
+    context, _until = _sticker_context(found, form, **extra)
+    return render_template("resident/sticker.html", **context), status
+
+
+def _sticker_context(found: Sticker, form: MessageForm, *, problem: str | None = None,
+                     kept: list[PhotoDraft] | None = None, nudge: help.Nudge | None = None,
+                     lookup_number: str = "") -> tuple[dict[str, Any], datetime]:
+    """What the sticker page shows, and until when it stays true if nothing is written: the
+    next start or end of a notice there, and local midnight while a case there waits for
+    working hours (its "周一 08:30" is said relative to today)."""
     place = found.place
     community = place.community
     g.here = url_for(".sticker", code=found.code)
     zone = clock.zone(community.timezone)
+    now = clock.now()
+    in_force, until = board.notices_and_next_change(place, now)
     notices = [{"text": n.text,
                 "until": timeline.local_time(n.ends_at, zone) if n.ends_at else None}
-               for n in board.notices(place)]
+               for n in in_force]
+    cases = board.open_cases(place)
+    if any(step.waiting_for_hours(c, now) is not None for c in cases):
+        until = min(until, clock.next_midnight(now, zone))
     open_cases = [{"id": c.id, "category": timeline.category_name(c),
-                   "status": timeline.status_text(c), "reports": c.report_count,
+                   "status": timeline.status_text(c, now), "reports": c.report_count,
                    "since": timeline.local_time(c.reported_at, zone)}
-                  for c in board.open_cases(place)]
+                  for c in cases]
     own = [{"category": timeline.category_name(case), "number": case.number,
             "status": timeline.status_text(case),
             "url": url_for(".status", token=token)}
            for case, token in mine.open_here(place)]
-    return render_template(
-        "resident/sticker.html", sticker=found, place=place, community=community,
+    return dict(
+        sticker=found, place=place, community=community,
         is_elevator=place.kind == PlaceKind.ELEVATOR, lift_line=board.EMERGENCY_LIFT_LINE,
         call_href=url_for(".call", code=found.code), responders=board.responders(place),
         notices=notices, open_cases=open_cases, form=form, form_token=csrf.token(),
@@ -285,7 +303,7 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
         kept=kept or [], nudge=nudge, mine=own, lookup_number=lookup_number,
         current_category=next((i18n.category_name(c) for c in settings.categories(community)
                                if c.code == form.category.data), ""),
-        **_hotline(community)), status
+        **_hotline(community)), until
 
 
 def _to_receipt(filed: Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's

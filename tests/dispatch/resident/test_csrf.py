@@ -42,7 +42,7 @@ def test_a_first_visit_sets_only_the_form_cookie_and_its_token_files_a_report(
     code = stickers[PLACE]
     first, second = app.test_client(), app.test_client()
     rendered = first.get(f"/s/{code}")
-    assert len(app.extensions["linli.pages"].pages) == 1  # the second visitor gets it kept
+    assert len(app.extensions["linli.pages"].local) == 1  # the second visitor gets it kept
     kept = second.get(f"/s/{code}")
     for page in (rendered, kept):
         [cookie] = _cookies_set(page)  # no `session=` cookie beside it

@@ -10,6 +10,7 @@ from flask import Flask
 
 from dispatch.db import db
 from dispatch.models import Report
+from dispatch.resident import pages
 from dispatch.resident.limits import limiter
 from tests.dispatch.resident.helpers import Resident
 
@@ -36,7 +37,7 @@ def test_unknown_codes_are_limited_and_then_nothing_answers(app: Flask,
                                                             resident: Resident) -> None:
     app.config["RESIDENT_LIMIT_MISSES"] = "3 per minute"
     assert resident.scan("TS-B1-U1").status_code == 200  # hits do not count
-    app.extensions["linli.pages"].pages.clear()  # looked up again, not served as kept
+    pages.clear(app)  # looked up again, not served as kept
     for guess in ("AAAAAAAAAAAA", "BBBBBBBBBBBB", "CCCCCCCCCCCC"):
         assert resident.client.get(f"/S/{guess}").status_code == 404
     _friendly_429(resident.client.get("/S/DDDDDDDDDDDD"), hotline="12345")

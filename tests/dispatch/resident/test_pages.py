@@ -3,7 +3,6 @@ and every visitor still gets a CSRF token of their own."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,8 +13,9 @@ from flask import Flask
 from dispatch import clock
 from dispatch.db import db
 from dispatch.models import Case, Notice, Place, Scan
-from dispatch.resident import pages, scans
+from dispatch.resident import scans
 from qr import codes
+from tests.clock import MIN, START, move_to
 from tests.dispatch.resident.helpers import (
     Resident,
     csrf_token,
@@ -39,6 +39,9 @@ def statements(app: Flask) -> Iterator[list[str]]:
         yield seen
     finally:
         sa.event.remove(engine, "before_cursor_execute", note)
+
+
+SECOND = MIN / 60
 
 
 def _building(code: str = "TS-B1") -> Place:
@@ -80,20 +83,43 @@ def test_a_report_filed_here_shows_on_the_next_view_at_once(app: Flask,
     assert "我也遇到了" in resident.scan("TS-B1-U1").get_data(as_text=True)
 
 
-def test_changes_made_by_other_processes_show_within_the_configured_seconds(
-        app: Flask, resident: Resident) -> None:
-    app.extensions["linli.pages"] = pages.PageCache(0.5)
+def test_without_redis_changes_made_past_this_process_show_within_the_configured_seconds(
+        app: Flask, resident: Resident, frozen_clock: None) -> None:
+    assert app.config["RESIDENT_PAGE_CACHE_SECONDS"] == 5  # nothing else would tell it
     resident.scan("TS-B1-U1")
     with app.app_context():
         building = _building().id
-        # Written past this process's session, as a worker or another web process would.
+        # Written past this process's session, as a `flask` command in another process would.
         with db.engine.begin() as conn:
             now = clock.now()
             conn.execute(sa.insert(Notice).values(place_id=building, text="3点停水",
                                                   starts_at=now, created_at=now))
     assert "3点停水" not in resident.scan("TS-B1-U1").get_data(as_text=True)
-    time.sleep(0.6)
+    move_to(START + 6 * SECOND)
     assert "3点停水" in resident.scan("TS-B1-U1").get_data(as_text=True)
+
+
+def test_a_page_ends_when_a_notice_on_it_ends_or_starts(app: Flask, resident: Resident,
+                                                        frozen_clock: None) -> None:
+    app.extensions["linli.pages"].max_age = 60 * MIN  # kept for long: only notices end it
+    with app.app_context():
+        building = _building().id
+        db.session.add_all([
+            Notice(place_id=building, text="今天停水", starts_at=START,
+                   ends_at=START + 10 * MIN, created_at=START),
+            Notice(place_id=building, text="明早检修电梯", starts_at=START + 30 * MIN,
+                   created_at=START)])
+        db.session.commit()
+    assert "今天停水" in resident.scan("TS-B1-U1").get_data(as_text=True)
+    move_to(START + 9 * MIN)
+    with statements(app) as sql:
+        resident.scan("TS-B1-U1")
+    assert sql == []  # still kept
+    move_to(START + 10 * MIN)
+    page = resident.scan("TS-B1-U1").get_data(as_text=True)
+    assert "今天停水" not in page and "明早检修电梯" not in page
+    move_to(START + 30 * MIN)
+    assert "明早检修电梯" in resident.scan("TS-B1-U1").get_data(as_text=True)
 
 
 def test_a_case_resolved_in_this_process_leaves_the_page_at_once(app: Flask,
