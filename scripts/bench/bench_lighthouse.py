@@ -127,6 +127,7 @@ def main() -> None:
         raise SystemExit(f"{LIGHTHOUSE} is missing: npm ci --prefix tests/browser")
     if shutil.which(CHROMIUM) is None:
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    print(f"load average (1 min) before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         base, code, server = serve(folder)
@@ -153,7 +154,7 @@ def main() -> None:
             for line in sorted({loss for r in runs for loss in losses(r)}):
                 print(f"    {line}")
         server.shutdown()
-    print(f"load average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
