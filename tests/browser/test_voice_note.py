@@ -105,23 +105,11 @@ def test_a_held_recording_is_filed_and_plays_for_the_member_and_staff(
         assert [n.content_type for n in notes] == ["audio/webm"]
         assert 2_000 < notes[0].size < 60_000  # ~2 s at 32 kbit/s is ~8 KB
 
-        with live.app.app_context():
-            member = db.session.scalar(sa.select(Member).where(Member.kind == "party_member")
-                                       .order_by(Member.id).limit(1))
-            member_page = links.path(links.Purpose.CASE, member.id, case_id)
-        page.goto(f"{live.url}{member_page}")
-        page.wait_for_function(PLAYABLE, arg="audio")
-        shots(page, "member")
-
-        add_staff(live.app, "admin", StaffRole.ADMIN)
-        page.goto(f"{live.url}/staff/login")
-        page.fill("#username", "admin")
-        page.fill("#password", "correct horse")
-        page.click("button:has-text('登录')")
-        page.wait_for_url(f"{live.url}/staff/")
-        page.goto(f"{live.url}/staff/cases/{case_id}")
-        page.wait_for_function(PLAYABLE, arg="audio")
-        shots(page, "staff")
+        for name, path in zip(("member", "staff"),
+                              _member_and_staff_pages(live, page, case_id), strict=True):
+            page.goto(f"{live.url}{path}")
+            page.wait_for_function(PLAYABLE, arg="audio")
+            shots(page, name)
     finally:
         page.context.close()
     assert errors == []
@@ -152,9 +140,33 @@ def test_tapped_and_keyed_recording_and_the_page_stays_accessible(
         page.keyboard.press("Enter")
         page.wait_for_selector("#voice-play:visible")
         assert page.inner_text("#f-voice") == "按住说话"
+        page.click("#send")
+        page.wait_for_selector("text=已收到您的反映")
+        # The member's and the staff's case pages with the voice note on them.
+        case_id, notes = _last_case(live)
+        assert len(notes) == 1
+        for path in _member_and_staff_pages(live, page, case_id):
+            page.goto(f"{live.url}{path}")
+            page.wait_for_function(PLAYABLE, arg="audio")
+            assert axe.violations(page) == [], path
     finally:
         page.context.close()
     assert errors == []
+
+
+def _member_and_staff_pages(live: Live, page: Any, case_id: int) -> list[str]:
+    """The member's case page and the staff case page; the page is logged in to the console."""
+    with live.app.app_context():
+        member = db.session.scalar(sa.select(Member).where(Member.kind == "party_member")
+                                   .order_by(Member.id).limit(1))
+        member_page = links.path(links.Purpose.CASE, member.id, case_id)
+    add_staff(live.app, "admin", StaffRole.ADMIN)
+    page.goto(f"{live.url}/staff/login")
+    page.fill("#username", "admin")
+    page.fill("#password", "correct horse")
+    page.click("button:has-text('登录')")
+    page.wait_for_url(f"{live.url}/staff/")
+    return [member_page, f"/staff/cases/{case_id}"]
 
 
 def test_the_servers_question_keeps_the_recording(live: Live,
