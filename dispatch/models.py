@@ -506,6 +506,8 @@ class Report(Model):
 
     case: Mapped[Case] = relationship(back_populates="reports", foreign_keys=[case_id])
     photos: Mapped[list[Photo]] = relationship(back_populates="report")
+    voice_notes: Mapped[list[VoiceNote]] = relationship(back_populates="report",
+                                                        order_by="VoiceNote.id")
 
 
 class Photo(Model):
@@ -551,6 +553,26 @@ class PhotoDraft(Model):
     height: Mapped[int]
     thumbnail: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class VoiceNote(Model):
+    """A resident's recording (按住说话) sent with a message, stored as the browser made it
+    (`dispatch.resident.voice`: its type is read from its bytes).
+
+    Kept across a form error it is a draft, like a `PhotoDraft`: `report_id` NULL, `owner` the
+    keyed hash of the browser's form token; taken into the report when the form is sent again,
+    dropped after `dispatch.resident.drafts.LIFETIME`.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int | None] = mapped_column(sa.ForeignKey("report.id"), index=True)
+    owner: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    content_type: Mapped[str] = mapped_column(sa.String(32))
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    size: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+    report: Mapped[Report | None] = relationship(back_populates="voice_notes")
 
 
 class CaseEvent(Model):

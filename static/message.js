@@ -2,7 +2,9 @@
    - suggests the urgent category when the text has a word such as 消防通道 (the server asks too);
    - checks the call-back phone before anything is sent;
    - shrinks photos to 1600 px JPEG in the browser, shows them, and sends the form with a
-     progress bar; a photo the browser cannot read is sent as chosen (the server decides). */
+     progress bar; a photo the browser cannot read is sent as chosen (the server decides);
+   - where the browser can record, shows 按住说话 (hold to talk, or tap to start and tap to stop,
+     keyboard too): up to 60 s, played back, sent with the form. Elsewhere the call button. */
 (function () {
   var form = document.getElementById("message-form");
   if (!form || !window.FormData || !window.XMLHttpRequest) return;
@@ -89,6 +91,88 @@
     });
   });
 
+  // --- voice note -----------------------------------------------------------------------
+  var vbox = document.getElementById("voice"), talk = document.getElementById("f-voice");
+  var voiceBlob = null, recorder = null, finishing = Promise.resolve();
+  function stopVoice() {
+    if (recorder && recorder.state === "recording") recorder.stop();
+    return finishing;
+  }
+  if (vbox && window.MediaRecorder && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    vbox.hidden = false;
+    document.getElementById("voice-call").hidden = true;
+    var say = function (key, s) { return vbox.getAttribute("data-" + key).replace("{s}", s); };
+    var state = document.getElementById("voice-state"), play = document.getElementById("voice-play");
+    var drop = document.getElementById("voice-drop"), limit = +vbox.getAttribute("data-seconds");
+    var starting = false, began = 0, downAt = 0, timer = null;
+    var start = function () {
+      if (recorder || starting) return;
+      starting = true;
+      navigator.mediaDevices.getUserMedia({audio: true}).then(function (stream) {
+        starting = false;
+        var types = ["audio/webm;codecs=opus", "audio/mp4", "audio/ogg;codecs=opus"];
+        var options = {audioBitsPerSecond: +vbox.getAttribute("data-bits")}, chunks = [], done;
+        for (var i = 0; i < types.length; i++) {
+          if (MediaRecorder.isTypeSupported(types[i])) { options.mimeType = types[i]; break; }
+        }
+        recorder = new MediaRecorder(stream, options);
+        finishing = new Promise(function (resolve) { done = resolve; });
+        recorder.ondataavailable = function (e) { if (e.data && e.data.size) chunks.push(e.data); };
+        recorder.onstop = function () {
+          stream.getTracks().forEach(function (t) { t.stop(); });
+          clearInterval(timer);
+          var seconds = Math.max(1, Math.round((Date.now() - began) / 1000));
+          voiceBlob = chunks.length ? new Blob(chunks, {type: recorder.mimeType || chunks[0].type}) : null;
+          recorder = null;
+          talk.className = "btn talk";
+          talk.textContent = vbox.getAttribute("data-hold");
+          if (voiceBlob) {
+            play.src = URL.createObjectURL(voiceBlob);
+            play.hidden = drop.hidden = false;
+            state.textContent = say("recorded", seconds);
+          }
+          done();
+        };
+        began = Date.now();
+        recorder.start(1000);
+        talk.className = "btn talk on";
+        talk.textContent = vbox.getAttribute("data-stop");
+        state.textContent = say("recording", 0);
+        timer = setInterval(function () {
+          var s = Math.round((Date.now() - began) / 1000);
+          if (s >= limit) stopVoice(); else state.textContent = say("recording", s);
+        }, 1000);
+      }, function () {
+        starting = false;
+        state.textContent = vbox.getAttribute("data-denied");
+      });
+    };
+    // Pressed and held, it records until released; a short tap starts and the next tap stops.
+    // Enter or Space on the focused button is a click with no pointer (detail 0): a tap.
+    talk.addEventListener("pointerdown", function (e) {
+      e.preventDefault();
+      if (recorder) { stopVoice(); downAt = 0; return; }
+      downAt = Date.now();
+      start();
+    });
+    talk.addEventListener("pointerup", function () {
+      if (downAt && recorder && Date.now() - downAt > 600) stopVoice();
+      downAt = 0;
+    });
+    talk.addEventListener("click", function (e) {
+      if (e.detail !== 0) return;
+      if (recorder) stopVoice(); else start();
+    });
+    talk.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+    drop.addEventListener("click", function () {
+      voiceBlob = null;
+      play.removeAttribute("src");
+      play.hidden = drop.hidden = true;
+      state.textContent = "";
+      talk.focus();
+    });
+  }
+
   var sending = false;
   form.addEventListener("submit", function (event) {
     if (!phoneOk(phone.value)) {
@@ -101,7 +185,7 @@
     if (sending) return;
     sending = true;
     var submitter = event.submitter;
-    ready.then(function () { send(submitter); });
+    Promise.all([ready, stopVoice()]).then(function () { send(submitter); });
   });
 
   function send(submitter) {
@@ -111,6 +195,7 @@
       data.delete("photos");
       shrunk.forEach(function (item) { data.append("photos", item.blob, item.name); });
     }
+    if (voiceBlob) data.append("voice", voiceBlob, /mp4/.test(voiceBlob.type) ? "voice.m4a" : "voice.webm");
     var box = document.getElementById("progress"), bar = document.getElementById("upload-bar");
     var button = document.getElementById("send");
     box.hidden = false;

@@ -1,13 +1,16 @@
 """The outside probe's findings (issue 15), each as the request that found it, on PostgreSQL.
 
 Request limits, the scan log after a NUL, redirects, the staff cookie, login throttling,
-security headers, the inputs that answered 500, and the audit log under anonymous POSTs.
+security headers, the inputs that answered 500, the audit log under anonymous POSTs, and
+hostile photo and voice uploads.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
+from io import BytesIO
 from typing import Any
 
 import pytest
@@ -16,8 +19,8 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from dispatch.db import db
-from dispatch.models import AuditLog, Case, Report, Scan, StaffRole
-from dispatch.resident import scans
+from dispatch.models import AuditLog, Case, Photo, Report, Scan, StaffRole, VoiceNote
+from dispatch.resident import scans, voice
 from dispatch.staff import auth
 from tests import factories
 from tests.conftest import pg_config
@@ -248,3 +251,34 @@ def test_anonymous_posts_to_unknown_staff_urls_write_no_audit_rows(site: dict[st
         client.post(f"/staff/no-such-page-{n}", data={"username": f"spam{n}"})
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditLog)) == 0
+
+
+# --- 11. hostile uploads (the route fuzzer sends fields, not files) ---------------------------
+
+#: File contents that are not what they claim, cut short, empty, or made of parser bait.
+HOSTILE_FILES = [
+    b"", b"\x00" * 1000, b"<html><script>alert(1)</script></html>",
+    b"\x1a\x45\xdf\xa3", b"\x1a\x45\xdf\xa3\x42\x82\x84webm" + b"\xff" * 500,
+    b"\x00\x00\x00\x1cftyp\x00\x00\x00\x00" + b"\xff" * 500, b"OggSOpusHead" + b"\x00" * 100,
+    b"\xff\xd8\xff\xe0" + b"\x00" * 100, b"\x89PNG\r\n\x1a\n" + b"\xff" * 100,
+]
+HOSTILE_NAMES = ["voice.webm", "../../etc/passwd", "\x00.webm", "语音" * 200, ""]
+
+
+@pytest.mark.parametrize("content", HOSTILE_FILES)
+def test_hostile_photos_and_recordings_are_refused_without_a_server_error(
+        site: dict[str, Any], content: bytes) -> None:
+    app = site["app"]
+    resident = Resident(app.test_client(), site["stickers"])
+    token, code = resident.token(), site["stickers"]["TS-B1-U1-E1"]
+    for name, declared in itertools.product(HOSTILE_NAMES, ["audio/webm", "text/html", "x"]):
+        for field in ("voice", "photos"):
+            response = resident.client.post(f"/s/{code}/message", data={
+                "csrf_token": token, "category": "elevator", "text": "试试",
+                field: [(BytesIO(content), name, declared) for _ in range(2)]},
+                content_type="multipart/form-data")
+            assert response.status_code < 500, (field, name, declared, content[:20])
+    with app.app_context():  # what passed (a bare header of a real type) is served as that
+        assert db.session.scalar(sa.select(sa.func.count(Photo.id))) == 0
+        assert set(db.session.scalars(sa.select(VoiceNote.content_type))) <= set(
+            voice.CONTENT_TYPES)

@@ -15,7 +15,16 @@ from dispatch import clock
 from dispatch.case import lifecycle
 from dispatch.community import settings
 from dispatch.db import db
-from dispatch.models import Case, Photo, Place, Report, ReportKind, Sticker, Urgency
+from dispatch.models import (
+    Case,
+    Photo,
+    Place,
+    Report,
+    ReportKind,
+    Sticker,
+    Urgency,
+    VoiceNote,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +40,14 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
                 text: str | None = None, callback_phone: str | None = None,
                 anonymous: bool = False, sticker: Sticker | None = None,
                 client_hash: str | None = None, join: Case | None = None,
-                photos: Sequence[Photo] = (), urgency: Urgency | None = None,
+                photos: Sequence[Photo] = (), voice_notes: Sequence[VoiceNote] = (),
+                urgency: Urgency | None = None,
                 now: datetime | None = None) -> Filed:
     """Record a report, on `join` if it is still open, else on the open case of its kind.
 
     `urgency` overrides the category's for a case this report opens (a desk call).
-    The report's photos are stored in the same transaction, so a report never lands without
-    the photos the resident sent with it.
+    The report's photos and voice notes are stored in the same transaction, so a report never
+    lands without what the resident sent with it.
 
     Commits. Raises `ValueError` for a category the community does not have.
     """
@@ -49,6 +59,7 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
                     kind=kind, category=category, text=text, callback_phone=callback_phone,
                     anonymous=anonymous, client_hash=client_hash, created_at=now)
     report.photos.extend(photos)
+    report.voice_notes.extend(voice_notes)
     case, opened = lifecycle.file(report, place, found, now, join=join, urgency=urgency)
     db.session.commit()
     return Filed(case, report, opened)

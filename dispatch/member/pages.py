@@ -7,7 +7,8 @@ themselves are `dispatch.case.lifecycle`'s, shared with SMS replies, voice and t
 
 The case page shows the residents' photos and the after-photos (thumbnails, each a link to the
 whole photo) through `photo`, which takes the same signed case link: a photo is served only to
-a member holding a link to its case. Resolving takes an optional note and after-photos.
+a member holding a link to its case. The residents' voice notes play the same way (`voice`).
+Resolving takes an optional note and after-photos.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from dispatch.models import (
     NotificationStatus,
     Photo,
     Report,
+    VoiceNote,
 )
 from dispatch.outbox import Purpose as Message
-from dispatch.resident import photos
+from dispatch.resident import photos, voice
 from dispatch.roster import routing
 from dispatch.roster.duty import working_contact
 
@@ -88,6 +90,7 @@ def case_page(token: str) -> Any:
                            action_url=lambda p: links.path(p, member.id, case.id),
                            member_url=links.path(Purpose.MEMBER, member.id),
                            events=case.events[-12:], report_photos=_report_photo_ids(case),
+                           voice_notes=_voice_note_ids(case),
                            after_photos=result.after_photo_ids(case), token=token,
                            **_helpers(member))
 
@@ -116,6 +119,26 @@ def photo(token: str, photo_id: int, size: str = "full") -> Any:
     response.headers["Cache-Control"] = "private, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.get("/case/<token>/voice/<int:note_id>")
+def voice_note(token: str, note_id: int) -> Any:
+    """A resident's voice note of the case the link names (or of a duplicate merged into it)."""
+    member_id, case_id = _read(Purpose.CASE, token)
+    _member(member_id)
+    case = _case(case_id, member_id)
+    found = db.session.get(VoiceNote, note_id)
+    if found is None or found.report is None \
+            or found.report.case_id not in {case.id, *_merged_ids(case)}:
+        abort(404)
+    return voice.serve(found, cache="private, max-age=3600")
+
+
+def _voice_note_ids(case: Case) -> list[int]:
+    """The residents' voice notes of the case and of the duplicates merged into it."""
+    return list(db.session.scalars(
+        sa.select(VoiceNote.id).join(Report, VoiceNote.report_id == Report.id)
+        .where(Report.case_id.in_([case.id, *_merged_ids(case)])).order_by(VoiceNote.id)))
 
 
 def _merged_ids(case: Case) -> list[int]:

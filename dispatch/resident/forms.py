@@ -12,12 +12,12 @@ from typing import Any, cast
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField
+from flask_wtf.file import FileField, MultipleFileField
 from wtforms import BooleanField, StringField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
 
 from dispatch.models import Solved
-from dispatch.resident import phones, photos
+from dispatch.resident import phones, photos, voice
 
 TEXT_MAX = 500
 
@@ -31,7 +31,8 @@ def _strip(value: str | None) -> str | None:
 
 
 class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types: FlaskForm is Any
-    """Leave a message: category, text, photos, an optional call-back phone, anonymity."""
+    """Leave a message: category, text, photos, a voice note, an optional call-back phone,
+    anonymity."""
 
     class Meta:
         csrf = False  # checked for every resident POST by dispatch.resident.csrf
@@ -46,6 +47,8 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
     text = TextAreaField(filters=[_strip], validators=[
         Optional(), Length(max=TEXT_MAX, message=_l("留言最多 %(max)d 字，请删短一些。"))])
     photos = MultipleFileField()
+    #: Sent by the page's script only (按住说话): a plain form has no way to record.
+    voice = FileField()
     phone = StringField(filters=[_strip])
     anonymous = BooleanField()
 
@@ -55,6 +58,7 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
         #: Filled by validation: the call-back phone in E.164 and the re-encoded photos.
         self.e164: str | None = None
         self.ready_photos: list[photos.Reencoded] = []
+        self.ready_voice: voice.Recording | None = None
         #: Photos already kept for this form (`dispatch.resident.drafts`), counted in the limit.
         self.kept = 0
 
@@ -98,6 +102,24 @@ class MessageForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no types:
         self.ready_photos = ready
         if problem is not None:
             raise ValidationError(problem)
+
+    def validate_voice(self, field: FileField) -> None:
+        """Check the recording by its bytes; a good one is ready (and kept should another
+        field be wrong), a bad one is named."""
+        upload = field.data
+        if not getattr(upload, "filename", "") or not hasattr(upload, "stream"):
+            return
+        try:
+            self.ready_voice = voice.check(upload.stream)
+        except voice.VoiceError as exc:
+            raise ValidationError(_VOICE_ERRORS[exc.reason]) from None
+
+
+_VOICE_ERRORS = {
+    "too_big": _l("录音太长了：最长 %(n)d 秒。请删掉录音重录一段短的，或者直接打字。",
+                  n=voice.MAX_SECONDS),
+    "format": _l("录音没有收到或者已经损坏。请删掉录音重录，或者直接打字、打电话。"),
+}
 
 
 _PHOTO_ERRORS = {

@@ -53,6 +53,7 @@ from dispatch.models import (
     ReportKind,
     Sticker,
     StickerStatus,
+    VoiceNote,
 )
 from dispatch.outbox import residents
 from dispatch.resident import (
@@ -68,6 +69,7 @@ from dispatch.resident import (
     photos,
     scans,
     timeline,
+    voice,
 )
 from dispatch.resident.forms import SATISFACTION, TEXT_MAX, CallbackForm, MessageForm
 from qr import codes
@@ -125,6 +127,8 @@ def message(code: str) -> Any:
     now = clock.now()
     form_token = request.form.get(csrf.FIELD, "")
     kept = drafts.find(form_token, _ids(request.form.getlist("kept_photo")), now)
+    kept_voice = drafts.find_voice(form_token, _first_id(request.form.get("kept_voice", "")),
+                                   now)
     form = _message_form(found)
     form.kept = len(kept)
     chosen = request.form.get("choose", "")
@@ -140,15 +144,23 @@ def message(code: str) -> Any:
         if form.ready_photos:
             ids = drafts.keep(form_token, form.ready_photos, now)
             kept = kept + drafts.find(form_token, ids, now)
+        if form.ready_voice is not None:  # a new recording replaces a kept one
+            kept_voice = db.session.get(VoiceNote,
+                                        drafts.keep_voice(form_token, form.ready_voice, now))
         return _show_sticker(found, form, status=200 if valid else 422, kept=kept,
-                             nudge=nudge)
+                             nudge=nudge, kept_voice=kept_voice)
     assert form.category.data is not None  # validate_category took one of the codes
     ready = drafts.as_reencoded(kept) + form.ready_photos
     drafts.drop(kept)  # taken into the report, in its transaction
+    # A new recording replaces a kept one.
+    recording = form.ready_voice or (drafts.as_recording(kept_voice) if kept_voice else None)
+    if kept_voice is not None:
+        drafts.drop([kept_voice])
     filed = file_report(found.place, form.category.data, text=form.text.data or None,
                               callback_phone=form.e164, anonymous=form.anonymous.data,
                               sticker=found, client_hash=_client_hash(),
-                              photos=photos.rows(ready))
+                              photos=photos.rows(ready),
+                              voice_notes=voice.rows([recording] if recording else [], now))
     return _to_receipt(filed)
 
 
@@ -196,8 +208,22 @@ def kept_photo(code: str, draft_id: int) -> Any:
     return response
 
 
+@bp.get("/s/<code>/kept-voice/<int:note_id>")
+@limits.pages
+def kept_voice(code: str, note_id: int) -> Any:
+    """The voice note kept for this browser's form (nobody else's), to play before sending."""
+    found = drafts.find_voice(csrf.token(), note_id, clock.now())
+    if found is None:
+        return _missing_case()
+    return voice.serve(found, cache="private, no-store")
+
+
 def _ids(values: list[str]) -> list[int]:
     return [int(v) for v in values[:10] if v.isdigit() and len(v) < 12]
+
+
+def _first_id(value: str) -> int | None:
+    return next(iter(_ids([value])), None)
 
 
 @bp.post("/s/<code>/me-too/<int:case_id>")
@@ -266,7 +292,8 @@ def _show_sticker(found: Sticker, form: MessageForm, *, status: int = 200,
 
 def _sticker_context(found: Sticker, form: MessageForm, *, problem: str | None = None,
                      kept: list[PhotoDraft] | None = None, nudge: help.Nudge | None = None,
-                     lookup_number: str = "") -> tuple[dict[str, Any], datetime]:
+                     lookup_number: str = "", kept_voice: VoiceNote | None = None
+                     ) -> tuple[dict[str, Any], datetime]:
     """What the sticker page shows, and until when it stays true if nothing is written: the
     next start or end of a notice there, and local midnight while a case there waits for
     working hours (its "周一 08:30" is said relative to today)."""
@@ -301,6 +328,8 @@ def _sticker_context(found: Sticker, form: MessageForm, *, problem: str | None =
         keywords_json=json.dumps(help.urgent_keywords(community), ensure_ascii=False,
                                  separators=(",", ":")),
         kept=kept or [], nudge=nudge, mine=own, lookup_number=lookup_number,
+        kept_voice=kept_voice, voice_seconds=voice.MAX_SECONDS,
+        voice_bits=voice.BITS_PER_SECOND,
         current_category=next((i18n.category_name(c) for c in settings.categories(community)
                                if c.code == form.category.data), ""),
         **_hotline(community)), until

@@ -48,8 +48,9 @@ from dispatch.models import (
     Solved,
     StaffUser,
     Urgency,
+    VoiceNote,
 )
-from dispatch.resident import photos
+from dispatch.resident import photos, voice
 from dispatch.roster import routing
 from dispatch.staff import audit, rota, scope
 from dispatch.staff.auth import login_required, may_see
@@ -223,7 +224,8 @@ def show(case_id: int) -> Any:
     merged = list(db.session.scalars(sa.select(Case).where(Case.merged_into_id == case.id)))
     reports = list(db.session.scalars(
         sa.select(Report).where(Report.case_id.in_([case.id, *(m.id for m in merged)]))
-        .options(selectinload(Report.photos)).order_by(Report.created_at, Report.id)))
+        .options(selectinload(Report.photos), selectinload(Report.voice_notes))
+        .order_by(Report.created_at, Report.id)))
     events = list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
                                      .order_by(CaseEvent.at, CaseEvent.id)))
     staff_names = dict(db.session.execute(sa.select(StaffUser.id, StaffUser.name).where(
@@ -260,6 +262,16 @@ def photo(photo_id: int) -> Any:
     response.headers["Cache-Control"] = "private, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.get("/voice/<int:note_id>")
+@login_required
+def voice_note(note_id: int) -> Any:
+    """A resident's voice note, only for staff who may see its case."""
+    found = db.session.get(VoiceNote, note_id)
+    if found is None or found.report is None or not may_see(found.report.case.place):
+        abort(404)
+    return voice.serve(found, cache="private, max-age=3600")
 
 
 @bp.get("/photos/<int:photo_id>/thumbnail")

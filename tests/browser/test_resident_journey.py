@@ -180,6 +180,9 @@ def test_a_camera_photo_is_shrunk_in_the_browser_and_its_upload_shows_progress(
         page.goto(f"{live.url}/S/{_code(live, PlaceKind.ELEVATOR)}")
         page.set_input_files("#f-photos", str(photo))
         page.wait_for_selector("#thumbs li img", timeout=TIMEOUT)
+        # Drawn from a blob: URL, which the page's CSP must allow.
+        page.wait_for_function("document.querySelector('#thumbs li img').naturalWidth > 0",
+                               timeout=TIMEOUT)
         shots(page, "thumbnail")
         cdp = context.new_cdp_session(page)
         cdp.send("Network.enable")

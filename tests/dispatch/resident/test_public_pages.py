@@ -112,7 +112,8 @@ def test_page_weight_html_and_css_stays_under_30_kb(app: Flask, demo: dict[str, 
     css = _static(app, "resident.css")
     script = _static(app, "status.js")
     form_script = _static(app, "message.js")
-    assert len(script) < 3 * 1024 and len(form_script) < 8 * 1024
+    # The form script carries the photo shrinking and the voice note (按住说话).
+    assert len(script) < 3 * 1024 and len(form_script) < 12 * 1024
     for name, body in _pages(app, demo):
         weight = len(body.encode()) + len(css)
         assert weight < LIMIT, f"{name}: {weight} bytes of HTML and CSS"
