@@ -2,7 +2,7 @@
 sweeper) on the local PostgreSQL and Redis, driven by this separate client process on loopback.
 
     .venv/bin/python -m scripts.bench.bench_load                 # everything, about 8 minutes
-    .venv/bin/python -m scripts.bench.bench_load --only page     # page | provider | workers
+    .venv/bin/python -m scripts.bench.bench_load --only page     # page, provider, workers
     .venv/bin/python -m scripts.bench.bench_load --scan-seconds 20   # a shorter provider run
 
 1. **Resident page** `GET /s/<code>` vs a minimal Flask "hello" app served the same way
@@ -390,10 +390,12 @@ class Bench:
     def provider(self) -> None:
         a = self.args
         count = int(a.scan_rate * a.scan_seconds)
-        # A storm across the district: stickers in a random order ('repair' is left to the
-        # workers phase, which takes the first stickers).
+        # A storm across the district: stickers in a random order, the categories in turn
+        # (two of the five urgent: safety and help); 'repair' is left to the workers phase,
+        # which takes the first stickers.
         spread = random.Random(7).sample(self.stickers, len(self.stickers))
-        targets = [(code, category) for category in CATEGORIES[1:] for code in spread][:count]
+        kinds = CATEGORIES[1:]
+        targets = [(code, kinds[n % len(kinds)]) for n, code in enumerate(spread)][:count]
         ran = asyncio.run(scans(f"http://127.0.0.1:{self.port}", targets, a.scan_rate))
         time.sleep(5)  # the last messages reach the provider
         starts: dict[str, float] = ran["starts"]  # type: ignore[assignment]
@@ -528,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     fake.add_argument("--log", required=True)
     more = sub.add_parser("district")
     more.add_argument("--communities", type=int, required=True)
-    parser.add_argument("--only", choices=["page", "provider", "workers"])
+    parser.add_argument("--only", help="phases to run, comma-separated: page,provider,workers")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
@@ -549,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         bench.setup()
         for phase in ("page", "provider", "workers"):
-            if args.only in (None, phase):
+            if args.only is None or phase in args.only.split(","):
                 getattr(bench, phase)()
     finally:
         bench.teardown()
