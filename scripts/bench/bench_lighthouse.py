@@ -22,21 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import statistics
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from flask_migrate import upgrade
-from werkzeug.serving import make_server
-
-from app import create_app
+from scripts.bench import demo_server
+from scripts.bench.demo_server import demo_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -47,23 +42,8 @@ CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 def serve(folder: Path) -> tuple[str, str, Any]:
     """The demo on SQLite with the in-process runner, on a real socket: (base URL, an elevator
     sticker's code, the server)."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite3'}",
-                      "SECRET_KEY": "lighthouse" * 2, "REDIS_URL": None,
-                      "SMS_BACKEND": "console"})
-    from dispatch.community import load_demo
-    from dispatch.db import db
-    from dispatch.models import Place, PlaceKind, Sticker
-
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        load_demo()
-        code = db.session.scalar(sa.select(Sticker.code).join(Place).where(
-            Place.kind == PlaceKind.ELEVATOR).order_by(Place.id).limit(1))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://localhost:{server.server_port}"
-    app.config["PUBLIC_BASE_URL"] = url
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app, code = demo_app(folder / "bench.sqlite3", SECRET_KEY="lighthouse" * 2)
+    url, server = demo_server.serve(app, "localhost")
     return url, code, server
 
 

@@ -16,20 +16,16 @@ Prints the seconds from the tap to the receipt and the bytes sent, for `--runs` 
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import tempfile
-import threading
 import time
 from io import BytesIO
 from pathlib import Path
 
-import sqlalchemy as sa
-from flask_migrate import upgrade
 from PIL import Image, ImageDraw, ImageFilter
-from werkzeug.serving import make_server
 
-from app import create_app
+from scripts.bench import demo_server
+from scripts.bench.demo_server import demo_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -63,19 +59,9 @@ POSTED: list[int] = []
 
 
 def serve(database: Path) -> tuple[str, object]:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "SECRET_KEY": "bench" * 4,
-                      "REDIS_URL": None, "JOBS_AUTOSTART": False, "SMS_BACKEND": "console",
-                      "RESIDENT_LIMIT_REPORTS_IP": "1000 per hour",
-                      "RESIDENT_LIMIT_REPORTS_STICKER": "1000 per hour"})
-    from dispatch.community import load_demo
-    from dispatch.db import db
-    from dispatch.models import Place, PlaceKind, Sticker
-
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        load_demo()
-        code = db.session.scalar(sa.select(Sticker.code).join(Place).where(
-            Place.kind == PlaceKind.ELEVATOR).order_by(Place.id).limit(1))
+    app, code = demo_app(database, SECRET_KEY="bench" * 4, JOBS_AUTOSTART=False,
+                         RESIDENT_LIMIT_REPORTS_IP="1000 per hour",
+                         RESIDENT_LIMIT_REPORTS_STICKER="1000 per hour")
     inner = app.wsgi_app
 
     def counting(environ, start_response):  # type: ignore[no-untyped-def]
@@ -84,11 +70,7 @@ def serve(database: Path) -> tuple[str, object]:
         return inner(environ, start_response)
 
     app.wsgi_app = counting  # type: ignore[method-assign]
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_BASE_URL"] = url
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, server = demo_server.serve(app)
     return f"{url}/S/{code}", server
 
 

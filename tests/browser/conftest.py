@@ -62,6 +62,11 @@ def serve(app: Flask, name: str) -> Iterator[Live]:
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, launched once per test session."""
+    yield from launch_chromium()
+
+
+def launch_chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium through Playwright, closed when the generator is (a fixture's body)."""
     if shutil.which(CHROMIUM) is None:
         unavailable("Chromium at /usr/bin/chromium", FileNotFoundError(CHROMIUM))
     from playwright.sync_api import sync_playwright
@@ -69,7 +74,8 @@ def chromium() -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  *extra_args])
         try:
             yield browser
         finally:

@@ -15,8 +15,7 @@ from dispatch.db import db
 from dispatch.models import Case, Member, Place, PlaceKind, StaffRole, VoiceNote
 from dispatch.models import Sticker as StickerRow
 from tests.browser import axe
-from tests.browser.conftest import CHROMIUM, PHONE, Live
-from tests.conftest import unavailable
+from tests.browser.conftest import PHONE, Live, launch_chromium
 from tests.factories import add_staff
 
 pytestmark = pytest.mark.browser
@@ -34,21 +33,7 @@ PLAYABLE = """(selector) => {
 @pytest.fixture(scope="module")
 def chromium_with_microphone() -> Iterator[Any]:
     """Debian's Chromium whose getUserMedia gets a fake microphone."""
-    import shutil
-
-    if shutil.which(CHROMIUM) is None:
-        unavailable("Chromium at /usr/bin/chromium", FileNotFoundError(CHROMIUM))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  *FAKE_MICROPHONE])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from launch_chromium(*FAKE_MICROPHONE)
 
 
 def _code(live: Live, kind: PlaceKind) -> str:
