@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 
 #: What makes a spreadsheet program read a cell as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -31,10 +31,20 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def append_row(sheet: Any, values: Iterable[Any]) -> None:
-    """Append a row to an openpyxl sheet; text stays text, whatever it starts with."""
-    values = [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
-    sheet.append(values)
-    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
+def append_row(sheet: Any, values: Iterable[Any]) -> list[Cell]:
+    """Append a row to an openpyxl sheet and return its cells; text stays text, whatever it
+    starts with.
+
+    The cells are made here rather than looked up after appending: openpyxl finds a sheet's
+    last row by scanning every cell, which made a month's case sheet take seconds.
+    """
+    cells = []
+    for value in values:
+        if isinstance(value, str):
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell = Cell(sheet, value=value)
         if is_formula_like(value):
             cell.data_type = "s"
+        cells.append(cell)
+    sheet.append(cells)
+    return cells

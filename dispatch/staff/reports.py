@@ -280,17 +280,17 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
 
 
 def _write(sheet: Any, table: Table, first_row: int) -> None:
-    exports.append_row(sheet, table.header)
-    for row in table.rows:
-        exports.append_row(sheet, row)
+    written = [exports.append_row(sheet, table.header)]
+    written += [exports.append_row(sheet, row) for row in table.rows]
     top = Alignment(vertical="top")
     wrap = Alignment(wrap_text=True, vertical="top")
     lines = [1] * (len(table.rows) + 1)
     for index, (heading, fmt) in enumerate(zip(table.header, table.formats, strict=True)):
-        width = _width(heading, [shown(row[index], fmt) for row in table.rows])
+        texts = [shown(row[index], fmt) for row in table.rows]
+        width = _width(heading, texts)
         sheet.column_dimensions[get_column_letter(index + 1)].width = width
-        for n, (cell,) in enumerate(sheet.iter_rows(min_row=first_row, min_col=index + 1,
-                                                    max_col=index + 1)):
+        for n, cells in enumerate(written):
+            cell = cells[index]
             text = shown(cell.value, fmt if n else None)
             if n and fmt:
                 cell.number_format = fmt
@@ -299,7 +299,7 @@ def _write(sheet: Any, table: Table, first_row: int) -> None:
                 lines[n] = max(lines[n], _lines(text, width))
             else:
                 cell.alignment = top
-    for cell in sheet[first_row]:
+    for cell in written[0]:
         cell.font = Font(bold=True)
     # Rows as tall as their wrapped text: Excel does not measure rows on opening a file.
     for n, count in enumerate(lines):

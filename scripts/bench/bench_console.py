@@ -187,7 +187,7 @@ def run(url: str, schema: str, repeat: int) -> None:
           f"({SLOW_REPEAT} for the district summary, first scrapes on {repeat} new apps); "
           f"load average (1 min) at start {load()}\n")
     client = login(app)
-    month, community = seen["month"], seen["community"]
+    month = seen["month"]
     board = "/staff/cases/live"
 
     def baseline() -> None:
