@@ -758,11 +758,12 @@ sa.Index(
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
 # The live board: a community's open cases, longest waiting first, however many are closed.
-# State and urgency are key columns too, so a filter on either is checked on the index entry
-# before the table is visited, and the count of matching open cases is read from the index.
+# State, urgency and place are key columns too, so a filter on any of them (a grid is a list
+# of places) is checked on the index entry before the table is visited, and the count of the
+# matching open cases is read from the index.
 _OPEN = Case.status.in_([str(s) for s in OPEN_STATUSES])
 sa.Index("ix_case_open", Case.community_id, Case.reported_at, Case.id, Case.status,
-         Case.urgency, postgresql_where=_OPEN, sqlite_where=_OPEN)
+         Case.urgency, Case.place_id, postgresql_where=_OPEN, sqlite_where=_OPEN)
 # The cases merged into one (the case page lists them): few cases are ever merged.
 _MERGED = Case.merged_into_id.is_not(None)
 sa.Index("ix_case_merged_into", Case.merged_into_id, postgresql_where=_MERGED,

@@ -35,7 +35,7 @@ from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
-from dispatch.models import Case, CaseEvent, Community, Member, Place, Report
+from dispatch.models import Case, CaseEvent, Community, Member, Place, PlaceKind, Report
 from dispatch.security import without_phones
 from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES, URGENCY_NAMES
 
@@ -136,26 +136,41 @@ def summary_table(by_grid: Sequence[tuple[str, Figures]], total: Figures) -> Tab
 
 
 def case_table(scope: Scope, period: Period, now: datetime) -> Table:
-    """Every case of the scope reported in the period, oldest first, with its figures."""
+    """Every case of the scope reported in the period, oldest first, with its figures.
+
+    The month's cases are read along `ix_case_figures` (community, report time) with only the
+    columns the sheet shows; each place's grid and building come from the community's places,
+    already loaded for their names, rather than from a join to the place tree, whose size the
+    planner cannot guess (it then reads the cases of the whole district's month).
+    """
     community = db.session.get_one(Community, scope.community_id)
     zone = clock.zone(community.timezone)
     places = {p.id: p for p in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id))}
+    levels = {place_id: (grid.id if (grid := place.ancestor(PlaceKind.GRID)) else None,
+                         building.id if (building := place.ancestor(PlaceKind.BUILDING))
+                         else None)
+              for place_id, place in places.items()}
     names = {c.code: c.name for c in settings.categories(community)}
     metrics.without_jit()
-    levels = metrics.place_levels(community.id)
     answer, on = metrics.latest_answer()
-    query = (sa.select(Case, levels.c.grid_id, levels.c.building_id, Member.name,
-                       answer.c.solved, answer.c.satisfaction)
-             .join(levels, levels.c.place_id == Case.place_id)
+    query = (sa.select(Case.id, Case.place_id, Case.category, Case.urgency, Case.status,
+                       Case.resolution, Case.reported_at, Case.accepted_at, Case.on_site_at,
+                       Case.resolved_at, Case.closed_at, Case.accepted_by_id,
+                       Case.accepted_rung, Case.closed_rung, Case.report_count,
+                       Case.policy["rung_minutes"].as_float().label("accept_minutes"),
+                       Case.policy["on_site_minutes"].as_float().label("on_site_minutes"),
+                       Member.name.label("member"), answer.c.solved, answer.c.satisfaction)
              .outerjoin(Member, Member.id == Case.accepted_by_id)
              .outerjoin(answer, on)
              .where(Case.community_id == community.id, Case.reported_at >= period.start,
                     Case.reported_at < period.end)
              .order_by(Case.reported_at, Case.id))
-    for column, wanted in ((levels.c.grid_id, scope.grid_id),
-                           (levels.c.building_id, scope.building_id),
-                           (Case.accepted_by_id, scope.member_id),
+    if scope.grid_id is not None or scope.building_id is not None:
+        query = query.where(Case.place_id.in_([
+            place_id for place_id, (grid_id, building_id) in levels.items()
+            if scope.grid_id in (None, grid_id) and scope.building_id in (None, building_id)]))
+    for column, wanted in ((Case.accepted_by_id, scope.member_id),
                            (Case.category, scope.category), (Case.accepted_rung, scope.rung)):
         if wanted is not None:
             query = query.where(column == wanted)
@@ -164,11 +179,22 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
         return clock.as_local_naive(moment, zone)
 
     found = list(db.session.execute(query))
-    words = residents_words([case.id for case, *_ in found])
-    outcomes = outcomes_of([case.id for case, *_ in found])
+    words = residents_words([case.id for case in found])
+    outcomes = outcomes_of([case.id for case in found])
     rows = []
-    for case, grid_id, building_id, member, solved, stars in found:
-        facts = metrics.case_facts(case, grid_id, building_id, solved, stars, community.timezone)
+    for case in found:
+        grid_id, building_id = levels[case.place_id]
+        status, resolution = str(case.status), case.resolution and str(case.resolution)
+        facts = metrics.CaseFacts(
+            reported_at=case.reported_at, urgency=str(case.urgency),
+            accept_minutes=case.accept_minutes, on_site_minutes=case.on_site_minutes,
+            status=status, resolution=resolution, accepted_at=case.accepted_at,
+            on_site_at=case.on_site_at, resolved_at=case.resolved_at, closed_at=case.closed_at,
+            accepted_rung=case.accepted_rung, closed_rung=case.closed_rung,
+            solved=case.solved and str(case.solved), satisfaction=case.satisfaction,
+            community_id=community.id, grid_id=grid_id, building_id=building_id,
+            member_id=case.accepted_by_id, category=case.category,
+            timezone=community.timezone)
         took = metrics.accept_seconds(facts)
         on_time = ("是" if metrics.accepted_on_time(facts) else "否"
                    ) if metrics.accept_due(facts, now) else ""
@@ -182,11 +208,13 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
             RESOLUTION_NAMES[case.resolution] if case.resolution else "",
             outcomes.get(case.id) or (RESOLUTION_NAMES[case.resolution]
                                       if case.resolution else ""),
-            local(case.accepted_at), member or "", RUNG_NAMES.get(case.accepted_rung or 0, ""),
+            local(case.accepted_at), case.member or "",
+            RUNG_NAMES.get(case.accepted_rung or 0, ""),
             _minutes(took), on_time, local(case.on_site_at), local(case.resolved_at),
             local(case.closed_at), RUNG_NAMES.get(case.closed_rung or 0, "")
             if case.closed_at else "", {"yes": "已解决", "partly": "部分解决", "no": "未解决"}.get(
-                str(solved) if solved else "", ""), stars, case.report_count])
+                str(case.solved) if case.solved else "", ""), case.satisfaction,
+            case.report_count])
     return Table([h for h, _ in CASE_COLUMNS], [f for _, f in CASE_COLUMNS], rows)
 
 

@@ -1,4 +1,4 @@
-"""the console's long tail: the board's index holds state and urgency, merged cases are indexed, and /metrics counts are kept by triggers as they change
+"""the console's long tail: the board's index holds state, urgency and place, merged cases are indexed, and /metrics counts are kept by triggers as they change
 
 Revision ID: 0014_longtail
 Revises: 0013_wecom
@@ -102,7 +102,7 @@ FROM notification GROUP BY channel, status
 def upgrade():
     op.drop_index("ix_case_open", table_name="case")
     op.create_index("ix_case_open", "case",
-                    ["community_id", "reported_at", "id", "status", "urgency"],
+                    ["community_id", "reported_at", "id", "status", "urgency", "place_id"],
                     postgresql_where=OPEN_CASES, sqlite_where=OPEN_CASES)
     merged = sa.text("merged_into_id IS NOT NULL")
     op.create_index("ix_case_merged_into", "case", ["merged_into_id"],
