@@ -71,7 +71,7 @@ def history(app: Flask) -> dict[str, Any]:
         # As autovacuum leaves a table that has settled: statistics, and the visibility map
         # that lets a count be answered from an index alone.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as auto:
-            auto.execute(sa.text('VACUUM ANALYZE "case", notification, callback, tally_change'))
+            auto.execute(sa.text('VACUUM ANALYZE "case", notification, callback'))
         cases = {
             "open": db.session.scalar(sa.select(Case.id).where(
                 Case.community_id == here.id, Case.status == "open").limit(1)),
