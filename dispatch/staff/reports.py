@@ -15,6 +15,7 @@ a fixed width, and each row is made as tall as its longest wrapped text.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import unicodedata
@@ -26,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
@@ -260,8 +262,12 @@ def _quote(text: str) -> str:
     return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE - 1] + "…"
 
 
+@functools.lru_cache(maxsize=8192)
 def text_width(text: str) -> int:
-    """Width in Excel's units (a digit's width): a Chinese or full-width character takes two."""
+    """Width in Excel's units (a digit's width): a Chinese or full-width character takes two.
+    Kept for the texts a month repeats (names, states, places)."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -288,8 +294,8 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     sheet["A1"].font = Font(bold=True, size=14)
     exports.append_row(sheet, [subtitle])
     sheet.append([])
-    _write(sheet, summary, first_row=4)
-    _write(book.create_sheet("案件"), cases, first_row=1)
+    rows = {1: _write(sheet, summary, first_row=4),
+            2: _write(book.create_sheet("案件"), cases, first_row=1)}
     notes = book.create_sheet("口径说明")
     notes.append(["术语", "口径"])
     for term, meaning in DEFINITIONS:
@@ -304,37 +310,55 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     _print_setup(notes, header_row=None)
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
+    return exports.splice(out.getvalue(), rows)
 
 
-def _write(sheet: Any, table: Table, first_row: int) -> None:
-    written = [exports.append_row(sheet, table.header)]
-    written += [exports.append_row(sheet, row) for row in table.rows]
+def _write(sheet: Any, table: Table, first_row: int) -> tuple[str, str]:
+    """Lay out a table from `first_row` of the sheet: the header row as cells, widths, wraps,
+    row heights and print setup on the sheet; the data rows returned as worksheet XML, with
+    the sheet's dimension, for `exports.splice` once the workbook is saved."""
+    header = exports.append_row(sheet, table.header)
+    rows = [exports.cleaned(row) for row in table.rows]
     top = Alignment(vertical="top")
     wrap = Alignment(wrap_text=True, vertical="top")
-    lines = [1] * (len(table.rows) + 1)
+    style_ids: dict[tuple[str | None, bool], int] = {}
+
+    def style(fmt: str | None, wrapped: bool) -> int:
+        """The workbook's style id for a data cell of this format and wrapping."""
+        if (fmt, wrapped) not in style_ids:
+            probe = Cell(sheet)
+            if fmt:
+                probe.number_format = fmt
+            probe.alignment = wrap if wrapped else top
+            style_ids[(fmt, wrapped)] = probe.style_id
+        return style_ids[(fmt, wrapped)]
+
+    lines = [1] * (len(rows) + 1)
+    styles = [[0] * len(table.header) for _ in rows]
     for index, (heading, fmt) in enumerate(zip(table.header, table.formats, strict=True)):
-        texts = [shown(row[index], fmt) for row in table.rows]
+        texts = [shown(row[index], fmt) for row in rows]
         width = _width(heading, texts)
         sheet.column_dimensions[get_column_letter(index + 1)].width = width
-        for n, cells in enumerate(written):
-            cell = cells[index]
-            text = shown(cell.value, fmt if n else None)
-            if n and fmt:
-                cell.number_format = fmt
-            if text_width(text) + 1 > width:  # only text gets here: numbers always fit
-                cell.alignment = wrap
-                lines[n] = max(lines[n], _lines(text, width))
-            else:
-                cell.alignment = top
-    for cell in written[0]:
+        head = header[index]
+        head.alignment = top
+        if text_width(shown(head.value, None)) + 1 > width:
+            head.alignment = wrap
+            lines[0] = max(lines[0], _lines(shown(head.value, None), width))
+        for n, text in enumerate(texts):
+            wrapped = text_width(text) + 1 > width  # only text gets here: numbers always fit
+            if wrapped:
+                lines[n + 1] = max(lines[n + 1], _lines(text, width))
+            styles[n][index] = style(fmt, wrapped)
+    for cell in header:
         cell.font = Font(bold=True)
     # Rows as tall as their wrapped text: Excel does not measure rows on opening a file.
-    for n, count in enumerate(lines):
-        if count > 1:
-            sheet.row_dimensions[first_row + n].height = LINE_HEIGHT * count
+    if lines[0] > 1:
+        sheet.row_dimensions[first_row].height = LINE_HEIGHT * lines[0]
     sheet.freeze_panes = sheet.cell(row=first_row + 1, column=2)
     _print_setup(sheet, header_row=first_row)
+    heights = [LINE_HEIGHT * count if count > 1 else None for count in lines[1:]]
+    last = f"{get_column_letter(len(table.header))}{first_row + len(rows)}"
+    return exports.rows_xml(rows, styles, first_row + 1, heights), f"A1:{last}"
 
 
 def _width(heading: str, values: list[str]) -> float:
