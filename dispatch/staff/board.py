@@ -175,20 +175,15 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
 
 
 def _board_context(filters: Filters) -> dict[str, Any]:
+    """What the board's table shows (the page and each refresh of the table)."""
     now = clock.now()
     found = open_board(filters, now)
     cases = found.cases
-    buildings = list(db.session.scalars(
-        sa.select(Place).where(Place.community_id == g.staff.community_id,
-                               Place.kind == PlaceKind.BUILDING,
-                               Place.id.in_(scope.visible_places()))
-        .order_by(Place.position, Place.id)))
     return {"cases": cases, "total": found.total, "now": now, "overdue": overdue,
             "waiting_for_hours": waiting_for_hours,
             "categories": _category_names(), "filters": filters,
             "refresh": current_app.config.get("BOARD_POLL_SECONDS", REFRESH_SECONDS),
-            "filter_args": filters.args(), "grids": scope.grids(), "buildings": buildings,
-            "urgency_names": words.URGENCY_NAMES,
+            "filter_args": filters.args(), "urgency_names": words.URGENCY_NAMES,
             "urgent_ids": ",".join(str(c.id) for c in cases if c.urgency == Urgency.URGENT)}
 
 
@@ -197,6 +192,12 @@ def _board_context(filters: Filters) -> dict[str, Any]:
 def index() -> Any:
     """Open cases, overdue first, then oldest first; the table refreshes itself in place."""
     context = _board_context(Filters.from_args(request.args))
+    context["grids"] = scope.grids()  # the filters' choices: the page only, not each refresh
+    context["buildings"] = list(db.session.scalars(
+        sa.select(Place).where(Place.community_id == g.staff.community_id,
+                               Place.kind == PlaceKind.BUILDING,
+                               Place.id.in_(scope.visible_places()))
+        .order_by(Place.position, Place.id)))
     context["waiting"] = list(db.session.scalars(scope.visible_cases(
         sa.select(Case).where(Case.status == CaseStatus.RESOLVED))
         .order_by(Case.resolved_at).limit(50)))
