@@ -31,6 +31,7 @@ from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
+from sqlalchemy.dialects import postgresql
 
 from dispatch import clock, exports, metrics
 from dispatch.case.timeline import EventKind
@@ -183,6 +184,7 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     found = list(db.session.execute(query))
     words = residents_words([case.id for case in found])
     outcomes = outcomes_of([case.id for case in found])
+    labels = {place_id: place.label for place_id, place in places.items()}
     rows = []
     for case in found:
         grid_id, building_id = levels[case.place_id]
@@ -200,13 +202,12 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
         took = metrics.accept_seconds(facts)
         on_time = ("是" if metrics.accepted_on_time(facts) else "否"
                    ) if metrics.accept_due(facts, now) else ""
-        place = places[case.place_id]
         rows.append([
             f"{community.code}-{case.id:06d}", local(case.reported_at),
             names.get(case.category, case.category), URGENCY_NAMES[case.urgency],
             places[grid_id].name if grid_id else "",
             places[building_id].name if building_id else "",
-            place.label, words.get(case.id, ""), STATUS_NAMES[case.status],
+            labels[case.place_id], words.get(case.id, ""), STATUS_NAMES[case.status],
             RESOLUTION_NAMES[case.resolution] if case.resolution else "",
             outcomes.get(case.id) or (RESOLUTION_NAMES[case.resolution]
                                       if case.resolution else ""),
@@ -220,6 +221,15 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     return Table([h for h, _ in CASE_COLUMNS], [f for _, f in CASE_COLUMNS], rows)
 
 
+def among(column: Any, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """`column` is one of `ids`: on PostgreSQL one array parameter (a month's 1,700 case ids
+    as 1,700 parameters cost more to send and parse than the lookup itself)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == sa.func.any(sa.bindparam(None, list(ids),
+                                                  type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(ids)
+
+
 def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
     """诉求内容 per case: the first report that has words, and how many more reports came.
 
@@ -228,7 +238,7 @@ def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
     """
     reports: dict[int, list[str | None]] = defaultdict(list)
     for case_id, text in db.session.execute(
-            sa.select(Report.case_id, Report.text).where(Report.case_id.in_(case_ids))
+            sa.select(Report.case_id, Report.text).where(among(Report.case_id, case_ids))
             .order_by(Report.created_at, Report.id)):
         reports[case_id].append(text)
     words = {}
@@ -250,7 +260,7 @@ def outcomes_of(case_ids: Sequence[int]) -> dict[int, str]:
     lines: dict[int, list[str]] = defaultdict(list)
     for case_id, message in db.session.execute(
             sa.select(CaseEvent.case_id, CaseEvent.message)
-            .where(CaseEvent.case_id.in_(case_ids),
+            .where(among(CaseEvent.case_id, case_ids),
                    CaseEvent.kind.in_([str(k) for k in OUTCOME_EVENTS]))
             .order_by(CaseEvent.at, CaseEvent.id)):
         lines[case_id].append(message)
