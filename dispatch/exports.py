@@ -56,7 +56,7 @@ def append_row(sheet: Any, values: Iterable[Any]) -> list[Cell]:
     for value in values:
         if isinstance(value, str):
             value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        cell = Cell(sheet, value=value)
+        cell = Cell(sheet, row=1, column=1, value=value)  # placed by append
         if is_formula_like(value):
             cell.data_type = "s"
         cells.append(cell)
@@ -80,7 +80,8 @@ def _cell_xml(ref: str, style: int, value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             raise TypeError("a spreadsheet time is local and naive")
-        return f'<c r="{ref}" s="{style}" t="n"><v>{to_excel(value):.16g}</v></c>'
+        serial = to_excel(value)  # type: ignore[no-untyped-call]
+        return f'<c r="{ref}" s="{style}" t="n"><v>{serial:.16g}</v></c>'
     text = str(value)
     space = ' xml:space="preserve"' if text.strip() and text != text.strip() else ""
     return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t{space}>{escape(text)}</t></is></c>'

@@ -90,13 +90,12 @@ def fold() -> int:
     folded = (sa.select(gone.c.metric, gone.c.community_id, gone.c.channel, gone.c.status,
                         key, sa.func.sum(gone.c.n), sa.func.sum(gone.c.total))
               .group_by(gone.c.metric, gone.c.community_id, gone.c.channel, gone.c.status, key))
-    statement = pg_insert(Tally).from_select(
+    added = pg_insert(Tally).from_select(
         ["metric", "community_id", "channel", "status", "bucket", "n", "total"], folded)
-    statement = statement.on_conflict_do_update(
+    upsert = added.on_conflict_do_update(
         constraint="uq_tally_metric",
-        set_={"n": Tally.n + statement.excluded.n,
-              "total": Tally.total + statement.excluded.total}).returning(Tally.id)
-    count = len(db.session.execute(statement).all())
+        set_={"n": Tally.n + added.excluded.n, "total": Tally.total + added.excluded.total})
+    count = len(db.session.execute(upsert.returning(Tally.id)).all())
     db.session.commit()
     return count
 

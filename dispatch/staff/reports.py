@@ -225,9 +225,9 @@ def among(column: Any, ids: Sequence[int]) -> sa.ColumnElement[bool]:
     """`column` is one of `ids`: on PostgreSQL one array parameter (a month's 1,700 case ids
     as 1,700 parameters cost more to send and parse than the lookup itself)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return column == sa.func.any(sa.bindparam(None, list(ids),
-                                                  type_=postgresql.ARRAY(sa.Integer)))
-    return column.in_(ids)
+        return sa.and_(column == sa.func.any(sa.bindparam(None, list(ids),
+                                                          type_=postgresql.ARRAY(sa.Integer))))
+    return sa.and_(column.in_(ids))
 
 
 def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
@@ -336,7 +336,7 @@ def _write(sheet: Any, table: Table, first_row: int) -> tuple[str, str]:
     def style(fmt: str | None, wrapped: bool) -> int:
         """The workbook's style id for a data cell of this format and wrapping."""
         if (fmt, wrapped) not in style_ids:
-            probe = Cell(sheet)
+            probe = Cell(sheet, row=1, column=1)  # never placed: it only names a style
             if fmt:
                 probe.number_format = fmt
             probe.alignment = wrap if wrapped else top
