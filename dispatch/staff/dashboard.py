@@ -221,26 +221,32 @@ def reports() -> Any:
     return render_template("staff/reports.html", months=months)
 
 
-def _month_report(month: str) -> tuple[Community, Period, Scope, str, monthly.Table]:
+def _month_report(month: str) -> tuple[Community, Period, Scope, str]:
+    """The month's community, period, scope and file name."""
     community = scope.community()
     period = period_from({"month": month}, community.timezone)
     chosen = scope.metrics_scope(request.args)
-    now = clock.now()
-    grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
-    by_grid = metrics.breakdown(chosen, period, "grid", now)
-    table = monthly.summary_table([(grid.name, by_grid.get(grid.id) or Figures())
-                                   for grid in grids], metrics.summary(chosen, period, now))
     suffix = ""
     if chosen.grid_id is not None:
         suffix = "-" + db.session.get_one(Place, chosen.grid_id).code
-    return community, period, chosen, f"{community.code}-{month}{suffix}", table
+    return community, period, chosen, f"{community.code}-{month}{suffix}"
+
+
+def _summary(chosen: Scope, period: Period) -> monthly.Table:
+    """The month's summary: a row per grid and the total."""
+    now = clock.now()
+    grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
+    by_grid = metrics.breakdown(chosen, period, "grid", now)
+    return monthly.summary_table([(grid.name, by_grid.get(grid.id) or Figures())
+                                  for grid in grids], metrics.summary(chosen, period, now))
 
 
 @bp.get("/reports/<month>.xlsx")
 @login_required
 def report_xlsx(month: str) -> Any:
     """The month's report as an Excel workbook."""
-    community, period, chosen, name, summary = _month_report(month)
+    community, period, chosen, name = _month_report(month)
+    summary = _summary(chosen, period)
     now = clock.now()
     cases = monthly.case_table(chosen, period, now)
     zone = scope.zone()
@@ -259,8 +265,9 @@ def report_csv(month: str, table: str) -> Any:
     """The month's summary (`summary.csv`) or case list (`cases.csv`) as CSV."""
     if table not in ("summary", "cases"):
         abort(404)
-    _, period, chosen, name, summary = _month_report(month)
-    data = summary if table == "summary" else monthly.case_table(chosen, period, clock.now())
+    _, period, chosen, name = _month_report(month)
+    data = (_summary(chosen, period) if table == "summary"
+            else monthly.case_table(chosen, period, clock.now()))
     return _download(monthly.csv_bytes(data), f"{name}-{table}.csv", "text/csv; charset=utf-8")
 
 
