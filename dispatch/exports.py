@@ -70,6 +70,12 @@ def cleaned(values: Iterable[Any]) -> list[Any]:
 
 
 def _cell_xml(ref: str, style: int, value: Any) -> str:
+    """One cell as openpyxl writes it (text first: most cells are text)."""
+    if type(value) is str and value:
+        text = escape(value) if ("&" in value or "<" in value or ">" in value) else value
+        space = (' xml:space="preserve"'
+                 if (text[0].isspace() or text[-1].isspace()) and text.strip() else "")
+        return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
     if value is None or value == "":
         return f'<c r="{ref}" s="{style}"/>'
     if isinstance(value, bool):
@@ -82,9 +88,7 @@ def _cell_xml(ref: str, style: int, value: Any) -> str:
             raise TypeError("a spreadsheet time is local and naive")
         serial = to_excel(value)  # type: ignore[no-untyped-call]
         return f'<c r="{ref}" s="{style}" t="n"><v>{serial:.16g}</v></c>'
-    text = str(value)
-    space = ' xml:space="preserve"' if text.strip() and text != text.strip() else ""
-    return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t{space}>{escape(text)}</t></is></c>'
+    return _cell_xml(ref, style, str(value))
 
 
 def rows_xml(rows: Sequence[Sequence[Any]], styles: Sequence[Sequence[int]], first_row: int,
