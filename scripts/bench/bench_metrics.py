@@ -70,13 +70,15 @@ def queries(community: int, grid: int, now: datetime) -> list[tuple[str, str, Ca
     for name, panel in dashboard.PANELS.items():
         found.append((f"dashboard {name}", "community, 12 weeks",
                       lambda p=panel: p(here, weeks12, now)))
-    for name in ("summary", "by_week", "by_grid", "histogram"):
+    for name, by in dashboard.FIGURES.items():  # each alone, as before they were one
+        found.append((f"dashboard {name} alone", "community, 12 weeks",
+                      lambda by=by: metrics.breakdown(here, weeks12, by, now)))
+    for name in ("figures", "histogram"):
         found.append((f"dashboard {name}", "community, 1 year",
                       lambda p=dashboard.PANELS[name]: p(here, year, now)))
-    for name in ("summary", "by_week"):
-        found.append((f"dashboard {name}", "one grid, 12 weeks",
-                      lambda p=dashboard.PANELS[name]: p(Scope(community, grid_id=grid),
-                                                         weeks12, now)))
+    found.append(("dashboard figures", "one grid, 12 weeks",
+                  lambda: dashboard.PANELS["figures"](Scope(community, grid_id=grid),
+                                                      weeks12, now)))
     found += [
         ("monthly report by_grid", "community, last month",
          lambda: metrics.breakdown(here, month, "grid", now)),
