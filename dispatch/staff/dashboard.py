@@ -238,9 +238,9 @@ def _summary(chosen: Scope, period: Period) -> monthly.Table:
     """The month's summary: a row per grid and the total."""
     now = clock.now()
     grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
-    by_grid = metrics.breakdown(chosen, period, "grid", now)
-    return monthly.summary_table([(grid.name, by_grid.get(grid.id) or Figures())
-                                  for grid in grids], metrics.summary(chosen, period, now))
+    found = metrics.breakdowns(chosen, period, (None, "grid"), now)  # one pass
+    return monthly.summary_table([(grid.name, found["grid"].get(grid.id) or Figures())
+                                  for grid in grids], found[None].get(None) or Figures())
 
 
 @bp.get("/reports/<month>.xlsx")

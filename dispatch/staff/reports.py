@@ -181,43 +181,43 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     def local(moment: datetime | None) -> datetime | None:
         return clock.as_local_naive(moment, zone)
 
-    found = list(db.session.execute(query))
-    words = residents_words([case.id for case in found])
-    outcomes = outcomes_of([case.id for case in found])
+    found = [tuple(row) for row in db.session.execute(query)]  # unpacked: a month is long
+    words = residents_words([row[0] for row in found])
+    outcomes = outcomes_of([row[0] for row in found])
     labels = {place_id: place.label for place_id, place in places.items()}
+    grid_names = {place_id: places[grid_id].name if grid_id else ""
+                  for place_id, (grid_id, _) in levels.items()}
+    building_names = {place_id: places[building_id].name if building_id else ""
+                      for place_id, (_, building_id) in levels.items()}
+    answers = {"yes": "已解决", "partly": "部分解决", "no": "未解决"}
     rows = []
-    for case in found:
-        grid_id, building_id = levels[case.place_id]
-        status, resolution = str(case.status), case.resolution and str(case.resolution)
+    for (case_id, place_id, category, urgency, status, resolution, reported_at, accepted_at,
+         on_site_at, resolved_at, closed_at, member_id, accepted_rung, closed_rung,
+         report_count, accept_minutes, on_site_minutes, member, solved, stars) in found:
+        grid_id, building_id = levels[place_id]
         facts = metrics.CaseFacts(
-            reported_at=case.reported_at, urgency=str(case.urgency),
-            accept_minutes=case.accept_minutes, on_site_minutes=case.on_site_minutes,
-            status=status, resolution=resolution, accepted_at=case.accepted_at,
-            on_site_at=case.on_site_at, resolved_at=case.resolved_at, closed_at=case.closed_at,
-            accepted_rung=case.accepted_rung, closed_rung=case.closed_rung,
-            solved=case.solved and str(case.solved), satisfaction=case.satisfaction,
-            community_id=community.id, grid_id=grid_id, building_id=building_id,
-            member_id=case.accepted_by_id, category=case.category,
+            reported_at=reported_at, urgency=str(urgency), accept_minutes=accept_minutes,
+            on_site_minutes=on_site_minutes, status=str(status),
+            resolution=resolution and str(resolution), accepted_at=accepted_at,
+            on_site_at=on_site_at, resolved_at=resolved_at, closed_at=closed_at,
+            accepted_rung=accepted_rung, closed_rung=closed_rung,
+            solved=solved and str(solved), satisfaction=stars, community_id=community.id,
+            grid_id=grid_id, building_id=building_id, member_id=member_id, category=category,
             timezone=community.timezone)
         took = metrics.accept_seconds(facts)
         on_time = ("是" if metrics.accepted_on_time(facts) else "否"
                    ) if metrics.accept_due(facts, now) else ""
+        resolved_as = RESOLUTION_NAMES[resolution] if resolution else ""
         rows.append([
-            f"{community.code}-{case.id:06d}", local(case.reported_at),
-            names.get(case.category, case.category), URGENCY_NAMES[case.urgency],
-            places[grid_id].name if grid_id else "",
-            places[building_id].name if building_id else "",
-            labels[case.place_id], words.get(case.id, ""), STATUS_NAMES[case.status],
-            RESOLUTION_NAMES[case.resolution] if case.resolution else "",
-            outcomes.get(case.id) or (RESOLUTION_NAMES[case.resolution]
-                                      if case.resolution else ""),
-            local(case.accepted_at), case.member or "",
-            RUNG_NAMES.get(case.accepted_rung or 0, ""),
-            _minutes(took), on_time, local(case.on_site_at), local(case.resolved_at),
-            local(case.closed_at), RUNG_NAMES.get(case.closed_rung or 0, "")
-            if case.closed_at else "", {"yes": "已解决", "partly": "部分解决", "no": "未解决"}.get(
-                str(case.solved) if case.solved else "", ""), case.satisfaction,
-            case.report_count])
+            f"{community.code}-{case_id:06d}", local(reported_at),
+            names.get(category, category), URGENCY_NAMES[urgency],
+            grid_names[place_id], building_names[place_id], labels[place_id],
+            words.get(case_id, ""), STATUS_NAMES[status], resolved_as,
+            outcomes.get(case_id) or resolved_as,
+            local(accepted_at), member or "", RUNG_NAMES.get(accepted_rung or 0, ""),
+            _minutes(took), on_time, local(on_site_at), local(resolved_at), local(closed_at),
+            RUNG_NAMES.get(closed_rung or 0, "") if closed_at else "",
+            answers.get(str(solved) if solved else "", ""), stars, report_count])
     return Table([h for h, _ in CASE_COLUMNS], [f for _, f in CASE_COLUMNS], rows)
 
 
@@ -281,12 +281,20 @@ def text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def _minute(moment: datetime) -> str:
+    """A local time to the minute, "2026-03-02 10:00" (isoformat: a third of strftime's time,
+    a month has thousands)."""
+    if moment.tzinfo is None:
+        return moment.isoformat(" ", "minutes")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
 def shown(value: Any, number_format: str | None) -> str:
     """A cell as a spreadsheet program shows it, for the formats this report uses."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return _minute(value)
     if isinstance(value, float) and number_format == PERCENT:
         return f"{value * 100:.1f}%"
     if isinstance(value, float) and number_format == MINUTES:
@@ -426,5 +434,5 @@ def _csv_value(value: Any, number_format: str | None) -> Any:
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return _minute(value)
     return exports.csv_cell(value)
