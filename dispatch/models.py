@@ -689,6 +689,41 @@ class Callback(Model):
     case: Mapped[Case] = relationship()
 
 
+class Tally(Model):
+    """A running count behind `/metrics`: cases by community and state, acceptances by
+    time-to-accept bucket, messages by channel and outcome. Folded from `TallyChange` rows
+    (`dispatch.metrics.totals`), so a scrape never counts the whole history."""
+
+    __table_args__ = (sa.UniqueConstraint("metric", "community_id", "channel", "status",
+                                          "bucket"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(sa.String(16))  # cases, accept, notifications
+    community_id: Mapped[int]  # 0 where the metric is not per community
+    channel: Mapped[str] = mapped_column(sa.String(16))  # "" where not per channel
+    status: Mapped[str] = mapped_column(sa.String(16))  # "" where not per state
+    bucket: Mapped[int]  # index into ACCEPT_EDGES_MINUTES (then "more"); -1 elsewhere
+    n: Mapped[int] = mapped_column(sa.BigInteger)
+    total: Mapped[float]  # seconds to accept, summed (the histogram's _sum)
+
+
+class TallyChange(Model):
+    """One change to a `Tally`, written by a PostgreSQL trigger in the transaction that
+    changed the case or message (+1 for the new state, -1 for the old one), so the counts
+    are exact at every snapshot; inserts only, so concurrent writers never wait on a counter.
+    `seconds` is an acceptance's time to accept, bucketed when the change is folded."""
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                    primary_key=True)
+    metric: Mapped[str] = mapped_column(sa.String(16))
+    community_id: Mapped[int]
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    seconds: Mapped[float | None]
+    n: Mapped[int] = mapped_column(sa.BigInteger)
+    total: Mapped[float]
+
+
 class StaffUser(Model):
     """A community staff login for the console; grid secretaries see only their grid."""
 
@@ -723,9 +758,16 @@ sa.Index(
 )
 sa.Index("ix_case_due", Case.status, Case.next_step_at)
 # The live board: a community's open cases, longest waiting first, however many are closed.
+# State, urgency and place are key columns too, so a filter on any of them (a grid is a list
+# of places) is checked on the index entry before the table is visited, and the count of the
+# matching open cases is read from the index.
 _OPEN = Case.status.in_([str(s) for s in OPEN_STATUSES])
-sa.Index("ix_case_open", Case.community_id, Case.reported_at, Case.id,
-         postgresql_where=_OPEN, sqlite_where=_OPEN)
+sa.Index("ix_case_open", Case.community_id, Case.reported_at, Case.id, Case.status,
+         Case.urgency, Case.place_id, postgresql_where=_OPEN, sqlite_where=_OPEN)
+# The cases merged into one (the case page lists them): few cases are ever merged.
+_MERGED = Case.merged_into_id.is_not(None)
+sa.Index("ix_case_merged_into", Case.merged_into_id, postgresql_where=_MERGED,
+         sqlite_where=_MERGED)
 # Pacing, bundling and reply codes look up a phone's messages on every send
 # (`dispatch.outbox.pacing`, `dispatch.outbox.replies`). Without these each send read the whole
 # outbox several times over, which grows by every message ever sent.

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from dispatch import clock, jobs
 from dispatch.case import lifecycle
 from dispatch.db import db
+from dispatch.metrics import totals
 from dispatch.models import Case
 from dispatch.outbox import delivery, receipts
 
@@ -69,6 +70,7 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
             sent += 1
     if steps or sent:
         log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
+    totals.fold()  # keeps the changes /metrics adds up few, whenever it is scraped
     return steps + sent
 
 

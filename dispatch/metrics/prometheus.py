@@ -14,15 +14,19 @@ asks for (the text format 0.0.4 by default, OpenMetrics on request).
   means neither the jobs nor the sweeper are running;
 - `linli_notifications{channel,status}`: messages by channel and outcome.
 
-Scrapes of a big database stay cheap: the whole-table counts by state and outcome are cached
-per process for `CACHE_SECONDS`, the histogram adds only recent acceptances to sums it keeps,
-and the backlog and lag are read fresh through their indexes.
+Scrapes of a big database stay cheap, the first of a process as much as any other. On
+PostgreSQL the whole-history counts (cases by state, the histogram, messages by outcome) are
+kept by the database as they change (`dispatch.metrics.totals`): a scrape folds the latest
+changes and reads a few hundred rows, exact at its snapshot, and every process answers alike.
+On SQLite (the demo) they are counted from the tables: the counts by state and outcome are
+cached per process for `CACHE_SECONDS`, and the histogram adds only recent acceptances to sums
+it keeps. The backlog and lag are read fresh through their indexes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +38,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFam
 
 from dispatch import clock
 from dispatch.db import db
-from dispatch.metrics import ACCEPT_EDGES_MINUTES
+from dispatch.metrics import ACCEPT_EDGES_MINUTES, totals
 from dispatch.models import (
     Case,
     CaseStatus,
@@ -73,10 +77,15 @@ def _cached(key: str, compute: Callable[[], Any]) -> Any:
 
 
 def cases_by_status() -> list[Sample]:
-    rows = db.session.execute(
+    """Cases by community and state, counted from the table (SQLite)."""
+    return by_community(db.session.execute(
         sa.select(Community.code, Case.status, sa.func.count())
         .join(Community, Community.id == Case.community_id)
-        .group_by(Community.code, Case.status)).all()
+        .group_by(Community.code, Case.status)).all())
+
+
+def by_community(rows: Iterable[Any]) -> list[Sample]:
+    """Samples of (community code, state, count) rows, every state of each community listed."""
     found = {(code, str(status)): count for code, status, count in rows}
     communities = sorted({code for code, _ in found})
     return [({"community": code, "status": str(status)}, found.get((code, str(status)), 0))
@@ -138,9 +147,14 @@ def accept_histogram(now: datetime) -> tuple[list[int], float]:
 
 
 def notifications_by_outcome() -> list[Sample]:
-    rows = db.session.execute(
+    """Messages by channel and outcome, counted from the table (SQLite)."""
+    return by_channel(db.session.execute(
         sa.select(Notification.channel, Notification.status, sa.func.count())
-        .group_by(Notification.channel, Notification.status)).all()
+        .group_by(Notification.channel, Notification.status)).all())
+
+
+def by_channel(rows: Iterable[Any]) -> list[Sample]:
+    """Samples of (channel, outcome, count) rows, in a stable order."""
     return [({"channel": str(channel), "status": str(status)}, count)
             for channel, status, count in sorted(rows, key=lambda r: (str(r[0]), str(r[1])))]
 
@@ -205,9 +219,17 @@ class ServiceState:
         self.now = now
 
     def collect(self) -> Iterator[Metric]:
-        buckets, total = accept_histogram(self.now)
+        if totals.kept():
+            totals.fold()
+            buckets, total = totals.accept_counts()
+            cases = by_community(totals.cases_by_status())
+            outcomes = by_channel(totals.notifications_by_outcome())
+        else:
+            buckets, total = accept_histogram(self.now)
+            cases = _cached("cases", cases_by_status)
+            outcomes = _cached("notifications", notifications_by_outcome)
         yield gauge("linli_cases", "Cases by community and workflow state.",
-                    ("community", "status"), _cached("cases", cases_by_status))
+                    ("community", "status"), cases)
         yield histogram("linli_case_time_to_accept_seconds",
                         "Time from the first report to the first acceptance, over all accepted "
                         "cases.", buckets, total)
@@ -217,7 +239,7 @@ class ServiceState:
                     "Age of the oldest due-but-unprocessed ladder step or outbox row.",
                     ("kind",), sweeper_lag(self.now))
         yield gauge("linli_notifications", "Messages by channel and outcome.",
-                    ("channel", "status"), _cached("notifications", notifications_by_outcome))
+                    ("channel", "status"), outcomes)
 
 
 @bp.get("/metrics")

@@ -32,7 +32,6 @@ from dispatch.case import lifecycle, result
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.ladder.rules import next_working_start, working_hours
-from dispatch.metrics.queries import place_levels
 from dispatch.models import (
     OPEN_STATUSES,
     Callback,
@@ -160,16 +159,14 @@ def open_board(filters: Filters, now: datetime) -> Board:
 
 
 def _filtered(filters: Filters) -> sa.Select[Any]:
-    query = scope.visible_cases(sa.select(Case).where(Case.status.in_(OPEN_STATUSES)))
+    """The open cases the filters keep. A state asked for replaces the list of open states
+    rather than narrowing it: the planner, taking the two conditions as independent, would
+    expect almost no rows and read the state's index instead of the board's."""
+    states = [filters.status] if filters.status is not None else list(OPEN_STATUSES)
+    query = scope.visible_cases(sa.select(Case).where(Case.status.in_(states)))
     if filters.grid is not None or filters.building is not None:
-        levels = place_levels(g.staff.community_id)
-        query = query.join(levels, levels.c.place_id == Case.place_id)
-        if filters.grid is not None:
-            query = query.where(levels.c.grid_id == filters.grid)
-        if filters.building is not None:
-            query = query.where(levels.c.building_id == filters.building)
-    if filters.status is not None:
-        query = query.where(Case.status == filters.status)
+        query = query.where(Case.place_id.in_(scope.places_under(filters.grid,
+                                                                 filters.building)))
     if filters.urgency is not None:
         query = query.where(Case.urgency == filters.urgency)
     if filters.mine:
@@ -178,20 +175,15 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
 
 
 def _board_context(filters: Filters) -> dict[str, Any]:
+    """What the board's table shows (the page and each refresh of the table)."""
     now = clock.now()
     found = open_board(filters, now)
     cases = found.cases
-    buildings = list(db.session.scalars(
-        sa.select(Place).where(Place.community_id == g.staff.community_id,
-                               Place.kind == PlaceKind.BUILDING,
-                               Place.id.in_(scope.visible_places()))
-        .order_by(Place.position, Place.id)))
     return {"cases": cases, "total": found.total, "now": now, "overdue": overdue,
             "waiting_for_hours": waiting_for_hours,
             "categories": _category_names(), "filters": filters,
             "refresh": current_app.config.get("BOARD_POLL_SECONDS", REFRESH_SECONDS),
-            "filter_args": filters.args(), "grids": scope.grids(), "buildings": buildings,
-            "urgency_names": words.URGENCY_NAMES,
+            "filter_args": filters.args(), "urgency_names": words.URGENCY_NAMES,
             "urgent_ids": ",".join(str(c.id) for c in cases if c.urgency == Urgency.URGENT)}
 
 
@@ -200,6 +192,12 @@ def _board_context(filters: Filters) -> dict[str, Any]:
 def index() -> Any:
     """Open cases, overdue first, then oldest first; the table refreshes itself in place."""
     context = _board_context(Filters.from_args(request.args))
+    context["grids"] = scope.grids()  # the filters' choices: the page only, not each refresh
+    context["buildings"] = list(db.session.scalars(
+        sa.select(Place).where(Place.community_id == g.staff.community_id,
+                               Place.kind == PlaceKind.BUILDING,
+                               Place.id.in_(scope.visible_places()))
+        .order_by(Place.position, Place.id)))
     context["waiting"] = list(db.session.scalars(scope.visible_cases(
         sa.select(Case).where(Case.status == CaseStatus.RESOLVED))
         .order_by(Case.resolved_at).limit(50)))

@@ -30,15 +30,15 @@ MAX_DAYS = 3 * 366
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
 Panel = Callable[[Scope, Period, datetime], Any]
-#: Every query the dashboard runs, by name.
+#: The figures the dashboard shows, by name: the dimension of each (None: the summary).
+FIGURES: dict[str, str | None] = {
+    "summary": None, "by_week": "week", "by_grid": "grid", "by_hour": "hour",
+    "by_category": "category", "by_member": "member", "by_rung": "rung",
+}
+#: Every query the dashboard runs, by name: all its figures in one pass over the period's
+#: cases (`metrics.breakdowns`), and the time-to-accept histogram.
 PANELS: dict[str, Panel] = {
-    "summary": lambda s, p, now: metrics.summary(s, p, now),
-    "by_week": lambda s, p, now: metrics.breakdown(s, p, "week", now),
-    "by_grid": lambda s, p, now: metrics.breakdown(s, p, "grid", now),
-    "by_hour": lambda s, p, now: metrics.breakdown(s, p, "hour", now),
-    "by_category": lambda s, p, now: metrics.breakdown(s, p, "category", now),
-    "by_member": lambda s, p, now: metrics.breakdown(s, p, "member", now),
-    "by_rung": lambda s, p, now: metrics.breakdown(s, p, "rung", now),
+    "figures": lambda s, p, now: metrics.breakdowns(s, p, tuple(FIGURES.values()), now),
     "histogram": lambda s, p, now: metrics.accept_histogram(s, p),
 }
 
@@ -123,8 +123,10 @@ def index() -> Any:
     period = period_from(request.args, community.timezone)
     chosen = scope.metrics_scope(request.args)
     now = clock.now()
-    data = {name: panel(chosen, period, now) for name, panel in PANELS.items()}
-    summary: Figures = data["summary"]
+    found = PANELS["figures"](chosen, period, now)
+    data = {name: found[by] for name, by in FIGURES.items()}
+    data["histogram"] = PANELS["histogram"](chosen, period, now)
+    summary: Figures = data["summary"].get(None) or Figures()
     weeks = _weeks(period, community.timezone)
     by_week = [data["by_week"].get(w) for w in weeks]
     week_labels = [w.strftime("%m-%d") for w in weeks]
@@ -221,26 +223,32 @@ def reports() -> Any:
     return render_template("staff/reports.html", months=months)
 
 
-def _month_report(month: str) -> tuple[Community, Period, Scope, str, monthly.Table]:
+def _month_report(month: str) -> tuple[Community, Period, Scope, str]:
+    """The month's community, period, scope and file name."""
     community = scope.community()
     period = period_from({"month": month}, community.timezone)
     chosen = scope.metrics_scope(request.args)
-    now = clock.now()
-    grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
-    by_grid = metrics.breakdown(chosen, period, "grid", now)
-    table = monthly.summary_table([(grid.name, by_grid.get(grid.id) or Figures())
-                                   for grid in grids], metrics.summary(chosen, period, now))
     suffix = ""
     if chosen.grid_id is not None:
         suffix = "-" + db.session.get_one(Place, chosen.grid_id).code
-    return community, period, chosen, f"{community.code}-{month}{suffix}", table
+    return community, period, chosen, f"{community.code}-{month}{suffix}"
+
+
+def _summary(chosen: Scope, period: Period) -> monthly.Table:
+    """The month's summary: a row per grid and the total."""
+    now = clock.now()
+    grids = [p for p in scope.grids() if chosen.grid_id in (None, p.id)]
+    found = metrics.breakdowns(chosen, period, (None, "grid"), now)  # one pass
+    return monthly.summary_table([(grid.name, found["grid"].get(grid.id) or Figures())
+                                  for grid in grids], found[None].get(None) or Figures())
 
 
 @bp.get("/reports/<month>.xlsx")
 @login_required
 def report_xlsx(month: str) -> Any:
     """The month's report as an Excel workbook."""
-    community, period, chosen, name, summary = _month_report(month)
+    community, period, chosen, name = _month_report(month)
+    summary = _summary(chosen, period)
     now = clock.now()
     cases = monthly.case_table(chosen, period, now)
     zone = scope.zone()
@@ -259,8 +267,9 @@ def report_csv(month: str, table: str) -> Any:
     """The month's summary (`summary.csv`) or case list (`cases.csv`) as CSV."""
     if table not in ("summary", "cases"):
         abort(404)
-    _, period, chosen, name, summary = _month_report(month)
-    data = summary if table == "summary" else monthly.case_table(chosen, period, clock.now())
+    _, period, chosen, name = _month_report(month)
+    data = (_summary(chosen, period) if table == "summary"
+            else monthly.case_table(chosen, period, clock.now()))
     return _download(monthly.csv_bytes(data), f"{name}-{table}.csv", "text/csv; charset=utf-8")
 
 

@@ -15,6 +15,7 @@ a fixed width, and each row is made as tall as its longest wrapped text.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import unicodedata
@@ -26,16 +27,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
+from sqlalchemy.dialects import postgresql
 
 from dispatch import clock, exports, metrics
 from dispatch.case.timeline import EventKind
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.metrics import Figures, Period, Scope
-from dispatch.models import Case, CaseEvent, Community, Member, Place, Report
+from dispatch.models import Case, CaseEvent, Community, Member, Place, PlaceKind, Report
 from dispatch.security import without_phones
 from dispatch.words import RESOLUTION_NAMES, RUNG_NAMES, STATUS_NAMES, URGENCY_NAMES
 
@@ -136,26 +139,41 @@ def summary_table(by_grid: Sequence[tuple[str, Figures]], total: Figures) -> Tab
 
 
 def case_table(scope: Scope, period: Period, now: datetime) -> Table:
-    """Every case of the scope reported in the period, oldest first, with its figures."""
+    """Every case of the scope reported in the period, oldest first, with its figures.
+
+    The month's cases are read along `ix_case_figures` (community, report time) with only the
+    columns the sheet shows; each place's grid and building come from the community's places,
+    already loaded for their names, rather than from a join to the place tree, whose size the
+    planner cannot guess (it then reads the cases of the whole district's month).
+    """
     community = db.session.get_one(Community, scope.community_id)
     zone = clock.zone(community.timezone)
     places = {p.id: p for p in db.session.scalars(
         sa.select(Place).where(Place.community_id == community.id))}
+    levels = {place_id: (grid.id if (grid := place.ancestor(PlaceKind.GRID)) else None,
+                         building.id if (building := place.ancestor(PlaceKind.BUILDING))
+                         else None)
+              for place_id, place in places.items()}
     names = {c.code: c.name for c in settings.categories(community)}
     metrics.without_jit()
-    levels = metrics.place_levels(community.id)
     answer, on = metrics.latest_answer()
-    query = (sa.select(Case, levels.c.grid_id, levels.c.building_id, Member.name,
-                       answer.c.solved, answer.c.satisfaction)
-             .join(levels, levels.c.place_id == Case.place_id)
+    query = (sa.select(Case.id, Case.place_id, Case.category, Case.urgency, Case.status,
+                       Case.resolution, Case.reported_at, Case.accepted_at, Case.on_site_at,
+                       Case.resolved_at, Case.closed_at, Case.accepted_by_id,
+                       Case.accepted_rung, Case.closed_rung, Case.report_count,
+                       Case.policy["rung_minutes"].as_float().label("accept_minutes"),
+                       Case.policy["on_site_minutes"].as_float().label("on_site_minutes"),
+                       Member.name.label("member"), answer.c.solved, answer.c.satisfaction)
              .outerjoin(Member, Member.id == Case.accepted_by_id)
              .outerjoin(answer, on)
              .where(Case.community_id == community.id, Case.reported_at >= period.start,
                     Case.reported_at < period.end)
              .order_by(Case.reported_at, Case.id))
-    for column, wanted in ((levels.c.grid_id, scope.grid_id),
-                           (levels.c.building_id, scope.building_id),
-                           (Case.accepted_by_id, scope.member_id),
+    if scope.grid_id is not None or scope.building_id is not None:
+        query = query.where(Case.place_id.in_([
+            place_id for place_id, (grid_id, building_id) in levels.items()
+            if scope.grid_id in (None, grid_id) and scope.building_id in (None, building_id)]))
+    for column, wanted in ((Case.accepted_by_id, scope.member_id),
                            (Case.category, scope.category), (Case.accepted_rung, scope.rung)):
         if wanted is not None:
             query = query.where(column == wanted)
@@ -163,31 +181,53 @@ def case_table(scope: Scope, period: Period, now: datetime) -> Table:
     def local(moment: datetime | None) -> datetime | None:
         return clock.as_local_naive(moment, zone)
 
-    found = list(db.session.execute(query))
-    words = residents_words([case.id for case, *_ in found])
-    outcomes = outcomes_of([case.id for case, *_ in found])
+    found = [tuple(row) for row in db.session.execute(query)]  # unpacked: a month is long
+    words = residents_words([row[0] for row in found])
+    outcomes = outcomes_of([row[0] for row in found])
+    labels = {place_id: place.label for place_id, place in places.items()}
+    grid_names = {place_id: places[grid_id].name if grid_id else ""
+                  for place_id, (grid_id, _) in levels.items()}
+    building_names = {place_id: places[building_id].name if building_id else ""
+                      for place_id, (_, building_id) in levels.items()}
+    answers = {"yes": "已解决", "partly": "部分解决", "no": "未解决"}
     rows = []
-    for case, grid_id, building_id, member, solved, stars in found:
-        facts = metrics.case_facts(case, grid_id, building_id, solved, stars, community.timezone)
+    for (case_id, place_id, category, urgency, status, resolution, reported_at, accepted_at,
+         on_site_at, resolved_at, closed_at, member_id, accepted_rung, closed_rung,
+         report_count, accept_minutes, on_site_minutes, member, solved, stars) in found:
+        grid_id, building_id = levels[place_id]
+        facts = metrics.CaseFacts(
+            reported_at=reported_at, urgency=str(urgency), accept_minutes=accept_minutes,
+            on_site_minutes=on_site_minutes, status=str(status),
+            resolution=resolution and str(resolution), accepted_at=accepted_at,
+            on_site_at=on_site_at, resolved_at=resolved_at, closed_at=closed_at,
+            accepted_rung=accepted_rung, closed_rung=closed_rung,
+            solved=solved and str(solved), satisfaction=stars, community_id=community.id,
+            grid_id=grid_id, building_id=building_id, member_id=member_id, category=category,
+            timezone=community.timezone)
         took = metrics.accept_seconds(facts)
         on_time = ("是" if metrics.accepted_on_time(facts) else "否"
                    ) if metrics.accept_due(facts, now) else ""
-        place = places[case.place_id]
+        resolved_as = RESOLUTION_NAMES[resolution] if resolution else ""
         rows.append([
-            f"{community.code}-{case.id:06d}", local(case.reported_at),
-            names.get(case.category, case.category), URGENCY_NAMES[case.urgency],
-            places[grid_id].name if grid_id else "",
-            places[building_id].name if building_id else "",
-            place.label, words.get(case.id, ""), STATUS_NAMES[case.status],
-            RESOLUTION_NAMES[case.resolution] if case.resolution else "",
-            outcomes.get(case.id) or (RESOLUTION_NAMES[case.resolution]
-                                      if case.resolution else ""),
-            local(case.accepted_at), member or "", RUNG_NAMES.get(case.accepted_rung or 0, ""),
-            _minutes(took), on_time, local(case.on_site_at), local(case.resolved_at),
-            local(case.closed_at), RUNG_NAMES.get(case.closed_rung or 0, "")
-            if case.closed_at else "", {"yes": "已解决", "partly": "部分解决", "no": "未解决"}.get(
-                str(solved) if solved else "", ""), stars, case.report_count])
+            f"{community.code}-{case_id:06d}", local(reported_at),
+            names.get(category, category), URGENCY_NAMES[urgency],
+            grid_names[place_id], building_names[place_id], labels[place_id],
+            words.get(case_id, ""), STATUS_NAMES[status], resolved_as,
+            outcomes.get(case_id) or resolved_as,
+            local(accepted_at), member or "", RUNG_NAMES.get(accepted_rung or 0, ""),
+            _minutes(took), on_time, local(on_site_at), local(resolved_at), local(closed_at),
+            RUNG_NAMES.get(closed_rung or 0, "") if closed_at else "",
+            answers.get(str(solved) if solved else "", ""), stars, report_count])
     return Table([h for h, _ in CASE_COLUMNS], [f for _, f in CASE_COLUMNS], rows)
+
+
+def among(column: Any, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """`column` is one of `ids`: on PostgreSQL one array parameter (a month's 1,700 case ids
+    as 1,700 parameters cost more to send and parse than the lookup itself)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.and_(column == sa.func.any(sa.bindparam(None, list(ids),
+                                                          type_=postgresql.ARRAY(sa.Integer))))
+    return sa.and_(column.in_(ids))
 
 
 def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
@@ -198,7 +238,7 @@ def residents_words(case_ids: Sequence[int]) -> dict[int, str]:
     """
     reports: dict[int, list[str | None]] = defaultdict(list)
     for case_id, text in db.session.execute(
-            sa.select(Report.case_id, Report.text).where(Report.case_id.in_(case_ids))
+            sa.select(Report.case_id, Report.text).where(among(Report.case_id, case_ids))
             .order_by(Report.created_at, Report.id)):
         reports[case_id].append(text)
     words = {}
@@ -220,7 +260,7 @@ def outcomes_of(case_ids: Sequence[int]) -> dict[int, str]:
     lines: dict[int, list[str]] = defaultdict(list)
     for case_id, message in db.session.execute(
             sa.select(CaseEvent.case_id, CaseEvent.message)
-            .where(CaseEvent.case_id.in_(case_ids),
+            .where(among(CaseEvent.case_id, case_ids),
                    CaseEvent.kind.in_([str(k) for k in OUTCOME_EVENTS]))
             .order_by(CaseEvent.at, CaseEvent.id)):
         lines[case_id].append(message)
@@ -232,9 +272,21 @@ def _quote(text: str) -> str:
     return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE - 1] + "…"
 
 
+@functools.lru_cache(maxsize=8192)
 def text_width(text: str) -> int:
-    """Width in Excel's units (a digit's width): a Chinese or full-width character takes two."""
+    """Width in Excel's units (a digit's width): a Chinese or full-width character takes two.
+    Kept for the texts a month repeats (names, states, places)."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _minute(moment: datetime) -> str:
+    """A local time to the minute, "2026-03-02 10:00" (isoformat: a third of strftime's time,
+    a month has thousands)."""
+    if moment.tzinfo is None:
+        return moment.isoformat(" ", "minutes")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def shown(value: Any, number_format: str | None) -> str:
@@ -242,7 +294,7 @@ def shown(value: Any, number_format: str | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return _minute(value)
     if isinstance(value, float) and number_format == PERCENT:
         return f"{value * 100:.1f}%"
     if isinstance(value, float) and number_format == MINUTES:
@@ -260,8 +312,8 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     sheet["A1"].font = Font(bold=True, size=14)
     exports.append_row(sheet, [subtitle])
     sheet.append([])
-    _write(sheet, summary, first_row=4)
-    _write(book.create_sheet("案件"), cases, first_row=1)
+    rows = {1: _write(sheet, summary, first_row=4),
+            2: _write(book.create_sheet("案件"), cases, first_row=1)}
     notes = book.create_sheet("口径说明")
     notes.append(["术语", "口径"])
     for term, meaning in DEFINITIONS:
@@ -276,37 +328,55 @@ def workbook(title: str, subtitle: str, summary: Table, cases: Table) -> bytes:
     _print_setup(notes, header_row=None)
     out = io.BytesIO()
     book.save(out)
-    return out.getvalue()
+    return exports.splice(out.getvalue(), rows)
 
 
-def _write(sheet: Any, table: Table, first_row: int) -> None:
-    exports.append_row(sheet, table.header)
-    for row in table.rows:
-        exports.append_row(sheet, row)
+def _write(sheet: Any, table: Table, first_row: int) -> tuple[str, str]:
+    """Lay out a table from `first_row` of the sheet: the header row as cells, widths, wraps,
+    row heights and print setup on the sheet; the data rows returned as worksheet XML, with
+    the sheet's dimension, for `exports.splice` once the workbook is saved."""
+    header = exports.append_row(sheet, table.header)
+    rows = [exports.cleaned(row) for row in table.rows]
     top = Alignment(vertical="top")
     wrap = Alignment(wrap_text=True, vertical="top")
-    lines = [1] * (len(table.rows) + 1)
+    style_ids: dict[tuple[str | None, bool], int] = {}
+
+    def style(fmt: str | None, wrapped: bool) -> int:
+        """The workbook's style id for a data cell of this format and wrapping."""
+        if (fmt, wrapped) not in style_ids:
+            probe = Cell(sheet, row=1, column=1)  # never placed: it only names a style
+            if fmt:
+                probe.number_format = fmt
+            probe.alignment = wrap if wrapped else top
+            style_ids[(fmt, wrapped)] = probe.style_id
+        return style_ids[(fmt, wrapped)]
+
+    lines = [1] * (len(rows) + 1)
+    styles = [[0] * len(table.header) for _ in rows]
     for index, (heading, fmt) in enumerate(zip(table.header, table.formats, strict=True)):
-        width = _width(heading, [shown(row[index], fmt) for row in table.rows])
+        texts = [shown(row[index], fmt) for row in rows]
+        width = _width(heading, texts)
         sheet.column_dimensions[get_column_letter(index + 1)].width = width
-        for n, (cell,) in enumerate(sheet.iter_rows(min_row=first_row, min_col=index + 1,
-                                                    max_col=index + 1)):
-            text = shown(cell.value, fmt if n else None)
-            if n and fmt:
-                cell.number_format = fmt
-            if text_width(text) + 1 > width:  # only text gets here: numbers always fit
-                cell.alignment = wrap
-                lines[n] = max(lines[n], _lines(text, width))
-            else:
-                cell.alignment = top
-    for cell in sheet[first_row]:
+        head = header[index]
+        head.alignment = top
+        if text_width(shown(head.value, None)) + 1 > width:
+            head.alignment = wrap
+            lines[0] = max(lines[0], _lines(shown(head.value, None), width))
+        for n, text in enumerate(texts):
+            wrapped = text_width(text) + 1 > width  # only text gets here: numbers always fit
+            if wrapped:
+                lines[n + 1] = max(lines[n + 1], _lines(text, width))
+            styles[n][index] = style(fmt, wrapped)
+    for cell in header:
         cell.font = Font(bold=True)
     # Rows as tall as their wrapped text: Excel does not measure rows on opening a file.
-    for n, count in enumerate(lines):
-        if count > 1:
-            sheet.row_dimensions[first_row + n].height = LINE_HEIGHT * count
+    if lines[0] > 1:
+        sheet.row_dimensions[first_row].height = LINE_HEIGHT * lines[0]
     sheet.freeze_panes = sheet.cell(row=first_row + 1, column=2)
     _print_setup(sheet, header_row=first_row)
+    heights = [LINE_HEIGHT * count if count > 1 else None for count in lines[1:]]
+    last = f"{get_column_letter(len(table.header))}{first_row + len(rows)}"
+    return exports.rows_xml(rows, styles, first_row + 1, heights), f"A1:{last}"
 
 
 def _width(heading: str, values: list[str]) -> float:
@@ -364,5 +434,5 @@ def _csv_value(value: Any, number_format: str | None) -> Any:
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return _minute(value)
     return exports.csv_cell(value)

@@ -48,11 +48,31 @@ def visible_places() -> sa.Select[int]:
     return query
 
 
+def places_under(grid_id: int | None = None, building_id: int | None = None) -> list[int]:
+    """The ids of the places in a grid or building of the staff member's community (all of
+    them if neither is given), itself included.
+
+    Cases are narrowed by this list rather than by a join to the place tree: the planner
+    cannot tell how many places a grid holds from the tree's join, guesses one, and then reads
+    the community's cases once per place. Kept for the request.
+    """
+    known: dict[tuple[int | None, int | None], list[int]] = g.setdefault("places_under", {})
+    if (grid_id, building_id) not in known:
+        levels = place_levels(g.staff.community_id)
+        query = sa.select(levels.c.place_id)
+        if grid_id is not None:
+            query = query.where(levels.c.grid_id == grid_id)
+        if building_id is not None:
+            query = query.where(levels.c.building_id == building_id)
+        known[(grid_id, building_id)] = list(db.session.scalars(query))
+    return known[(grid_id, building_id)]
+
+
 def visible_cases(query: sa.Select[Any]) -> sa.Select[Any]:
     """Narrow a query over `Case` to the cases the staff member may see."""
     query = query.where(Case.community_id == g.staff.community_id)
     if own_grid() is not None:
-        query = query.where(Case.place_id.in_(visible_places()))
+        query = query.where(Case.place_id.in_(places_under(own_grid())))
     return query
 
 

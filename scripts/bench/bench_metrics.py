@@ -12,7 +12,8 @@ they are) `--repeat` times after two warm-up runs, and prints the median and p99
 milliseconds beside a plain `SELECT count(*) FROM "case"` on the same table. Timings include
 turning rows into Python objects. Goal: every dashboard query under 300 ms. The district-wide
 summary (no page runs it) is measured three times only. The schema is dropped at the end
-unless `--keep` is given; every statement has a 60 s timeout.
+unless `--keep` is given; every statement has a 60 s timeout. Whole requests (the board, the
+month report, the first scrape of a process): `scripts/bench/bench_console.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 
 from dispatch import clock, metrics
 from dispatch.db import db
-from dispatch.metrics import Period, Scope, prometheus
+from dispatch.metrics import Period, Scope, prometheus, totals
 from dispatch.models import OPEN_STATUSES, Case, Community, Place, PlaceKind
 from dispatch.staff import dashboard, reports
 from scripts import gen_history
@@ -69,13 +70,15 @@ def queries(community: int, grid: int, now: datetime) -> list[tuple[str, str, Ca
     for name, panel in dashboard.PANELS.items():
         found.append((f"dashboard {name}", "community, 12 weeks",
                       lambda p=panel: p(here, weeks12, now)))
-    for name in ("summary", "by_week", "by_grid", "histogram"):
+    for name, by in dashboard.FIGURES.items():  # each alone, as before they were one
+        found.append((f"dashboard {name} alone", "community, 12 weeks",
+                      lambda by=by: metrics.breakdown(here, weeks12, by, now)))
+    for name in ("figures", "histogram"):
         found.append((f"dashboard {name}", "community, 1 year",
                       lambda p=dashboard.PANELS[name]: p(here, year, now)))
-    for name in ("summary", "by_week"):
-        found.append((f"dashboard {name}", "one grid, 12 weeks",
-                      lambda p=dashboard.PANELS[name]: p(Scope(community, grid_id=grid),
-                                                         weeks12, now)))
+    found.append(("dashboard figures", "one grid, 12 weeks",
+                  lambda: dashboard.PANELS["figures"](Scope(community, grid_id=grid),
+                                                      weeks12, now)))
     found += [
         ("monthly report by_grid", "community, last month",
          lambda: metrics.breakdown(here, month, "grid", now)),
@@ -84,14 +87,18 @@ def queries(community: int, grid: int, now: datetime) -> list[tuple[str, str, Ca
         ("live board: open cases", "community",
          lambda: db.session.scalars(sa.select(Case).where(
              Case.community_id == community, Case.status.in_(OPEN_STATUSES))).all()),
-        ("/metrics cases by status", "all", prometheus.cases_by_status),
-        ("/metrics time-to-accept histogram, first scrape", "all",
-         lambda: prometheus.accept_counts()),
-        ("/metrics time-to-accept histogram, later scrapes", "last 10 minutes",
-         lambda: prometheus.accept_histogram(now)),
+        ("/metrics fold of the tallies' changes (nothing new)", "all", totals.fold),
+        ("/metrics cases by status (kept tallies)", "all", totals.cases_by_status),
+        ("/metrics time-to-accept histogram (kept tallies), any scrape", "all",
+         totals.accept_counts),
         ("/metrics outbox backlog", "all", prometheus.outbox_backlog),
         ("/metrics sweeper lag", "all", lambda: prometheus.sweeper_lag(now)),
-        ("/metrics notifications by outcome", "all", prometheus.notifications_by_outcome),
+        ("/metrics notifications by outcome (kept tallies)", "all",
+         totals.notifications_by_outcome),
+        ("/metrics cases by status, counted from the table (SQLite's way)", "all",
+         prometheus.cases_by_status),
+        ("/metrics time-to-accept histogram, counted from the table (SQLite's first scrape)",
+         "all", lambda: prometheus.accept_counts()),
         (DISTRICT, "all communities, 1 year", lambda: metrics.summary(Scope(None), year, now)),
     ]
     return found

@@ -205,6 +205,23 @@ def test_the_database_path_agrees_with_the_pure_definitions(history: Any) -> Non
             assert flat(in_db[key].as_dict()) == pytest.approx(flat(figures.as_dict())), (by, key)
 
 
+def test_every_breakdown_at_once_agrees_with_the_pure_definitions(history: Any) -> None:
+    """The dashboard's one statement (a grouping set per dimension) gives what the pure
+    definitions give for each dimension, the summary and keys that are NULL included (cases
+    nobody accepted have no member and no rung)."""
+    community, _, _ = history
+    cases = metrics.facts(Scope(community), MARCH)
+    dimensions = (None, *metrics.DIMENSIONS)
+    at_once = metrics.breakdowns(Scope(community), MARCH, dimensions, NOW)
+    assert set(at_once) == set(dimensions)
+    for by in dimensions:
+        pure = metrics.tally_by(cases, by, NOW) if by else {None: metrics.tally(cases, NOW)}
+        assert set(at_once[by]) == set(pure), by
+        for key, figures in pure.items():
+            assert flat(at_once[by][key].as_dict()) == pytest.approx(
+                flat(figures.as_dict())), (by, key)
+
+
 def test_figures_by_grid_split_the_community(history: Any) -> None:
     community, grids, _ = history
     by_grid = metrics.breakdown(Scope(community), MARCH, "grid", NOW)

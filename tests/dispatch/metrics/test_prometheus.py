@@ -12,7 +12,8 @@ from flask import Flask
 from app import create_app
 from dispatch import clock
 from dispatch.db import db
-from dispatch.models import Case, Channel, Notification, NotificationStatus
+from dispatch.metrics import prometheus
+from dispatch.models import Case, CaseStatus, Channel, Notification, NotificationStatus
 from tests.conftest import base_config
 from tests.dispatch.staff.history import march, two_grid_community
 
@@ -83,7 +84,10 @@ def test_metrics_speak_openmetrics_to_a_scraper_that_asks_for_it(app: Flask) -> 
     assert body.endswith("# EOF\n")
 
 
-def test_counts_by_state_are_kept_for_30_seconds_while_backlog_is_read_fresh(app: Flask) -> None:
+def test_counts_by_state_are_kept_for_30_seconds_on_sqlite_while_backlog_is_read_fresh(
+        sqlite_app: Flask) -> None:
+    app = sqlite_app
+
     def add_pending(key: str) -> None:
         with app.app_context():
             db.session.add(Notification(channel=Channel.SMS, to_address="x", purpose="alert",
@@ -98,6 +102,89 @@ def test_counts_by_state_are_kept_for_30_seconds_while_backlog_is_read_fresh(app
     samples = scrape(app)
     assert samples[("linli_notifications", 'channel="sms",status="pending"')] == 1  # cached
     assert samples[("linli_outbox_backlog", 'channel="sms"')] == 2
+
+
+def counted(app: Flask) -> dict[tuple[str, str], float]:
+    """The cases and messages by state, counted from the tables now."""
+    with app.app_context():
+        rows = [*(("linli_cases", f'community="{s["community"]}",status="{s["status"]}"', n)
+                  for s, n in prometheus.cases_by_status()),
+                *(("linli_notifications", f'channel="{s["channel"]}",status="{s["status"]}"', n)
+                  for s, n in prometheus.notifications_by_outcome())]
+        db.session.rollback()
+    return {(name, labels): n for name, labels, n in rows}
+
+
+def kept_counts(samples: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    return {key: value for key, value in samples.items()
+            if key[0] in ("linli_cases", "linli_notifications")}
+
+
+@pytest.mark.postgres
+def test_on_postgresql_every_count_follows_each_change_exactly_at_the_next_scrape(
+        app: Flask) -> None:
+    """The database keeps the whole-history counts as they change (`metrics.totals`): a
+    reopened case, a late acceptance, a message's outcome show at the next scrape, folded or
+    not, in every process; a rolled-back change never counts; a case reopened and accepted
+    again is observed again, so the histogram never goes down."""
+    with app.app_context():
+        two_grid_community()
+        cases = {letter: case.id for letter, case in march().items()}
+        notification = Notification(case_id=cases["J"], channel=Channel.SMS, to_address="x",
+                                    purpose="alert", body="…", dedupe_key="k",
+                                    status=NotificationStatus.PENDING, created_at=clock.now())
+        db.session.add(notification)
+        db.session.commit()
+        notification_id = notification.id
+    before = scrape(app)
+    assert kept_counts(before) == counted(app)
+    with app.app_context():
+        case = db.session.get_one(Case, cases["J"])
+        assert case.status == CaseStatus.ACCEPTED and case.accepted_at is not None
+        case.status, case.accepted_at = CaseStatus.OPEN, None  # reopened
+        db.session.commit()
+        case.status = CaseStatus.ACCEPTED  # and accepted again, 50 minutes after the report
+        case.accepted_at = case.reported_at + timedelta(minutes=50)
+        db.session.get_one(Notification, notification_id).status = NotificationStatus.DELIVERED
+        db.session.commit()
+        other = db.session.get_one(Case, cases["F"])
+        other.status, other.accepted_at = CaseStatus.CLOSED, clock.now()
+        db.session.flush()
+        db.session.rollback()  # never happened
+    after = scrape(app)
+    assert kept_counts(after) == counted(app)
+    assert after[("linli_notifications", 'channel="sms",status="delivered"')] == 1
+    assert after[("linli_case_time_to_accept_seconds_count", "")] == (
+        before[("linli_case_time_to_accept_seconds_count", "")] + 1)
+    assert after[("linli_case_time_to_accept_seconds_sum", "")] == pytest.approx(
+        before[("linli_case_time_to_accept_seconds_sum", "")] + 50 * 60)
+    assert after[("linli_case_time_to_accept_seconds_bucket", 'le="3600"')] == (
+        before[("linli_case_time_to_accept_seconds_bucket", 'le="3600"')] + 1)
+    # A new process (nothing cached anywhere) answers the same.
+    fresh = create_app(base_config(SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+                                   SQLALCHEMY_ENGINE_OPTIONS=app.config[
+                                       "SQLALCHEMY_ENGINE_OPTIONS"]))
+    assert scrape(fresh) == scrape(app)
+    with fresh.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_corrected_acceptance_time_replaces_its_observation(app: Flask) -> None:
+    with app.app_context():
+        two_grid_community()
+        accepted = march()["J"].id
+    before = scrape(app)
+    with app.app_context():
+        case = db.session.get_one(Case, accepted)
+        was = (case.accepted_at - case.reported_at).total_seconds()
+        case.accepted_at = case.reported_at + timedelta(seconds=was + 100)
+        db.session.commit()
+    after = scrape(app)
+    assert after[("linli_case_time_to_accept_seconds_count", "")] == (
+        before[("linli_case_time_to_accept_seconds_count", "")])
+    assert after[("linli_case_time_to_accept_seconds_sum", "")] == pytest.approx(
+        before[("linli_case_time_to_accept_seconds_sum", "")] + 100)
 
 
 @pytest.mark.redis
