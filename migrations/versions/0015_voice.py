@@ -1,7 +1,7 @@
 """residents: voice notes (按住说话) sent with a message, and kept across a form error
 
 Revision ID: 0015_voice
-Revises: 0013_wecom
+Revises: 0014_longtail
 Create Date: 2026-12-06 15:30:00.000000
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 import dispatch.db
 
 revision = "0015_voice"
-down_revision = "0013_wecom"
+down_revision = "0014_longtail"
 branch_labels = None
 depends_on = None
 
