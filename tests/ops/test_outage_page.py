@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy.exc as sa_exc
 from flask import Flask
 
+from dispatch.resident import board
 from qr import codes
 
 
@@ -17,7 +18,7 @@ def _database_down(*args: Any, **kwargs: Any) -> None:
 
 def test_the_sticker_page_answers_503_with_the_hotline_when_the_database_is_down(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codes, "find", _database_down)
+    monkeypatch.setattr(board, "sticker_for_page", _database_down)  # the page's one lookup
     page = app.test_client().get("/s/ABCD1234EFGH")
     text = page.get_data(as_text=True)
     assert page.status_code == 503
