@@ -38,6 +38,7 @@ from dispatch.models import (
     Case,
     CaseEvent,
     CaseStatus,
+    Community,
     Member,
     Notification,
     Photo,
@@ -153,8 +154,12 @@ def open_board(filters: Filters, now: datetime) -> Board:
         total = db.session.scalar(_filtered(filters).with_only_columns(
             sa.func.count(Case.id)).order_by(None)) or total
     if filters.waiting:
-        cases = [c for c in cases if waiting_for_hours(c, now)]
-        total = len(cases)
+        # Only cases that may wait were read (`_filtered`); whether each does now is Python's
+        # to say. The count of all stands when every one listed waits: they share their
+        # community's policy and clock, so the ones not listed wait alike.
+        waiting = [c for c in cases if waiting_for_hours(c, now)]
+        total = total if len(waiting) == len(cases) else len(waiting)
+        cases = waiting
     return Board(board_order(cases, now), total)
 
 
@@ -171,6 +176,13 @@ def _filtered(filters: Filters) -> sa.Select[Any]:
         query = query.where(Case.urgency == filters.urgency)
     if filters.mine:
         query = query.where(Case.dispatched_by_id == g.staff.id)
+    if filters.waiting:
+        # Read only open cases of an urgency whose policy has working hours, so the board's
+        # row limit counts cases that may wait, not the longest-open of any kind.
+        community = db.session.get(Community, g.staff.community_id)
+        bound = [u for u in Urgency if community is not None
+                 and working_hours(settings.policy(community, u)) is not None]
+        query = query.where(Case.status == CaseStatus.OPEN, Case.urgency.in_(bound))
     return query
 
 

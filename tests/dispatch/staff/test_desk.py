@@ -349,6 +349,25 @@ def test_the_board_marks_cases_waiting_for_working_hours(desk: Flask) -> None:
     assert page.count("<tr class=") == 1 and "待工作时间" in page
 
 
+def test_the_waiting_filter_finds_waiting_cases_behind_older_open_ones(
+        desk: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatch.staff import board
+
+    monkeypatch.setattr(board, "BOARD_ROWS", 2)
+    saturday = START + timedelta(days=5)
+    clock.move_to(saturday)
+    # Older open cases that do not wait for working hours (one per place: a second report of
+    # the same kind at a place joins the first).
+    for minutes, place in ((30, "TS-B2-U1"), (20, "TS-B1-U1-E1"), (10, "TS-G1-A1")):
+        new_case(desk, place, "noise", now=saturday - minutes * MIN)
+    waiting = new_case(desk, "TS-B1-U1", "sanitation", now=saturday)
+    tick(desk, saturday)
+    page = client_for(desk, "admin").get("/staff/cases/live?waiting=1").get_data(as_text=True)
+    with desk.app_context():
+        assert db.session.get(Case, waiting).number in page
+    assert page.count("<tr class=") == 1
+
+
 def test_the_board_has_no_page_reload_but_a_manual_refresh(desk: Flask) -> None:
     page = client_for(desk, "admin").get("/staff/cases/?urgency=urgent").get_data(as_text=True)
     assert 'http-equiv="refresh"' not in page
