@@ -60,26 +60,32 @@ def serve(app: Flask, name: str) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium, launched once per test session."""
-    yield from launch_chromium()
-
-
-def launch_chromium(*extra_args: str) -> Iterator[Any]:
-    """Debian's Chromium through Playwright, closed when the generator is (a fixture's body)."""
+def playwright_driver() -> Iterator[Any]:
+    """Playwright's driver, one per test session: a second one started while the first runs
+    fails ("Sync API inside the asyncio loop"), so every browser is launched from this one."""
     if shutil.which(CHROMIUM) is None:
         unavailable("Chromium at /usr/bin/chromium", FileNotFoundError(CHROMIUM))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  *extra_args])
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver: Any) -> Iterator[Any]:
+    """Debian's Chromium, launched once per test session."""
+    yield from launch_chromium(playwright_driver)
+
+
+def launch_chromium(playwright: Any, *extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium, closed when the generator is (a fixture's body)."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", *extra_args])
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ PLAYABLE = """(selector) => {
 
 
 @pytest.fixture(scope="module")
-def chromium_with_microphone() -> Iterator[Any]:
+def chromium_with_microphone(playwright_driver: Any) -> Iterator[Any]:
     """Debian's Chromium whose getUserMedia gets a fake microphone."""
-    yield from launch_chromium(*FAKE_MICROPHONE)
+    yield from launch_chromium(playwright_driver, *FAKE_MICROPHONE)
 
 
 def _code(live: Live, kind: PlaceKind) -> str:
