@@ -298,6 +298,37 @@ def generate(url: str, schema: str, *, cases: int, communities: int, seed: int =
             "seconds": time.perf_counter() - started, "app": app}
 
 
+def bench_arguments(description: str) -> Any:
+    """The command line the benchmarks over a generated history share: where, how much, and
+    whether to reuse or keep the schema."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--communities", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--schema", help="reuse (or create) this schema instead of a new one")
+    parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    return parser.parse_args()
+
+
+def ensure(url: str, schema: str, *, cases: int, communities: int) -> bool:
+    """Generate the history into `schema` unless it holds one already; True if generated."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
+            "AND table_name = 'case'"), {"s": schema}).scalar()
+    engine.dispose()
+    if exists:
+        return False
+    print(f"Generating {cases:,} cases across {communities} communities into schema {schema}…")
+    made = generate(url, schema, cases=cases, communities=communities, log=print)
+    print(f"  done in {made['seconds']:.0f} s")
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schema", required=True, help="PostgreSQL schema to create and fill")

@@ -22,7 +22,6 @@ yearly summary < 1 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -251,30 +250,12 @@ def run(url: str, schema: str, repeat: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=gen_history.DEFAULT_URL)
-    parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--communities", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--schema", help="reuse (or create) this schema instead of a new one")
-    parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
-    args = parser.parse_args()
+    args = gen_history.bench_arguments(__doc__.split("\n\n")[0])
     schema = args.schema or f"linli_bench_{uuid.uuid4().hex[:8]}"
     url = args.database_url
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        exists = conn.execute(sa.text(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
-            "AND table_name = 'case'"), {"s": schema}).scalar()
-    engine.dispose()
     try:
-        if not exists:
-            print(f"Generating {args.cases:,} cases across {args.communities} communities "
-                  f"into schema {schema}…")
-            made = gen_history.generate(url, schema, cases=args.cases,
-                                        communities=args.communities, log=print)
-            print(f"  done in {made['seconds']:.0f} s")
-        else:
+        if not gen_history.ensure(url, schema, cases=args.cases,
+                                  communities=args.communities):
             gen_history.app_for(url, schema)  # migrate a kept schema to this build
         run(url, schema, args.repeat)
     finally:

@@ -18,7 +18,6 @@ month report, the first scrape of a process): `scripts/bench/bench_console.py`.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 import uuid
@@ -105,29 +104,11 @@ def queries(community: int, grid: int, now: datetime) -> list[tuple[str, str, Ca
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=gen_history.DEFAULT_URL)
-    parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--communities", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--schema", help="reuse (or create) this schema instead of a new one")
-    parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
-    args = parser.parse_args()
+    args = gen_history.bench_arguments(__doc__.split("\n\n")[0])
     schema = args.schema or f"linli_bench_{uuid.uuid4().hex[:8]}"
     url = args.database_url
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        exists = conn.execute(sa.text(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
-            "AND table_name = 'case'"), {"s": schema}).scalar()
-    engine.dispose()
     try:
-        if not exists:
-            print(f"Generating {args.cases:,} cases across {args.communities} communities "
-                  f"into schema {schema}…")
-            made = gen_history.generate(url, schema, cases=args.cases,
-                                        communities=args.communities, log=print)
-            print(f"  done in {made['seconds']:.0f} s")
+        gen_history.ensure(url, schema, cases=args.cases, communities=args.communities)
         app = gen_history.app_for(url, schema)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"] += (
             " -cstatement_timeout=60000")
