@@ -15,7 +15,7 @@ watched here instead, at the level of the session:
   (`app.extensions["linli.changes"]`); a rollback forgets them.
 
 A change written past the session (raw SQL by hand) is not seen here; kept pages then last
-their maximum age (`RESIDENT_PAGE_CACHE_SECONDS`).
+their maximum age (`RESIDENT_PAGE_CACHE_SECONDS`), or until `flask pages clear`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _TABLES = {model.__table__.name: model for model in (*SHOWN_EVERYWHERE, Case)}
 _PENDING = "linli.changes.pending"
 _LISTENERS = "linli.changes"
 
-Listener = Callable[[frozenset[str]], None]
+Listener = Callable[[frozenset[str]], object]
 
 
 def place(place_id: int) -> str:
@@ -66,13 +66,6 @@ def listen(app: Flask, listener: Listener) -> None:
         sa.event.listen(Session, "do_orm_execute", _note_bulk)
         sa.event.listen(Session, "after_commit", _announce)
         sa.event.listen(Session, "after_soft_rollback", _forget)
-
-
-def announce(app: Flask, tags: Iterable[str]) -> None:
-    """Tell the app's listeners of a change no commit here made (`flask pages clear` after
-    the database was edited by hand)."""
-    for listener in app.extensions.get(_LISTENERS, ()):
-        listener(frozenset(tags))
 
 
 def _note_flush(session: Session, context: Any) -> None:

@@ -17,12 +17,13 @@ import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from dispatch import changes, channels, clock, jobs
+from dispatch import channels, clock, jobs
 from dispatch import community as community_files
 from dispatch.community import CommunityFileError, history
 from dispatch.db import db
 from dispatch.jobs import sweeper
 from dispatch.models import Case, Community
+from dispatch.resident import pages
 
 community_cli = AppGroup("community", help="Import, export and demo community files.")
 
@@ -147,7 +148,10 @@ pages_cli = AppGroup("pages", help="The kept sticker pages.")
 def pages_clear_command() -> None:
     """Drop every kept sticker page, in every web process (after editing the database by
     hand: nothing else tells them)."""
-    changes.announce(current_app, [changes.EVERYTHING])
+    if not pages.clear(current_app):
+        raise click.ClickException(
+            "Redis (REDIS_URL) did not answer: the web processes still keep their pages. "
+            "Run this again once Redis is back.")
     click.echo("Every kept sticker page is dropped; each is rendered again at its next scan.")
 
 

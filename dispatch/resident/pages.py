@@ -212,11 +212,12 @@ class PageCache:
 
     # -- changes ----------------------------------------------------------------------------
 
-    def changed(self, tags: frozenset[str]) -> None:
-        """A commit of this process changed `tags`: drop own copies, then tell the others."""
+    def changed(self, tags: frozenset[str]) -> bool:
+        """A commit of this process changed `tags`: drop own copies, then tell the others.
+        False if Redis did not take it (the tags go with the next change this process makes)."""
         self.drop(tags)
         if self.redis is None:
-            return
+            return True
         with self.lock:
             tags, self.unsent = tags | self.unsent, set()
         try:
@@ -229,6 +230,8 @@ class PageCache:
             log.warning("Redis away: %d page changes are sent with the next one", len(tags))
             with self.lock:
                 self.unsent |= tags
+            return False
+        return True
 
     def drop(self, tags: frozenset[str] | set[str]) -> None:
         """Forget this process's copies of what `tags` name."""
@@ -378,11 +381,11 @@ def serve(page: Page) -> Response:
     return Response(csrf.token().encode().join(page.parts), mimetype="text/html")
 
 
-def clear(app: Flask) -> None:
-    """Forget every kept page, here and (with Redis) in every process."""
+def clear(app: Flask) -> bool:
+    """Forget every kept page, here and (with Redis) in every process; False if Redis did not
+    take it, and the other processes keep theirs."""
     cache = app.extensions.get("linli.pages")
-    if cache is not None:
-        cache.changed(frozenset({changes.EVERYTHING}))
+    return cache is None or cache.changed(frozenset({changes.EVERYTHING}))
 
 
 def _cache() -> PageCache | None:

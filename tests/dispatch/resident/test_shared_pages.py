@@ -181,3 +181,14 @@ def test_after_a_hand_edit_flask_pages_clear_drops_every_kept_page(
     result = processes().test_cli_runner().invoke(args=["pages", "clear"])
     assert result.exit_code == 0, result.output
     assert _eventually(lambda: "3点停水" in _page(first) and "3点停水" in _page(second))
+
+
+def test_flask_pages_clear_says_so_when_redis_does_not_answer(pg_schema: str) -> None:
+    app = create_app(pg_config(pg_schema, REDIS_URL="redis://127.0.0.1:1/0"))
+    try:
+        result = app.test_cli_runner().invoke(args=["pages", "clear"])
+    finally:
+        _dispose(app)
+    assert result.exit_code == 1
+    assert "Redis (REDIS_URL) did not answer" in result.output
+    assert "dropped" not in result.output
