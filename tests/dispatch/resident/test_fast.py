@@ -14,7 +14,7 @@ from dispatch.db import db
 from dispatch.models import Scan
 from dispatch.resident import scans
 from tests.dispatch.resident.helpers import csrf_token
-from tests.dispatch.resident.test_pages import statements
+from tests.sql import sent
 
 PLACE = "TS-B1-U1"
 
@@ -35,7 +35,7 @@ def test_the_answer_before_flask_is_the_answer_flask_gives(
         app: Flask, stickers: dict[str, str], base_url: str) -> None:
     path = f"/s/{stickers[PLACE]}"
     app.test_client().get(path, base_url=base_url)  # rendered and kept
-    with statements(app) as sql:
+    with sent(app) as sql:
         early = app.test_client().get(path, base_url=base_url)
     assert sql == []
     through_flask = app.test_client()

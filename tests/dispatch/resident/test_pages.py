@@ -3,10 +3,6 @@ and every visitor still gets a CSRF token of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import sqlalchemy as sa
 from flask import Flask
 
@@ -22,24 +18,7 @@ from tests.dispatch.resident.helpers import (
     receipt_token,
     walk_to_resolved,
 )
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """The SQL the app sends while the block runs."""
-    seen: list[str] = []
-
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
-
+from tests.sql import sent
 
 SECOND = MIN / 60
 
@@ -51,7 +30,7 @@ def _building(code: str = "TS-B1") -> Place:
 def test_a_second_view_asks_the_database_nothing_and_is_still_counted(
         app: Flask, resident: Resident) -> None:
     first = resident.scan("TS-B1-U1").get_data(as_text=True)
-    with statements(app) as sql:
+    with sent(app) as sql:
         second = resident.scan("TS-B1-U1").get_data(as_text=True)
     assert sql == []
     assert second == first
@@ -112,7 +91,7 @@ def test_a_page_ends_when_a_notice_on_it_ends_or_starts(app: Flask, resident: Re
         db.session.commit()
     assert "今天停水" in resident.scan("TS-B1-U1").get_data(as_text=True)
     move_to(START + 9 * MIN)
-    with statements(app) as sql:
+    with sent(app) as sql:
         resident.scan("TS-B1-U1")
     assert sql == []  # still kept
     move_to(START + 10 * MIN)

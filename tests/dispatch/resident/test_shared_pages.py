@@ -23,7 +23,7 @@ from tests import factories
 from tests.conftest import _dispose, _truncate_all, pg_config
 from tests.dispatch.resident.conftest import issue_stickers
 from tests.dispatch.resident.helpers import Resident, csrf_token
-from tests.dispatch.resident.test_pages import statements
+from tests.sql import sent
 
 PLACE = "TS-B1-U1"
 
@@ -80,11 +80,11 @@ def test_a_page_one_process_rendered_is_served_by_another_without_the_database(
         two: tuple[Resident, Resident]) -> None:
     first, second = two
     rendered = _page(first)
-    with statements(_app(second)) as sql:
+    with sent(_app(second)) as sql:
         shared = _page(second)
     assert sql == []
     assert shared.replace(csrf_token(shared), csrf_token(rendered)) == rendered
-    with statements(_app(second)) as sql:
+    with sent(_app(second)) as sql:
         _page(second)  # now its own copy
     assert sql == []
 

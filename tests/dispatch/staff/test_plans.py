@@ -9,8 +9,6 @@ or callback table whole. docs/benchmarks.md has the timings at 1,000,000 cases.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from dispatch.db import db
 from dispatch.models import Case, Community, StaffRole
 from dispatch.staff import auth
 from tests.factories import import_community, login, small_community
+from tests.sql import sent
 
 #: The tables that grow with every case, filled here; a plan must not read any of them whole.
 HISTORY = ('"case"', "notification", "callback")
@@ -85,31 +84,14 @@ def history(app: Flask) -> dict[str, Any]:
     return {**cases, "month": f"{last.year}-{last.month:02d}"}
 
 
-@contextmanager
-def statements(app: Flask) -> Iterator[list[tuple[str, Any]]]:
-    """Every SELECT the app sends meanwhile, with its parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def heard(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-              executemany: bool) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append((statement, parameters))
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", heard)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", heard)
-
-
 def plans(app: Flask, seen: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(statement, its plan) for each statement seen."""
+    """(statement, its plan) for each SELECT seen (`tests.sql.sent`)."""
     found = []
     with app.app_context():
         connection = db.session.connection()
         for statement, parameters in seen:
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
             plan = "\n".join(row[0] for row in connection.exec_driver_sql(
                 "EXPLAIN " + statement, parameters))
             found.append((statement, plan))
@@ -137,7 +119,7 @@ def test_the_board_reads_only_the_open_cases_that_match_from_their_index(
     assert login(client).status_code == 302
     for filters in ("", "?urgency=urgent", "?status=on_site", "?urgency=low&status=accepted",
                     f"?grid={district['grid']}"):
-        with statements(pg_app) as seen:
+        with sent(pg_app) as seen:
             assert client.get("/staff/cases/live" + filters).status_code == 200
         found = plans(pg_app, seen)
         assert_no_history_scan(found)
@@ -161,10 +143,10 @@ def test_the_case_page_month_report_and_a_first_scrape_read_through_indexes(
     client = pg_app.test_client()
     assert login(client).status_code == 302
     for which in ("open", "closed"):
-        with statements(pg_app) as seen:
+        with sent(pg_app) as seen:
             assert client.get(f"/staff/cases/{district[which]}").status_code == 200
         assert_no_history_scan(plans(pg_app, seen))
-    with statements(pg_app) as seen:
+    with sent(pg_app) as seen:
         assert client.get(f"/staff/reports/{district['month']}.xlsx").status_code == 200
     found = plans(pg_app, seen)
     assert_no_history_scan(found)
@@ -173,7 +155,7 @@ def test_the_case_page_month_report_and_a_first_scrape_read_through_indexes(
     bounded = [line for line in listed[0].splitlines()
                if "Index Cond" in line and "reported_at >=" in line]
     assert bounded, listed[0]  # the month's bounds bound the index read
-    with statements(pg_app) as seen:
+    with sent(pg_app) as seen:
         body = pg_app.test_client().get("/metrics").get_data(as_text=True)
     assert 'linli_cases{community="TS",status="closed"} 4750.0' in body
     assert "linli_case_time_to_accept_seconds_count 80000.0" in body
