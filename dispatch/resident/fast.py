@@ -70,6 +70,7 @@ class KeptPages:
         chosen = cookies.get(i18n.COOKIE, "")
         page = cache.get(code, chosen if chosen in i18n.LANGUAGES else i18n.DEFAULT)
         if page is None:
+            environ[pages.LOOKED] = True  # Flask's view need not look again
             return None
         secure = environ.get("wsgi.url_scheme") == "https"
         name = csrf.SECURE_COOKIE if secure else csrf.COOKIE

@@ -64,7 +64,10 @@ LOCAL_PAGES = 2_000
 PLACES_KNOWN = 50_000
 CHANNEL = "linli:pages:changed"
 _PREFIX = "linli:pages:"
-_CUT = b"\0"  # between the parts of a kept page, where each visitor's token goes
+_CUT = b"\0"
+#: Set in the WSGI environ when `dispatch.resident.fast` looked for the kept page and found
+#: none: the view renders at once instead of asking Redis the same question again.
+LOOKED = "linli.pages.looked"  # between the parts of a kept page, where each visitor's token goes
 
 
 @dataclass(frozen=True, slots=True)

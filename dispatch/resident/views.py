@@ -92,7 +92,8 @@ def sticker(code: str) -> Any:
     `dispatch.resident.pages` and `dispatch.resident.limits`), else rendered from the database.
     """
     plain = pages.plain_visit() and not mine.tokens()
-    if plain and (page := pages.cached(code)) is not None:
+    looked = request.environ.get(pages.LOOKED, False)  # by `fast`, in vain
+    if plain and not looked and (page := pages.cached(code)) is not None:
         scans.record(page.sticker_id, code, "view")
         return pages.serve(page)
     return _rendered_sticker(code, plain)

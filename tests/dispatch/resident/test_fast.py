@@ -80,3 +80,18 @@ def test_what_is_not_a_plain_visit_to_a_kept_page_goes_to_flask(
         assert answer.status_code in (301, 404), path  # Flask's redirect or helpful page
         assert answer.get_data(as_text=True) != kept
     assert app.test_client().post(f"/s/{code}").status_code == 405
+
+
+def test_a_page_not_kept_is_looked_for_once(app: Flask, stickers: dict[str, str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = app.extensions["linli.pages"]
+    asked: list[tuple[str, str]] = []
+    look = cache.get
+
+    def counted(code: str, language: str) -> Any:
+        asked.append((code, language))
+        return look(code, language)
+
+    monkeypatch.setattr(cache, "get", counted)
+    assert app.test_client().get(f"/s/{stickers[PLACE]}").status_code == 200  # rendered
+    assert asked == [(stickers[PLACE], "zh")]  # by the layer before Flask, not by the view too
