@@ -128,13 +128,19 @@ def _deliver(notification: Notification, now: datetime) -> SendResult:
     not a crash."""
     sender: Sender = channels.sender_for(notification.channel)
     first_attempt = notification.sent_text is None
-    message = dataclasses.replace(texts.message_for(notification, sender), at=now)
+    # The text kept on the row (`sent_text`) is written with the outcome, not flushed by a
+    # lazy load on the way: an UPDATE flushed here would hold the row's lock for as long as
+    # the provider takes, and a sender that dies mid-send would leave its row locked (skipped
+    # by the sweeper's SKIP LOCKED) until PostgreSQL notices the connection is gone.
+    with db.session.no_autoflush:
+        message = dataclasses.replace(texts.message_for(notification, sender), at=now)
     if first_attempt and getattr(sender, "looks_up", False):
         # Kept before the provider sees it: should this process die mid-send, the row's
         # recovery looks for exactly this text (a bundle's signed link differs each time).
         db.session.commit()
     try:
-        return sender.send(message)
+        with db.session.no_autoflush:
+            return sender.send(message)
     except Exception as exc:  # a provider SDK may raise anything; the row must not stay stuck
         return SendResult.failed("exception", f"{type(exc).__name__}: {exc}", retryable=True)
 

@@ -176,3 +176,27 @@ def test_a_row_locked_by_another_sender_is_skipped_not_waited_for(pg_app: Flask)
             assert delivery.send(row.id) is None  # SKIP LOCKED: returns at once
             other.rollback()
         assert delivery.send(row.id) == NotificationStatus.SENT
+
+
+@pytest.mark.postgres
+def test_while_the_provider_has_the_message_no_lock_is_held_on_its_row(pg_app: Flask) -> None:
+    """A sender that dies mid-send must leave nothing the sweeper's SKIP LOCKED would skip:
+    its row is handed back as soon as its timeout is over, not once PostgreSQL notices."""
+    locked: list[bool] = []
+
+    class Probe(FlakyProvider):
+        def send(self, notification: Notification) -> SendResult:
+            with db.engine.connect() as other:
+                row = other.execute(sa.select(Notification.id)
+                                    .where(Notification.id == notification.id)
+                                    .with_for_update(skip_locked=True)).scalar()
+                locked.append(row is None)
+                other.rollback()
+            return super().send(notification)
+
+    with pg_app.app_context():
+        factories.import_community(factories.small_community(overrides=[]))
+        use_provider(pg_app, Probe())
+        row = pending_alert()
+        assert delivery.send(row.id) == NotificationStatus.SENT
+        assert locked == [False]
