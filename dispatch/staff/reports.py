@@ -352,21 +352,27 @@ def _write(sheet: Any, table: Table, first_row: int) -> tuple[str, str]:
         return style_ids[(fmt, wrapped)]
 
     lines = [1] * (len(rows) + 1)
-    styles = [[0] * len(table.header) for _ in rows]
+    # Column by column: a column's texts give its width, and its width which cells wrap.
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(table.header)
+    column_styles = []
     for index, (heading, fmt) in enumerate(zip(table.header, table.formats, strict=True)):
-        texts = [shown(row[index], fmt) for row in rows]
-        width = _width(heading, texts)
+        # Most cells are text already: `shown` only for the others.
+        texts = [v if type(v) is str else shown(v, fmt) for v in columns[index]]
+        widths = [text_width(text) for text in texts]
+        width = _width(heading, widths)
         sheet.column_dimensions[get_column_letter(index + 1)].width = width
         head = header[index]
         head.alignment = top
         if text_width(shown(head.value, None)) + 1 > width:
             head.alignment = wrap
             lines[0] = max(lines[0], _lines(shown(head.value, None), width))
-        for n, text in enumerate(texts):
-            wrapped = text_width(text) + 1 > width  # only text gets here: numbers always fit
-            if wrapped:
-                lines[n + 1] = max(lines[n + 1], _lines(text, width))
-            styles[n][index] = style(fmt, wrapped)
+        column_style = [style(fmt, False)] * len(texts) if texts else []
+        for n, text_size in enumerate(widths):
+            if text_size + 1 > width:  # only text gets here: numbers always fit
+                lines[n + 1] = max(lines[n + 1], _lines(texts[n], width))
+                column_style[n] = style(fmt, True)
+        column_styles.append(column_style)
+    styles = list(zip(*column_styles, strict=True))
     for cell in header:
         cell.font = Font(bold=True)
     # Rows as tall as their wrapped text: Excel does not measure rows on opening a file.
@@ -379,8 +385,8 @@ def _write(sheet: Any, table: Table, first_row: int) -> tuple[str, str]:
     return exports.rows_xml(rows, styles, first_row + 1, heights), f"A1:{last}"
 
 
-def _width(heading: str, values: list[str]) -> float:
-    """A column's width: its longest value and a margin.
+def _width(heading: str, widths: list[int]) -> float:
+    """A column's width: its longest value (`text_width` of each) and a margin.
 
     Headings of three characters or more may take two lines: "紧急程度" over a column of
     "紧急" and "一般" would otherwise double its width, and the summary has 32 columns.
@@ -390,7 +396,7 @@ def _width(heading: str, values: list[str]) -> float:
     head = text_width(heading)
     if head > 4:
         head = math.ceil(head / 2)
-    widest = max([head, *(text_width(v) for v in values)]) + 2
+    widest = max(head, *widths) + 2
     return min(MAX_WIDTH, max(6, widest))
 
 
