@@ -6,6 +6,7 @@ settings from the environment, the database, the job runner, and the web parts.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +74,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # sticker pages', `dispatch.resident.fast`, too) sees the client's own.
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    if not app.config.get("TESTING"):
+        # A web or worker process builds one app and serves with it for days: what it holds
+        # now (modules, mappers, routes) lives as long as the process. Frozen, it is no longer
+        # walked by each full garbage collection, which otherwise stopped one console request
+        # in ten for ~100 ms (docs/benchmarks.md, "The console's long tail"). Not in tests:
+        # they build hundreds of apps in one process, and frozen cycles are never freed.
+        gc.freeze()
     return app
 
 

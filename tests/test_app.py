@@ -75,6 +75,18 @@ def test_importing_the_app_module_builds_nothing() -> None:
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, timeout=60).returncode == 0
 
 
+def test_a_serving_process_freezes_the_heap_it_started_with(tmp_path: Path) -> None:
+    """Full garbage collections then skip what lives as long as the process; tests, which
+    build many apps in one process, do not freeze."""
+    probe = ("import gc, sys; from app import create_app; create_app({'TESTING': True}); "
+             "tested = gc.get_freeze_count(); create_app(); "
+             "sys.exit(0 if tested == 0 and gc.get_freeze_count() > 10_000 else 1)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 40,
+                                 "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"})
+    assert result.returncode == 0
+
+
 def test_behind_a_trusted_proxy_the_resident_address_comes_from_its_header(
         sqlite_template: Path) -> None:
     from flask import request
