@@ -312,6 +312,8 @@ def bench_arguments(description: str) -> Any:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--schema", help="reuse (or create) this schema instead of a new one")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument("--only", choices=("district",),
+                        help="time only this (with the baseline), where the benchmark allows")
     return parser.parse_args()
 
 
