@@ -184,7 +184,9 @@ def run(url: str, schema: str, repeat: int, only: str | None = None) -> None:
           f"{counts['community']:,}, {counts['open']:,} open, {counts['month']:,} in "
           f"{seen['month']}, {counts['members']} members; {seen['version']}; "
           f"Python {platform.python_version()}; {repeat} runs after 2 warm-ups "
-          f"({SLOW_REPEAT} for the district summary, first scrapes on {repeat} new apps); "
+          + ("" if only == "district" else
+             f"({SLOW_REPEAT} for the district summary, first scrapes on {repeat} new apps)")
+          + "; "
           f"load average (1 min) at start {load()}\n")
     client = login(app)
     month = seen["month"]
