@@ -4,6 +4,10 @@ Revision ID: 0016_daily
 Revises: 0015_voice
 Create Date: 2026-12-06 19:00:00.000000
 
+On PostgreSQL the upgrade rewrites every case row (its answer, durations and deadline are
+backfilled) while it holds the table: 83 s at 1,000,000 cases. Run `VACUUM ANALYZE "case"`
+after it: until the table is vacuumed, the percentiles' index-only lookups visit the heap
+(the district's summary took 220 ms instead of 37 ms on that history).
 """
 import math
 
