@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -459,6 +459,18 @@ class Case(Model):
     callback_at: Mapped[datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
 
+    # Kept by PostgreSQL's triggers (migration 0016_daily) for the district's figures
+    # (`dispatch.metrics.daily`), never written by the application; NULL on SQLite. The latest
+    # answered callback's answer, the durations (seconds from the report), and when the case's
+    # figures stop depending on the clock (its accept deadline while nobody accepted, its
+    # on-site deadline while nobody is there).
+    answer_solved: Mapped[str | None] = mapped_column(sa.String(24), deferred=True)
+    answer_satisfaction: Mapped[int | None] = mapped_column(deferred=True)
+    accept_s: Mapped[float | None] = mapped_column(deferred=True)
+    on_site_s: Mapped[float | None] = mapped_column(deferred=True)
+    resolve_s: Mapped[float | None] = mapped_column(deferred=True)
+    settles_at: Mapped[datetime | None] = mapped_column(deferred=True)
+
     community: Mapped[Community] = relationship()
     place: Mapped[Place] = relationship()
     accepted_by: Mapped[Member | None] = relationship(foreign_keys=[accepted_by_id])
@@ -724,6 +736,80 @@ class TallyChange(Model):
     total: Mapped[float]
 
 
+class DailyFigure(Model):
+    """The figures' counters for the cases reported on one UTC day with one urgency, as they
+    stand once every deadline has passed (`dispatch.metrics.daily`). Folded from `DailyChange`
+    rows; PostgreSQL only (SQLite computes the figures from the cases)."""
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    urgency: Mapped[str] = mapped_column(sa.String(24), primary_key=True)
+    cases: Mapped[int] = mapped_column(sa.BigInteger)
+    open: Mapped[int] = mapped_column(sa.BigInteger)
+    accepted: Mapped[int] = mapped_column(sa.BigInteger)
+    due: Mapped[int] = mapped_column(sa.BigInteger)
+    on_time: Mapped[int] = mapped_column(sa.BigInteger)
+    site_due: Mapped[int] = mapped_column(sa.BigInteger)
+    site_late: Mapped[int] = mapped_column(sa.BigInteger)
+    callbacks_due: Mapped[int] = mapped_column(sa.BigInteger)
+    answered: Mapped[int] = mapped_column(sa.BigInteger)
+    solved: Mapped[int] = mapped_column(sa.BigInteger)
+    partly: Mapped[int] = mapped_column(sa.BigInteger)
+    not_solved: Mapped[int] = mapped_column(sa.BigInteger)
+    satisfied: Mapped[int] = mapped_column(sa.BigInteger)
+    closed: Mapped[int] = mapped_column(sa.BigInteger)
+    ladder_building: Mapped[int] = mapped_column(sa.BigInteger)
+    ladder_grid: Mapped[int] = mapped_column(sa.BigInteger)
+    ladder_community: Mapped[int] = mapped_column(sa.BigInteger)
+    ladder_referred: Mapped[int] = mapped_column(sa.BigInteger)
+    on_site_n: Mapped[int] = mapped_column(sa.BigInteger)
+    resolve_n: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class DailyDuration(Model):
+    """How many cases reported on one UTC day took a duration in one histogram bucket
+    (metric 1 accept, 2 on site, 3 resolve; buckets in `linli_daily_bounds()`): where a
+    percentile's rank falls, before its value is looked up among the cases."""
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    metric: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class DailyChange(Model):
+    """A case's part in the day figures, taken away (-1) or added (+1) by a PostgreSQL trigger
+    in the transaction that changed the case or its callbacks; inserts only, like
+    `TallyChange`, and folded into `DailyFigure` and `DailyDuration`."""
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                    primary_key=True)
+    day: Mapped[date] = mapped_column(index=True)
+    urgency: Mapped[str] = mapped_column(sa.String(24))
+    n: Mapped[int]
+    open: Mapped[int]
+    accepted: Mapped[int]
+    due: Mapped[int]
+    on_time: Mapped[int]
+    site_due: Mapped[int]
+    site_late: Mapped[int]
+    callbacks_due: Mapped[int]
+    answered: Mapped[int]
+    solved: Mapped[int]
+    partly: Mapped[int]
+    not_solved: Mapped[int]
+    satisfied: Mapped[int]
+    closed: Mapped[int]
+    ladder_building: Mapped[int]
+    ladder_grid: Mapped[int]
+    ladder_community: Mapped[int]
+    ladder_referred: Mapped[int]
+    on_site_n: Mapped[int]
+    resolve_n: Mapped[int]
+    accept_b: Mapped[int | None]
+    on_site_b: Mapped[int | None]
+    resolve_b: Mapped[int | None]
+
+
 class StaffUser(Model):
     """A community staff login for the console; grid secretaries see only their grid."""
 
@@ -790,6 +876,17 @@ sa.Index("ix_case_accepted_at", Case.accepted_at)
 # A sticker's scans: their count and the last one from the index alone (the staff sticker
 # pages), and whether any came since a moment (stickers nobody scans, `qr.usage`).
 sa.Index("ix_scan_sticker_at", Scan.sticker_id, Scan.at)
+# The district's percentiles (`dispatch.metrics.daily`): the values in one histogram bucket,
+# in order, among the period's cases, from the index alone; and the cases whose figures still
+# depend on the clock.
+_NOT_DUPLICATE = "(resolution IS NULL OR resolution <> 'duplicate')"
+for _name in ("accept_s", "on_site_s", "resolve_s"):
+    _where = sa.text(f"{_name} IS NOT NULL AND {_NOT_DUPLICATE}")
+    sa.Index(f"ix_case_{_name}", getattr(Case, _name), Case.reported_at,
+             postgresql_where=_where, sqlite_where=_where)
+_SETTLING = Case.settles_at.is_not(None)
+sa.Index("ix_case_settles_at", Case.settles_at, postgresql_where=_SETTLING,
+         sqlite_where=_SETTLING)
 # A case's latest answered callback, from the index alone.
 sa.Index("ix_callback_answer", Callback.case_id, Callback.id,
          postgresql_include=["contacted", "solved", "satisfaction"])

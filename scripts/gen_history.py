@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
 from dispatch import clock  # noqa: E402
 from dispatch.community.settings import DEFAULT_CATEGORIES, default_settings, policy  # noqa: E402
-from dispatch.metrics import totals  # noqa: E402
+from dispatch.metrics import daily, totals  # noqa: E402
 from dispatch.models import Community  # noqa: E402
 
 DEFAULT_URL = os.environ.get("LINLI_BENCH_DATABASE_URL",
@@ -248,8 +248,9 @@ def generate(url: str, schema: str, *, cases: int, communities: int, seed: int =
         policies = {str(u): json.dumps({**policy(made[0], c.urgency), "version": "bench"})
                     for c in DEFAULT_CATEGORIES for u in [c.urgency]}
         conn = db.session.connection()
-        # Loaded in bulk without the /metrics triggers, then counted once (`totals.rebuild`).
-        for table in ("case", "notification"):
+        # Loaded in bulk without the triggers, then counted once (`totals.rebuild`,
+        # `daily.rebuild`).
+        for table in ("case", "notification", "callback"):
             conn.execute(sa.text(f'ALTER TABLE "{table}" DISABLE TRIGGER USER'))
         _copy(conn, "place", ["id", "community_id", "parent_id", "kind", "code", "name",
                               "position"], iter(district.places))
@@ -285,10 +286,11 @@ def generate(url: str, schema: str, *, cases: int, communities: int, seed: int =
         for table in ("place", "member", "case"):
             conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
                                  f"(SELECT max(id) FROM \"{table}\"))"))
-        for table in ("case", "notification"):
+        for table in ("case", "notification", "callback"):
             conn.execute(sa.text(f'ALTER TABLE "{table}" ENABLE TRIGGER USER'))
         db.session.commit()
         totals.rebuild()
+        daily.rebuild()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as auto:
             auto.execute(sa.text("VACUUM ANALYZE"))
     with app.app_context():
@@ -310,6 +312,8 @@ def bench_arguments(description: str) -> Any:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--schema", help="reuse (or create) this schema instead of a new one")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument("--only", choices=("district",),
+                        help="time only this (with the baseline), where the benchmark allows")
     return parser.parse_args()
 
 

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from dispatch import clock, jobs
 from dispatch.case import lifecycle
 from dispatch.db import db
-from dispatch.metrics import totals
+from dispatch.metrics import daily, totals
 from dispatch.models import Case
 from dispatch.outbox import delivery, receipts
 
@@ -71,6 +71,7 @@ def sweep(now: datetime | None = None, *, grace: timedelta = GRACE) -> int:
     if steps or sent:
         log.info("sweep: %d due step(s), %d message(s) re-driven", steps, sent)
     totals.fold()  # keeps the changes /metrics adds up few, whenever it is scraped
+    daily.fold()  # … and those the district's figures add up
     return steps + sent
 
 

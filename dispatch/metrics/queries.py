@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from dispatch import clock
 from dispatch.db import UTCDateTime, db
+from dispatch.metrics import daily
 
 #: Breakdowns a figure can be split by (`breakdown(..., by=...)`).
 from dispatch.metrics.figures import (
@@ -217,7 +218,10 @@ def without_jit() -> None:
 
 
 def summary(scope: Scope, period: Period, now: datetime | None = None) -> Figures:
-    """Every figure for the scope and period."""
+    """Every figure for the scope and period. The whole district's, on PostgreSQL, from the
+    figures the database keeps per day (`daily`) rather than from each of its cases."""
+    if scope == Scope() and _in_database():
+        return daily.summary(period.start, period.end, now or clock.now())
     return breakdown(scope, period, None, now).get(None) or Figures()
 
 
@@ -329,8 +333,11 @@ def _aggregates(c: Any) -> dict[str, sa.ColumnElement[Any]]:
         c.arrive_s.is_not(None), c.since_accept_s >= c.site_limit_s))
     site_late = sa.and_(site_due, sa.or_(c.arrive_s.is_(None), c.arrive_s > c.site_limit_s))
     closed = c.status == CaseStatus.CLOSED
-    referred = sa.and_(closed, sa.or_(c.resolution == Resolution.REFERRED,
-                                      c.closed_rung >= Rung.DISTRICT))
+    # NULL (no resolution, no rung) is "no" here, as in `figures.ladder_bucket`: a NULL would
+    # make `NOT referred` NULL too and drop the case from its rung into "unknown".
+    referred = sa.and_(closed, sa.or_(
+        sa.func.coalesce(c.resolution == Resolution.REFERRED, sa.false()),
+        sa.func.coalesce(c.closed_rung >= Rung.DISTRICT, sa.false())))
     rung_closed = sa.and_(closed, sa.not_(referred))
 
     def where(condition: Any) -> sa.ColumnElement[int]:

@@ -5,6 +5,7 @@ Run from the repository root, under the benchmark lock (timed runs share the mac
     flock /tmp/linli-bench.lock .venv/bin/python -m scripts.bench.bench_console
     flock /tmp/linli-bench.lock .venv/bin/python -m scripts.bench.bench_console \
         --schema linli_history --keep            # reuse a history kept by an earlier run
+    … --schema linli_history --keep --only district   # the baseline and the district summary
 
 It generates 1,000,000 cases with `scripts/gen_history.py` (or reuses `--schema`), logs in as
 an admin of the first community through the real login form, and times through the Flask test
@@ -175,7 +176,7 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def run(url: str, schema: str, repeat: int) -> None:
+def run(url: str, schema: str, repeat: int, only: str | None = None) -> None:
     app = app_on(url, schema)
     seen = prepare(app)
     counts = seen["counts"]
@@ -183,7 +184,9 @@ def run(url: str, schema: str, repeat: int) -> None:
           f"{counts['community']:,}, {counts['open']:,} open, {counts['month']:,} in "
           f"{seen['month']}, {counts['members']} members; {seen['version']}; "
           f"Python {platform.python_version()}; {repeat} runs after 2 warm-ups "
-          f"({SLOW_REPEAT} for the district summary, first scrapes on {repeat} new apps); "
+          + ("" if only == "district" else
+             f"({SLOW_REPEAT} for the district summary, first scrapes on {repeat} new apps)")
+          + "; "
           f"load average (1 min) at start {load()}\n")
     client = login(app)
     month = seen["month"]
@@ -237,12 +240,13 @@ def run(url: str, schema: str, repeat: int) -> None:
         print(f"| {name} | {median:.1f} | {p99:.1f} | {median / base:.2f} | {goal_text} |",
               flush=True)
 
-    for name, func, goal in requests:
+    for name, func, goal in requests[:1] if only == "district" else requests:
         median, p99 = timed(func, repeat)
         line(name, median, p99, goal)
-    median, p99 = first_scrape(url, schema)(repeat)  # type: ignore[operator]
-    line("/metrics, first scrape of a new process", median, p99, GOAL_MS)
-    median, p99 = timed(district, SLOW_REPEAT, warm=1)
+    if only != "district":
+        median, p99 = first_scrape(url, schema)(repeat)  # type: ignore[operator]
+        line("/metrics, first scrape of a new process", median, p99, GOAL_MS)
+    median, p99 = timed(district, repeat if only == "district" else SLOW_REPEAT, warm=1)
     line("district summary, all communities, 1 year (no request)", median, p99,
          DISTRICT_GOAL_MS)
     print(f"\nLoad average (1 min) at the end: {load()}. Goals missed: "
@@ -257,7 +261,7 @@ def main() -> None:
         if not gen_history.ensure(url, schema, cases=args.cases,
                                   communities=args.communities):
             gen_history.app_for(url, schema)  # migrate a kept schema to this build
-        run(url, schema, args.repeat)
+        run(url, schema, args.repeat, args.only)
     finally:
         if not args.keep:
             gen_history.drop(url, schema)
