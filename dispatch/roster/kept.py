@@ -22,7 +22,11 @@ Only with Redis, and only where `responders(..., kept=True)` asks (the step): wi
 change made by another process (a `flask` command beside the embedded runner) could not be
 heard, and the console reads the roster it is editing, uncommitted changes included, from its
 own session. When Redis does not answer, or a token could not be set after a change (the
-next change or step tries again), steps read the database as before.
+next change or step tries again), steps read the database as before. What no commit announces
+(SQL typed by hand) is seen within `MAX_AGE_SECONDS`, when a kept roster is read again anyway.
+
+The forking worker class (`flask worker --worker-class fork`) runs each job in a process of
+its own, which would read a whole roster for one step: it reads the database as before.
 
 Kept rows are detached from any session; a step gets its own persistent copies of the few
 members it asks (`Session.merge(load=False)`: no statement), so what it writes (outbox rows
@@ -34,6 +38,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -42,13 +47,16 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from dispatch import changes
+from dispatch import changes, jobs
 from dispatch.db import db
 from dispatch.models import DutyOverride, Member, Responsibility
 
 log = logging.getLogger(__name__)
 
 TOKEN_KEY = "linli:roster:token"
+#: A kept roster is read again after this long even if no change was announced: the bound
+#: for what no commit announces (SQL typed by hand, an announcement Redis lost).
+MAX_AGE_SECONDS = 60.0
 #: Tags that change what is kept here.
 TAGS = frozenset({changes.EVERYTHING, changes.ROSTER})
 _EXTENSION = "linli.roster"
@@ -62,7 +70,8 @@ class KeptRosters:
         self.redis = redis
         self.lock = threading.Lock()
         self.token: bytes | None = None
-        self.communities: dict[int, list[Responsibility]] = {}
+        #: community id → its responsibilities, and when they were read (monotonic)
+        self.communities: dict[int, tuple[list[Responsibility], float]] = {}
         #: A change whose token Redis did not take: no kept roster is used until it has.
         self.unsent = False
 
@@ -77,12 +86,13 @@ class KeptRosters:
                 self.communities.clear()
                 self.token = token
             kept = self.communities.get(community_id)
-        if kept is not None:
-            return kept
+        if kept is not None and time.monotonic() - kept[1] < MAX_AGE_SECONDS:
+            return kept[0]
+        read_at = time.monotonic()
         rows = _read(community_id)
         with self.lock:
             if self.token == token:  # else a change came meanwhile: used once, not kept
-                self.communities[community_id] = rows
+                self.communities[community_id] = (rows, read_at)
         return rows
 
     def changed(self, tags: frozenset[str]) -> None:
@@ -122,9 +132,12 @@ class KeptRosters:
 
 def responsibilities(community_id: int) -> list[Responsibility] | None:
     """The kept responsibilities of a community (see `KeptRosters.responsibilities`), or None
-    when there are none to trust here (no Redis, Redis away): read the database then."""
+    when there are none to trust here (no Redis, Redis away) or to keep (a forking worker's
+    horse, gone after its one job): read the database then."""
     kept: KeptRosters | None = current_app.extensions.get(_EXTENSION)
-    return kept.responsibilities(community_id) if kept is not None else None
+    if kept is None or jobs.forked_for_one_job():
+        return None
+    return kept.responsibilities(community_id)
 
 
 def attach(members: Sequence[Member]) -> list[Member]:
@@ -160,7 +173,7 @@ def _everyone() -> sa.Select[Responsibility]:
 def init_app(app: Flask) -> None:
     """Keep rosters in this app's processes when it has Redis (see the module's docstring)."""
     redis_url = app.config.get("REDIS_URL")
-    if not redis_url or not app.config.get("KEEP_ROSTERS", True):
+    if not redis_url:
         return
     kept = KeptRosters(Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2))
     app.extensions[_EXTENSION] = kept
