@@ -73,11 +73,7 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
         if held is not None:
             return held
         sender: Sender = channels.sender_for(notification.channel)
-        message = _compose(notification, sender, now)
-        # One commit before the provider is called: the claim, pacing's decisions (riders,
-        # reply codes) and the text kept on the row. Should this process die mid-send, the
-        # row's recovery finds it "sending", with exactly the text the provider may have.
-        db.session.commit()
+        message = _commit_before_sending(notification, sender, now)
         result = _deliver(sender, message)
         status = _store(notification, result, now, first=first)
         pacing.after_send(notification, status, now)
@@ -129,14 +125,38 @@ def _claimed() -> sa.Select[Notification]:
             .execution_options(populate_existing=True))
 
 
+def _commit_before_sending(notification: Notification, sender: Sender, now: datetime
+                           ) -> OutgoingMessage:
+    """Commit the claim and pacing's decisions, and compose the message; a sender that looks
+    messages up has the text kept on the row (`sent_text`) committed too, before it is called:
+    should this process die mid-send, the row's recovery looks for exactly that text.
+
+    The text goes in the claim's own commit only when that transaction writes the row again
+    anyway (its reply code): a second UPDATE of a row this transaction already changed makes
+    PostgreSQL check the row's foreign keys (FOR KEY SHARE on its case), which waits on an
+    action holding the case (an acceptance) while that action waits on this row — a deadlock.
+    Otherwise the claim is committed first, as it always was, and the text after it (a sender
+    that looks up) or with the provider's answer (the others).
+    """
+    first_attempt = notification.sent_text is None
+    if db.session.is_modified(notification):
+        message = _compose(notification, sender, now)
+        db.session.commit()
+        return message
+    db.session.commit()
+    message = _compose(notification, sender, now)
+    if first_attempt and getattr(sender, "looks_up", False):
+        db.session.commit()
+    return message
+
+
 def _compose(notification: Notification, sender: Sender, now: datetime) -> OutgoingMessage:
     """The message as `sender` gets it; a first attempt's text is set on the row
-    (`sent_text`), for the commit before the provider is called: a sender that looks up an
-    uncertain send recognises it by that text (a bundle's signed link differs each time),
-    and a retry resends it unchanged.
+    (`sent_text`): a sender that looks up an uncertain send recognises it by that text (a
+    bundle's signed link differs each time), and a retry resends it unchanged.
 
-    Composing reads (riders, the case, the contact) without flushing: the claim and pacing's
-    decisions are flushed by that commit, together."""
+    Composing reads (riders, the case, the contact) without flushing: what is pending is
+    flushed by the commit that follows, together."""
     with db.session.no_autoflush:
         return dataclasses.replace(texts.message_for(notification, sender), at=now)
 

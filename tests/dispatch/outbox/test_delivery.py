@@ -205,16 +205,19 @@ def test_while_the_provider_has_the_message_no_lock_is_held_on_its_row(pg_app: F
 @pytest.mark.postgres
 def test_the_claim_and_the_text_go_in_one_commit_before_the_provider_and_its_answer_in_one_after(
         pg_app: Flask) -> None:
-    """Two commits a message: should the sender die while the provider has it, the row is
-    "sending" with exactly the text a provider that can be asked would be asked about."""
+    """Two commits an SMS answered by reply code: should the sender die while the provider has
+    it, the row is "sending" with exactly the text a provider that can be asked would be asked
+    about."""
     during: list[tuple[str, str | None]] = []
     commits: list[object] = []
 
     def committed(connection: object) -> None:
         commits.append(connection)
 
-    class LooksUp(FlakyProvider):
+    class LooksUp(FlakyProvider):  # as Twilio SMS: paced, answered by reply codes
         looks_up = True
+        two_way = True
+        paced = True
 
         def send(self, message: Notification) -> SendResult:
             with db.engine.connect() as other:
