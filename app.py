@@ -22,6 +22,7 @@ from dispatch.db import db
 from dispatch.jobs import reconcile, table
 from dispatch.member import push
 from dispatch.metrics import prometheus
+from dispatch.roster import kept
 from qr import cli as qr_cli
 
 migrate = Migrate()
@@ -48,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                      compare_type=True)
     csrf.init_app(app)
     table.init_app(app)  # the jobs and their runner: RQ with REDIS_URL, else in-process
+    kept.init_app(app)  # rosters kept per process for the ladder steps (with Redis)
 
     # Who talks to Linli
     resident.init_app(app)  # /s, /c      residents, no login (own CSRF cookie)

@@ -9,8 +9,10 @@ watched here instead, at the level of the session:
 - a flush notes what it wrote, as tags: the place of every case it wrote (`place(id)`), or
   `EVERYTHING` for what every page may show (communities, places, stickers, members, their
   responsibilities, notices);
-- a bulk UPDATE or DELETE of one of those tables notes `EVERYTHING`, unless its writer says
-  which tags it touched (`execution_options(changes=(...))`, with `touch` after it);
+- a flush that wrote the rest of a duty roster (shifts, overrides, contacts), which no page
+  shows but the ladder reads (`dispatch.roster.kept`), notes `ROSTER`;
+- a bulk UPDATE or DELETE of one of those tables notes `EVERYTHING` (or `ROSTER`), unless its
+  writer says which tags it touched (`execution_options(changes=(...))`, with `touch` after it);
 - once the transaction commits, the tags go to the app's listeners
   (`app.extensions["linli.changes"]`); a rollback forgets them.
 
@@ -28,14 +30,31 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from dispatch.models import Case, Community, Member, Notice, Place, Responsibility, Sticker
+from dispatch.models import (
+    Case,
+    Community,
+    Contact,
+    DutyOverride,
+    Member,
+    Notice,
+    Place,
+    Responsibility,
+    Shift,
+    Sticker,
+)
 
 log = logging.getLogger(__name__)
 
 EVERYTHING = "*"
 #: What any kept page may show besides its place's cases: any change here is `EVERYTHING`.
 SHOWN_EVERYWHERE = (Community, Place, Sticker, Member, Responsibility, Notice)
-_TABLES = {model.__table__.name: model for model in (*SHOWN_EVERYWHERE, Case)}
+#: The rest of what decides who is asked and how (the members and their responsibilities
+#: are `EVERYTHING` already): a change here is `ROSTER`, which kept pages ignore.
+ROSTER = "roster"
+ROSTER_ONLY = (Shift, DutyOverride, Contact)
+#: The tag a bulk statement on each watched table notes when its writer says nothing.
+_TABLES = {**{model.__table__.name: EVERYTHING for model in (*SHOWN_EVERYWHERE, Case)},
+           **{model.__table__.name: ROSTER for model in ROSTER_ONLY}}
 _PENDING = "linli.changes.pending"
 _LISTENERS = "linli.changes"
 
@@ -78,6 +97,8 @@ def _note_flush(session: Session, context: Any) -> None:
                         if p is not None)
         elif isinstance(obj, SHOWN_EVERYWHERE):
             tags.add(EVERYTHING)
+        elif isinstance(obj, ROSTER_ONLY):
+            tags.add(ROSTER)
     if tags:
         touch(session, tags)
 
@@ -86,10 +107,11 @@ def _note_bulk(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) not in _TABLES:
+    tag = _TABLES.get(getattr(table, "name", None) or "")
+    if tag is None:
         return
     told = state.execution_options.get("changes")
-    touch(state.session, [EVERYTHING] if told is None else told)
+    touch(state.session, [tag] if told is None else told)
 
 
 def _announce(session: Session) -> None:

@@ -86,6 +86,8 @@ def held_job_id(notification_id: int, until: datetime) -> str:
 
 
 _worker_app: Flask | None = None
+#: Set in a work horse the forking worker made for one job (`Worker`): it ends with the job.
+_forked_for_one_job = False
 
 
 def run(name: str, *args: Any) -> Any:
@@ -145,6 +147,12 @@ def worker_app() -> Flask:
     if _worker_app is None:
         raise RuntimeError("no app for jobs: run workers with `flask --app app worker`")
     return _worker_app
+
+
+def forked_for_one_job() -> bool:
+    """Whether this process is a work horse forked for a single job, which ends with it: a
+    copy kept for the next job (`dispatch.roster.kept`) would be read for nothing."""
+    return _forked_for_one_job
 
 
 def set_worker_app(app: Flask) -> None:
@@ -571,6 +579,8 @@ class Worker(_Beating, rq.Worker):
     """
 
     def main_work_horse(self, job: rq.job.Job, queue: rq.Queue) -> None:
+        global _forked_for_one_job
+        _forked_for_one_job = True
         with worker_app().app_context():
             db.engine.dispose(close=False)
             super().main_work_horse(job, queue)

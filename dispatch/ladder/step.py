@@ -132,7 +132,7 @@ def waiting_for_hours(case: Case, now: datetime) -> datetime | None:
 
 def _ask(case: Case, rung: int, now: datetime, due: datetime | None, *, repeat: bool) -> bool:
     """Notify everyone reachable at `rung` now; False when nobody could be reached."""
-    responders = routing.responders(case.place, case.category, rung)
+    responders = routing.responders(case.place, case.category, rung, kept=True)
     by_member = {id(r.member): r for r in responders}
     duties = duty.on_duty([r.member for r in responders], now, case.community.timezone,
                           urgent=case.urgency == Urgency.URGENT)

@@ -34,7 +34,7 @@ from dispatch import channels, clock, jobs, words
 from dispatch.case import lifecycle
 from dispatch.case.timeline import EventKind, record
 from dispatch.channels import Sender, SendResult
-from dispatch.channels.base import INTERRUPTED
+from dispatch.channels.base import INTERRUPTED, OutgoingMessage
 from dispatch.db import UTCDateTime, db
 from dispatch.models import EarlyReceipt, Notification, NotificationStatus
 from dispatch.outbox import Purpose, pacing, texts
@@ -69,10 +69,12 @@ def send(notification_id: int, now: datetime | None = None) -> NotificationStatu
     session = db.session()
     expiring, session.expire_on_commit = session.expire_on_commit, False
     try:
-        held = pacing.before_send(notification, now)  # commits the claim
+        held = pacing.before_send(notification, now)
         if held is not None:
             return held
-        result = _deliver(notification, now)
+        sender: Sender = channels.sender_for(notification.channel)
+        message = _commit_before_sending(notification, sender, now)
+        result = _deliver(sender, message)
         status = _store(notification, result, now, first=first)
         pacing.after_send(notification, status, now)
     finally:
@@ -116,28 +118,55 @@ def _claiming() -> sa.Update:
 
 @functools.cache
 def _claimed() -> sa.Select[Notification]:
-    """The row as claimed, and its case (where the stop conditions are), in one statement
-    built once per process. Parameter: `row`."""
+    """The row as claimed, its case (where the stop conditions are) and its contact (the
+    message reads it), in one statement built once per process. Parameter: `row`."""
     return (sa.select(Notification).where(Notification.id == sa.bindparam("row"))
-            .options(joinedload(Notification.case))
+            .options(joinedload(Notification.case), joinedload(Notification.contact))
             .execution_options(populate_existing=True))
 
 
-def _deliver(notification: Notification, now: datetime) -> SendResult:
-    """Hand the message to its channel, composed for it; an exception is a retryable failure,
-    not a crash."""
-    sender: Sender = channels.sender_for(notification.channel)
+def _commit_before_sending(notification: Notification, sender: Sender, now: datetime
+                           ) -> OutgoingMessage:
+    """Commit the claim and pacing's decisions, and compose the message; a sender that looks
+    messages up has the text kept on the row (`sent_text`) committed too, before it is called:
+    should this process die mid-send, the row's recovery looks for exactly that text.
+
+    The text goes in the claim's own commit only when that transaction writes the row again
+    anyway (its reply code): a second UPDATE of a row this transaction already changed makes
+    PostgreSQL check the row's foreign keys (FOR KEY SHARE on its case), which waits on an
+    action holding the case (an acceptance) while that action waits on this row — a deadlock.
+    Otherwise the claim is committed first, as it always was, and the text after it (a sender
+    that looks up) or with the provider's answer (the others).
+    """
     first_attempt = notification.sent_text is None
-    # The text kept on the row (`sent_text`) is written with the outcome, not flushed by a
-    # lazy load on the way: an UPDATE flushed here would hold the row's lock for as long as
-    # the provider takes, and a sender that dies mid-send would leave its row locked (skipped
-    # by the sweeper's SKIP LOCKED) until PostgreSQL notices the connection is gone.
-    with db.session.no_autoflush:
-        message = dataclasses.replace(texts.message_for(notification, sender), at=now)
-    if first_attempt and getattr(sender, "looks_up", False):
-        # Kept before the provider sees it: should this process die mid-send, the row's
-        # recovery looks for exactly this text (a bundle's signed link differs each time).
+    if db.session.is_modified(notification):
+        message = _compose(notification, sender, now)
         db.session.commit()
+        return message
+    db.session.commit()
+    message = _compose(notification, sender, now)
+    if first_attempt and getattr(sender, "looks_up", False):
+        db.session.commit()
+    return message
+
+
+def _compose(notification: Notification, sender: Sender, now: datetime) -> OutgoingMessage:
+    """The message as `sender` gets it; a first attempt's text is set on the row
+    (`sent_text`): a sender that looks up an uncertain send recognises it by that text (a
+    bundle's signed link differs each time), and a retry resends it unchanged.
+
+    Composing reads (riders, the case, the contact) without flushing: what is pending is
+    flushed by the commit that follows, together."""
+    with db.session.no_autoflush:
+        return dataclasses.replace(texts.message_for(notification, sender), at=now)
+
+
+def _deliver(sender: Sender, message: OutgoingMessage) -> SendResult:
+    """Hand the composed message to its channel, holding no row lock (everything before it
+    is committed); an exception is a retryable failure, not a crash."""
+    # Nothing is flushed on the way either: an UPDATE here would hold the row's lock for as
+    # long as the provider takes, and a sender that dies mid-send would leave its row locked
+    # (skipped by the sweeper's SKIP LOCKED) until PostgreSQL notices the connection is gone.
     try:
         with db.session.no_autoflush:
             return sender.send(message)

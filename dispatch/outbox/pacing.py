@@ -60,7 +60,13 @@ def limits() -> tuple[timedelta, int, timedelta]:
 
 
 def before_send(notification: Notification, now: datetime) -> NotificationStatus | None:
-    """Prepare a claimed row for sending; a status instead when it must not be sent now."""
+    """Prepare a claimed row for sending; a status instead when it must not be sent now.
+
+    A status means it was settled here (held, or adopted from its carrier) and committed.
+    None means it goes out: the claim and these decisions are left uncommitted, for the
+    sender to commit with the text it composes from them (`delivery.send`), in one commit
+    before the provider is called.
+    """
     if notification.bundled_into_id is not None:
         carrier = db.session.get(Notification, notification.bundled_into_id)
         if carrier is not None and carrier.provider_id is not None:
@@ -76,7 +82,6 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
     if notification.channel not in PACED or not getattr(sender, "paced", False) \
             or notification.purpose == Purpose.PUSH_CODE:
         _keep_riders(notification, bundled_now=False)
-        db.session.commit()
         return None
     _lock_phone(notification.to_address)
     hold = hold_until(notification, now)
@@ -91,13 +96,13 @@ def before_send(notification: Notification, now: datetime) -> NotificationStatus
     if notification.channel == Channel.SMS and getattr(sender, "two_way", False):
         for row in [notification, *riders]:
             replies.assign_code(row)
-    db.session.commit()
     return None
 
 
 def _pace_group(notification: Notification, now: datetime) -> NotificationStatus | None:
     """A group robot's message: held while its robot had `GROUP_LIMIT` messages in the last
-    `GROUP_WINDOW`, else sent with the group's other waiting messages riding in it."""
+    `GROUP_WINDOW` (committed), else sent with the group's other waiting messages riding in
+    it (left for the sender to commit, as `before_send` says)."""
     oldest = db.session.scalar(
         sa.select(Notification.sent_at)
         .where(Notification.to_address == notification.to_address,
@@ -126,7 +131,6 @@ def _pace_group(notification: Notification, now: datetime) -> NotificationStatus
                     updated_at=now)
             .execution_options(synchronize_session=False))
     _keep_riders(notification, bundled_now=bool(riders))
-    db.session.commit()
     return None
 
 

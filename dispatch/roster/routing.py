@@ -24,6 +24,7 @@ from sqlalchemy.orm import contains_eager
 from dispatch.community import settings
 from dispatch.db import db
 from dispatch.models import Community, Member, Place, Responsibility, Role, Rung
+from dispatch.roster import kept as kept_rosters
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,23 @@ class Responder:
         return f"<Responder {self.member.code} {self.role} @ {where}>"
 
 
-def responders(place: Place, category: str, rung: int) -> list[Responder]:
-    """The people asked about `category` at `place` on `rung`, nearest and first in line first."""
+def responders(place: Place, category: str, rung: int, *, kept: bool = False
+               ) -> list[Responder]:
+    """The people asked about `category` at `place` on `rung`, nearest and first in line first.
+
+    `kept`: from this process's kept copy of the community's roster when it can vouch for it
+    (`dispatch.roster.kept`, the ladder step's way), else from the database.
+    """
     roles = settings.routing_roles(place.community, category, rung)
     if not roles:
         return []
-    return rank(place.lineage(), category, roles, _responsibilities(place, roles))
+    lineage = place.lineage()
+    held = kept_rosters.responsibilities(place.community_id) if kept else None
+    if held is None:
+        return rank(lineage, category, roles, _responsibilities(place, roles))
+    ranked = rank(lineage, category, roles, held)
+    members = kept_rosters.attach([r.member for r in ranked])
+    return [Responder(member, r.role, r.place) for member, r in zip(members, ranked, strict=True)]
 
 
 def answering_for(place: Place, category: str) -> list[Responder]:
@@ -80,17 +92,22 @@ def rank(lineage: Sequence[Place], category: str, roles: Sequence[Role],
          responsibilities: Iterable[Responsibility]) -> list[Responder]:
     """Order the matching responsibilities; each member appears once, at their best position.
 
-    `lineage` is the case's place and its ancestors, nearest first (`Place.lineage()`).
+    `lineage` is the case's place and its ancestors, nearest first (`Place.lineage()`); a
+    responder's place is the lineage's own object, so responsibilities read elsewhere (a kept
+    roster's, detached) rank alike and name the caller's places.
     """
-    distance = {id(p): index for index, p in enumerate(lineage)}
+    responsibilities = list(responsibilities)
+    places = {_key(p): p for p in lineage}
+    distance = {_key(p): index for index, p in enumerate(lineage)}
+    where = {id(r): _where(r) for r in responsibilities}
     matching = [
         r for r in responsibilities
         if r.role in roles
-        and (r.place is None or id(r.place) in distance)
+        and (where[id(r)] is None or where[id(r)] in distance)
         and (not r.categories or category in r.categories)
     ]
     matching.sort(key=lambda r: (
-        len(lineage) if r.place is None else distance[id(r.place)],
+        len(lineage) if where[id(r)] is None else distance[where[id(r)]],
         r.position or 0,
         roles.index(r.role),
         r.member.id or 0,
@@ -101,8 +118,23 @@ def rank(lineage: Sequence[Place], category: str, roles: Sequence[Role],
         if id(r.member) in seen:
             continue
         seen.add(id(r.member))
-        ranked.append(Responder(r.member, Role(r.role), r.place))
+        at = where[id(r)]
+        ranked.append(Responder(r.member, Role(r.role), places[at] if at is not None else None))
     return ranked
+
+
+def _key(place: Place) -> object:
+    """A place as `rank` matches it: by id, or, not yet written (no id), by the object."""
+    return place.id if place.id is not None else place
+
+
+def _where(responsibility: Responsibility) -> object:
+    """The key of the place a responsibility sits at (None: the whole community), read without
+    loading anything: a kept roster's rows are detached (`dispatch.roster.kept`)."""
+    if responsibility.place_id is not None:
+        return responsibility.place_id
+    place = sa.inspect(responsibility).dict.get("place")
+    return None if place is None else _key(place)
 
 
 def asked_roles(community: Community, rungs: Iterable[int]) -> set[Role]:

@@ -200,3 +200,42 @@ def test_while_the_provider_has_the_message_no_lock_is_held_on_its_row(pg_app: F
         row = pending_alert()
         assert delivery.send(row.id) == NotificationStatus.SENT
         assert locked == [False]
+
+
+@pytest.mark.postgres
+def test_the_claim_and_the_text_go_in_one_commit_before_the_provider_and_its_answer_in_one_after(
+        pg_app: Flask) -> None:
+    """Two commits an SMS answered by reply code: should the sender die while the provider has
+    it, the row is "sending" with exactly the text a provider that can be asked would be asked
+    about."""
+    during: list[tuple[str, str | None]] = []
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    class LooksUp(FlakyProvider):  # as Twilio SMS: paced, answered by reply codes
+        looks_up = True
+        two_way = True
+        paced = True
+
+        def send(self, message: Notification) -> SendResult:
+            with db.engine.connect() as other:
+                status, text = other.execute(
+                    sa.select(Notification.status, Notification.sent_text)
+                    .where(Notification.id == message.id)).one()
+            during.append((str(status), text))
+            return super().send(message)
+
+    with pg_app.app_context():
+        factories.import_community(factories.small_community(overrides=[]))
+        use_provider(pg_app, LooksUp())
+        row = pending_alert()
+        sa.event.listen(db.engine, "commit", committed)
+        try:
+            assert delivery.send(row.id) == NotificationStatus.SENT
+        finally:
+            sa.event.remove(db.engine, "commit", committed)
+        sent = db.session.get(Notification, row.id)
+        assert during == [(NotificationStatus.SENDING, sent.sent_text)]
+        assert sent.sent_text is not None and len(commits) == 2
