@@ -163,8 +163,15 @@ def policy_snapshot(community: Community, urgency: Urgency, now: datetime) -> di
 
 
 def _locked_open(query: sa.Select[Case]) -> Case | None:
-    """The case the query finds, row-locked, if it is still open."""
-    case = db.session.scalar(query.with_for_update())
+    """The case the query finds, row-locked, if it is still open.
+
+    Every lock on a case here is FOR NO KEY UPDATE (`key_share=True`): it excludes every
+    other writer of the case as FOR UPDATE does, but not the KEY SHARE lock PostgreSQL takes
+    on the case when a row pointing at it is written twice in one transaction (a send's claim,
+    then its reply code). With FOR UPDATE, an acceptance that holds the case and waits for a
+    claimed message to cancel it, and the sender waiting for the case, deadlocked.
+    """
+    case = db.session.scalar(query.with_for_update(key_share=True))
     return case if case is not None and case.is_open else None
 
 
@@ -197,7 +204,7 @@ def _locked_for_step() -> sa.Select[Case]:
             .options(joinedload(Case.community),
                      joinedload(Case.place).joinedload(Place.parent).joinedload(Place.parent)
                      .joinedload(Place.parent))
-            .with_for_update(of=Case)
+            .with_for_update(of=Case, key_share=True)
             .execution_options(populate_existing=True))
 
 
@@ -273,7 +280,8 @@ def page_next_rung_now(case: Case, member: Member, error_code: str | None,
                        now: datetime) -> None:
     """Nobody else at the case's rung can be reached (`member`'s last channel failed): make
     its next step due now. Does nothing once the case moved on or is no longer open."""
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
+                               .with_for_update(key_share=True)
                                .execution_options(populate_existing=True))
     if locked is None or locked.status != CaseStatus.OPEN or locked.next_step_at is None:
         return
@@ -413,7 +421,8 @@ def escalate(case_id: int, *, member_id: int | None = None, staff_name: str | No
         case, member = _lock(case_id, member_id)
         who = f"{member.name}要求立即升级"
     else:
-        found = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update()
+        found = db.session.scalar(sa.select(Case).where(Case.id == case_id)
+                                  .with_for_update(key_share=True)
                                   .execution_options(populate_existing=True))
         if found is None:
             db.session.rollback()
@@ -636,7 +645,8 @@ def answer_callback(case: Case, *, solved: Solved, contacted: bool | None = None
     if satisfaction is not None and not 1 <= satisfaction <= 5:
         raise ValueError("satisfaction is 1 to 5")
     now = now or clock.now()
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
+                               .with_for_update(key_share=True)
                                .execution_options(populate_existing=True))
     if locked is None or locked.status != CaseStatus.RESOLVED:
         raise NotAwaitingCallback("这个事项不在待回访状态")
@@ -670,7 +680,8 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     not fixed, pointing at it. Commits; the step job is queued only after the commit.
     """
     now = now or clock.now()
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id).with_for_update()
+    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
+                               .with_for_update(key_share=True)
                                .execution_options(populate_existing=True))
     if locked is None:
         raise LookupError("no such case")
@@ -778,7 +789,8 @@ def first_delivered(case_id: int, now: datetime) -> bool:
 
 def _lock(case_id: int, member_id: int) -> tuple[Case, Member]:
     """The case row, locked, and the acting member, who must belong to its community."""
-    case = db.session.scalar(sa.select(Case).where(Case.id == case_id).with_for_update()
+    case = db.session.scalar(sa.select(Case).where(Case.id == case_id)
+                             .with_for_update(key_share=True)
                              .execution_options(populate_existing=True))
     member = db.session.get(Member, member_id)
     if case is None:

@@ -115,7 +115,7 @@ def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:
         sa.select(Case)
         .where(Case.id == case_id, Case.next_step_at.is_not(None),
                Case.next_step_at <= at - grace)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)  # as lifecycle locks a case
         .execution_options(populate_existing=True))
     if case is None:
         db.session.rollback()

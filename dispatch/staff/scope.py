@@ -80,7 +80,7 @@ def case_or_404(case_id: int, *, lock: bool = False) -> Case:
     """The case, if it exists and the staff member may see it."""
     query = sa.select(Case).where(Case.id == case_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     case = db.session.scalar(query)
     if case is None or not may_see(case.place):
         abort(404)

@@ -239,3 +239,50 @@ def test_the_claim_and_the_text_go_in_one_commit_before_the_provider_and_its_ans
         sent = db.session.get(Notification, row.id)
         assert during == [(NotificationStatus.SENDING, sent.sent_text)]
         assert sent.sent_text is not None and len(commits) == 2
+
+
+@pytest.mark.postgres
+def test_an_acceptance_while_a_message_of_the_case_is_being_claimed_waits_and_deadlocks_nobody(
+        pg_app: Flask) -> None:
+    """A send writes its claimed row twice in one transaction (the claim, then a reply code),
+    and the second write checks the row's foreign keys: a KEY SHARE lock on the case. An
+    acceptance locks the case, then cancels the case's pending messages, so it waits for the
+    claimed row. Were the case locked FOR UPDATE, the sender would wait for it in turn: a
+    deadlock, one of the two aborted (the member's acceptance, maybe)."""
+    import threading
+
+    with pg_app.app_context():
+        factories.import_community(factories.small_community(overrides=[]))
+        row = pending_alert()
+        row_id, case_id, member_id = row.id, row.case_id, row.member_id
+        db.session.rollback()
+        accepted: list[object] = []
+
+        def accept() -> None:
+            with pg_app.app_context():
+                try:
+                    accepted.append(lifecycle.accept(case_id, member_id, MONDAY + SEC).id)
+                except Exception as exc:  # the deadlock's loser, on the old locks
+                    accepted.append(exc)
+
+        with db.engine.connect() as sender:
+            sender.execute(sa.update(Notification).where(Notification.id == row_id)
+                           .values(status=NotificationStatus.SENDING))  # the claim
+            acceptance = threading.Thread(target=accept)
+            acceptance.start()
+            with db.engine.connect() as watch:  # until the acceptance waits for the claim
+                for _ in range(100):
+                    if watch.execute(sa.text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND datname = current_database()")).scalar():
+                        break
+                    watch.rollback()
+                    threading.Event().wait(0.05)
+                else:
+                    pytest.fail("the acceptance never waited for the claimed row")
+            sender.execute(sa.update(Notification).where(Notification.id == row_id)
+                           .values(updated_at=MONDAY))  # the reply code's write
+            sender.commit()
+            acceptance.join(10)
+        assert accepted == [case_id]
+        assert db.session.get(Notification, row_id).status == NotificationStatus.SENDING
