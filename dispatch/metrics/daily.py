@@ -37,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dispatch.db import db
+from dispatch.metrics import totals
 from dispatch.metrics.figures import LADDER, Figures, Spread, Tier
 
 #: The counters of `daily_figure` (after `cases`), `daily_change` (after `n`) and
@@ -154,10 +155,7 @@ def kept() -> bool:
 def fold() -> int:
     """Fold the committed changes into the day figures and commit; returns how many rows
     changed (0 as well when another process is folding now)."""
-    if not kept():
-        return 0
-    if not db.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(FOLD_LOCK))):
-        db.session.rollback()
+    if not kept() or not totals.folding(FOLD_LOCK):
         return 0
     count = int(db.session.scalar(sa.text(_FOLD)) or 0)
     db.session.commit()

@@ -74,13 +74,19 @@ def bucket(seconds: Any) -> sa.Case[Any]:
                    else_=len(ACCEPT_EDGES_MINUTES))
 
 
+def folding(lock: int) -> bool:
+    """Take the advisory lock of one kind of fold for this transaction; False (and the
+    transaction ended) when another process is folding now: its fold takes these changes."""
+    if db.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock))):
+        return True
+    db.session.rollback()
+    return False
+
+
 def fold() -> int:
     """Fold the committed changes into the tallies and commit; returns how many tallies
     changed (0 as well when another process is folding now)."""
-    if not kept():
-        return 0
-    if not db.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(FOLD_LOCK))):
-        db.session.rollback()
+    if not kept() or not folding(FOLD_LOCK):
         return 0
     change = TallyChange.__table__
     gone = sa.delete(change).returning(
