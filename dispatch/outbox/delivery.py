@@ -133,10 +133,12 @@ def _commit_before_sending(notification: Notification, sender: Sender, now: date
 
     The text goes in the claim's own commit only when that transaction writes the row again
     anyway (its reply code): a second UPDATE of a row this transaction already changed makes
-    PostgreSQL check the row's foreign keys (FOR KEY SHARE on its case), which waits on an
-    action holding the case (an acceptance) while that action waits on this row — a deadlock.
-    Otherwise the claim is committed first, as it always was, and the text after it (a sender
-    that looks up) or with the provider's answer (the others).
+    PostgreSQL check the row's foreign keys (FOR KEY SHARE on its case and contact). Before
+    the lifecycle locked cases FOR NO KEY UPDATE that lock waited on an acceptance holding the
+    case, while the acceptance waited on this row: a deadlock (`test_an_acceptance_while_a_
+    message_of_the_case_is_being_claimed…`). Other senders still commit the claim first, as
+    they always did, and the text after it (a sender that looks up) or with the provider's
+    answer (the others), and take no such lock.
     """
     first_attempt = notification.sent_text is None
     if db.session.is_modified(notification):
