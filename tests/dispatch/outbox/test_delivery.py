@@ -274,7 +274,8 @@ def test_an_acceptance_while_a_message_of_the_case_is_being_claimed_waits_and_de
                 for _ in range(100):
                     if watch.execute(sa.text(
                             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                            "'Lock' AND datname = current_database()")).scalar():
+                            "'Lock' AND datname = current_database() "
+                            "AND query LIKE 'UPDATE notification SET status%'")).scalar():
                         break
                     watch.rollback()
                     threading.Event().wait(0.05)
