@@ -396,6 +396,7 @@ class Bench:
         spread = random.Random(7).sample(self.stickers, len(self.stickers))
         kinds = CATEGORIES[1:]
         targets = [(code, kinds[n % len(kinds)]) for n, code in enumerate(spread)][:count]
+        cpu_before = cpu_by_role()
         ran = asyncio.run(scans(f"http://127.0.0.1:{self.port}", targets, a.scan_rate))
         posted = time.time()
         time.sleep(5)  # the last messages reach the provider
@@ -419,6 +420,7 @@ class Bench:
             waiting, notified = list(notified.values()).count(None), self._notified()
             if list(notified.values()).count(None) < waiting:
                 progress = time.time()
+        cpu_after = cpu_by_role()
         arrived = self._arrived()
         timed = sorted((start, arrived[number_of[tag]] - start) for tag, start in starts.items()
                        if tag in number_of and number_of[tag] in arrived)
@@ -437,6 +439,9 @@ class Bench:
             {"from_s": 10 * n, "measured": len(w), "p50": ms(w, 0.5),
              "p99": ms(w, 0.99)} for n, w in sorted(windows.items())]
         self.results["scan"]["jobs"] = job_times(self.run)
+        self.results["scan"]["cpu_ms_per_case"] = {
+            role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / max(1, len(starts))
+            for role in cpu_after}
         print("scan", self.results["scan"], flush=True)
 
     def _notified(self) -> dict[str, float | None]:
@@ -524,6 +529,29 @@ def job_times(run: Path) -> dict[str, dict[str, float]]:
                    "p90": percentile(t, 0.9) or 0.0} for kind, t in times.items() if t}
 
 
+ROLES = (("web", "gunicorn"), ("workers", " worker"), ("sweeper", " sweeper"),
+         ("fake Twilio", "serve-fake"), ("PostgreSQL", "postgres"), ("Redis", "redis-server"))
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process on the machine (the client is this
+    process): the difference of two calls says where a phase's CPU went, the database's and
+    Redis's included. Processes that ended in between are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            role = "client" if int(stat.parent.name) == os.getpid() else next(
+                (name for name, mark in ROLES if mark in command), None)
+            if role:
+                used[role] = used.get(role, 0.0) + seconds
+    return used
+
+
 def morning_zone(hour: int = 10) -> str:
     """A fixed-offset time zone in which it is now about `hour` o'clock."""
     offset = (hour - time.gmtime().tm_hour + 12) % 24 - 12  # -12 … +11 hours from UTC
@@ -574,6 +602,10 @@ def report(results: dict[str, Any]) -> None:
         if n:
             print(f"  first message (any channel) with a provider: {n['notified']}/{n['cases']} "
                   f"cases, p50 {n['p50']:.0f} ms p99 {n['p99']:.0f} ms max {n['max']:.0f} ms")
+        cpu = s.get("cpu_ms_per_case", {})
+        print("  CPU per case, ms: " + ", ".join(
+            f"{role} {used:.1f}" for role, used in sorted(cpu.items(), key=lambda r: -r[1]))
+            + f"; all {sum(cpu.values()):.1f}")
         print("  per 10 s of posting (p50/p99 ms): " + ", ".join(
             f"{w['from_s']}s {w['p50']:.0f}/{w['p99']:.0f}" for w in s["windows"]))
     for worker_class in ("fork", "simple"):
