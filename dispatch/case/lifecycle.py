@@ -118,7 +118,8 @@ def file(report: Report, place: Place, category: settings.Category, now: datetim
     if opened:  # the opener's own link is the case's; a later reporter gets a link of their own
         report.public_token = case.public_token
     db.session.add(report)
-    case.report_count += 1
+    if not opened:  # a new case is inserted with its first report counted
+        case.report_count += 1
     residents.receipt(case, report, now)
     if opened:
         how = "居民来电（工作人员登记）" if report.kind == ReportKind.PHONE else "居民反映"
@@ -140,7 +141,8 @@ def _try_open(place: Place, category: settings.Category, now: datetime,
     policy = policy_snapshot(community, urgency, now)
     case = Case(community_id=community.id, place_id=place.id, category=category.code,
                 urgency=urgency, open_key=open_key(place, category.code),
-                policy=policy, status=CaseStatus.OPEN, reported_at=now, next_step_at=now)
+                policy=policy, status=CaseStatus.OPEN, reported_at=now, next_step_at=now,
+                report_count=1)
     try:
         with db.session.begin_nested():
             db.session.add(case)

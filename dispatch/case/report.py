@@ -25,15 +25,24 @@ from dispatch.models import (
     Urgency,
     VoiceNote,
 )
+from dispatch.outbox import residents
 
 
 @dataclass(frozen=True, slots=True)
 class Filed:
-    """What filing a report did: the case it landed on, the report, and whether it was new."""
+    """What filing a report did: the case it landed on, the report, and whether it was new.
+
+    `case_id`, `report_id` and `link` (the reporter's own status-link token) are read before
+    the commit: the resident's receipt needs only them, and reading them from `case` and
+    `report` after the commit would load both rows again.
+    """
 
     case: Case
     report: Report
     opened: bool
+    case_id: int
+    report_id: int
+    link: str
 
 
 def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.MESSAGE,
@@ -61,5 +70,7 @@ def file_report(place: Place, category: str, *, kind: ReportKind = ReportKind.ME
     report.photos.extend(photos)
     report.voice_notes.extend(voice_notes)
     case, opened = lifecycle.file(report, place, found, now, join=join, urgency=urgency)
+    db.session.flush()  # the commit's own flush, early: the ids are known now
+    filed = Filed(case, report, opened, case.id, report.id, residents.link_token(case, report))
     db.session.commit()
-    return Filed(case, report, opened)
+    return filed

@@ -122,7 +122,7 @@ def _rendered_sticker(code: str, plain: bool) -> Any:
 @limits.reports_phone
 def message(code: str) -> Any:
     """File a message; on any problem, show the form again with everything typed still there."""
-    found = codes.find(code)
+    found = board.sticker_for_page(code)  # one query for the place, which filing needs too
     if not _usable(found):
         return _unusable(code, found)
     now = clock.now()
@@ -339,11 +339,10 @@ def _sticker_context(found: Sticker, form: MessageForm, *, problem: str | None =
 def _to_receipt(filed: Filed) -> WerkzeugResponse:  # flask's redirect makes werkzeug's
     """Remember which report is this resident's, for the receipt, and go there (303): to the
     resident's own link, never the one of the neighbour who reported first."""
-    session["receipt"] = {"case": filed.case.id, "report": filed.report.id,
+    session["receipt"] = {"case": filed.case_id, "report": filed.report_id,
                           "opened": filed.opened}
-    token = residents.link_token(filed.case, filed.report)
-    response = redirect(url_for(".receipt", token=token), 303)
-    mine.remember(response, token)
+    response = redirect(url_for(".receipt", token=filed.link), 303)
+    mine.remember(response, filed.link)
     return response
 
 

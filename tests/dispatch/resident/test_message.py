@@ -14,6 +14,7 @@ from PIL import Image
 from dispatch import clock
 from dispatch.db import db
 from dispatch.models import BlockedPhone, Case, Photo, PhotoDraft, Report
+from dispatch.resident import scans
 from tests.dispatch.resident.helpers import (
     Resident,
     case_of,
@@ -21,10 +22,31 @@ from tests.dispatch.resident.helpers import (
     png_bytes,
     receipt_token,
 )
+from tests.sql import sent
 
 
 def _reports() -> list[Report]:
     return list(db.session.scalars(sa.select(Report).order_by(Report.id)))
+
+
+def test_a_message_that_opens_a_case_reads_its_sticker_once_and_writes_three_rows(
+        app: Flask, resident: Resident) -> None:
+    """A storm of messages is paid for here: the sticker with its place and community in one
+    query, the case, its first event and the report, and no read-back after the commit (the
+    receipt's ids and link are known before it)."""
+    token = resident.token()
+    scans.flush(app)  # the page's scan is written now, not during the message
+    with sent(app) as sql:
+        response = resident.client.post(f"/s/{resident.stickers['TS-B1-U1-E1']}/message",
+                                        data={"csrf_token": token, "category": "elevator"})
+    assert receipt_token(response)
+    statements = [" ".join(text.split()) for text, _ in sql]
+    reads = [s for s in statements if s.startswith("SELECT")]
+    assert len(reads) == 1 and "FROM sticker" in reads[0] and "community" in reads[0]
+    writes = [s.split("(")[0].strip() for s in statements
+              if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert writes == ['INSERT INTO "case"', "INSERT INTO case_event", "INSERT INTO report"]
+    assert statements[-1].startswith("INSERT INTO report")  # nothing read after the commit
 
 
 def test_a_message_opens_a_case_and_shows_a_receipt(app: Flask, resident: Resident) -> None:
