@@ -97,6 +97,36 @@ def test_a_forked_work_horse_never_talks_over_the_parents_database_connection(
         assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) == parent_pid
 
 
+def nothing() -> None:
+    """A job for the test below: as short as a job can be."""
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_worker_busy_with_short_jobs_beats_twice_a_second_not_three_times_a_job(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs.register({"test.nothing": nothing})
+    for n in range(60):
+        jobs.enqueue("test.nothing", job_id=f"nothing-{n}")
+    beats: list[float] = []
+    beat = rq.worker.BaseWorker.heartbeat
+
+    def counted(worker: rq.worker.BaseWorker, timeout: int | None = None,
+                pipeline: object = None) -> None:
+        if pipeline is None:  # a beat with round trips of its own
+            beats.append(time.monotonic())
+        beat(worker, timeout, pipeline)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rq.worker.BaseWorker, "heartbeat", counted)
+    started = time.monotonic()
+    jobs.work(rq_app, burst=True, worker_class="simple")
+    took = time.monotonic() - started
+    assert jobs.runner(rq_app).queue.count == 0  # all 60 ran
+    # RQ's own rhythm is three beats a job (180 here); a beat at most every half second
+    # (and the few of starting and stopping) is enough to be seen alive.
+    assert len(beats) <= took / jobs.BEAT_AT_MOST_EVERY + 4, (len(beats), took)
+
+
 # ---------------------------------------------------------------------------------------------
 # Follow-ups: what a job queues for right now runs in the same worker, right after it.
 
