@@ -25,6 +25,8 @@ sweeper) on the local PostgreSQL and Redis, driven by this separate client proce
    is from the start of the POST to the SMS reaching the provider. Goal: p50 < 50 ms,
    p99 < 250 ms. Per-phone pacing is turned off here (every building leader of the demo would
    otherwise be held to one SMS a minute): this measures the pipeline, not the policy.
+   It also reports the CPU each kind of process (web, workers, PostgreSQL, Redis, …) used
+   per case over the phase, read from /proc: whether the storm fits the machine at all.
 3. **Worker throughput**: with the queue filled by new cases, one `flask worker --burst` per
    worker class; notifications sent per second per worker, forking vs simple.
 
