@@ -9,7 +9,6 @@ import sqlalchemy.exc as sa_exc
 from flask import Flask
 
 from dispatch.resident import board
-from qr import codes
 
 
 def _database_down(*args: Any, **kwargs: Any) -> None:
@@ -29,7 +28,7 @@ def test_the_sticker_page_answers_503_with_the_hotline_when_the_database_is_down
 def test_a_message_posted_while_the_database_is_down_gets_the_same_page(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     app.config["WTF_CSRF_ENABLED"] = False
-    monkeypatch.setattr(codes, "find", _database_down)
+    monkeypatch.setattr(board, "sticker_for_page", _database_down)  # the message's one lookup
     page = app.test_client().post("/s/ABCD1234EFGH/message", data={"category": "elevator"})
     assert page.status_code == 503 and "12345" in page.get_data(as_text=True)
 
