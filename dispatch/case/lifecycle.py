@@ -164,16 +164,28 @@ def policy_snapshot(community: Community, urgency: Urgency, now: datetime) -> di
     return policy
 
 
-def _locked_open(query: sa.Select[Case]) -> Case | None:
-    """The case the query finds, row-locked, if it is still open.
+def locking(query: sa.Select[Case], **options: Any) -> sa.Select[Case]:
+    """`query` taking the row lock every writer of a case takes, its rows read afresh.
 
-    Every lock on a case here is FOR NO KEY UPDATE (`key_share=True`): it excludes every
-    other writer of the case as FOR UPDATE does, but not the KEY SHARE lock PostgreSQL takes
-    on the case when a row pointing at it is written twice in one transaction (a send's claim,
-    then its reply code). With FOR UPDATE, an acceptance that holds the case and waits for a
-    claimed message to cancel it, and the sender waiting for the case, deadlocked.
+    The lock is FOR NO KEY UPDATE (`key_share=True`): it excludes every other writer of the
+    case as FOR UPDATE does, but not the KEY SHARE lock PostgreSQL takes on the case when a
+    row pointing at it is written twice in one transaction (a send's claim, then its reply
+    code). With FOR UPDATE, an acceptance that holds the case and waits for a claimed message
+    to cancel it, and the sender waiting for the case, deadlocked. `options` go to
+    `with_for_update` (`of`, `skip_locked`).
     """
-    case = db.session.scalar(query.with_for_update(key_share=True))
+    return (query.with_for_update(key_share=True, **options)
+            .execution_options(populate_existing=True))
+
+
+def _locked(case_id: int) -> Case | None:
+    """The case row, locked (`locking`), or None if there is no such case."""
+    return db.session.scalar(locking(sa.select(Case).where(Case.id == case_id)))
+
+
+def _locked_open(query: sa.Select[Case]) -> Case | None:
+    """The case the query finds, row-locked (`locking`), if it is still open."""
+    case = db.session.scalar(locking(query))
     return case if case is not None and case.is_open else None
 
 
@@ -202,12 +214,11 @@ def _locked_for_step() -> sa.Select[Case]:
     """The case row `case`, locked, loaded with what a step reads besides it: the community
     (time zone, routing rules) and the place up to its grid (routing, the message text; deeper
     places still load on demand). Built once per process, like the send path's statements."""
-    return (sa.select(Case).where(Case.id == sa.bindparam("case"))
-            .options(joinedload(Case.community),
-                     joinedload(Case.place).joinedload(Place.parent).joinedload(Place.parent)
-                     .joinedload(Place.parent))
-            .with_for_update(of=Case, key_share=True)
-            .execution_options(populate_existing=True))
+    return locking(sa.select(Case).where(Case.id == sa.bindparam("case"))
+                   .options(joinedload(Case.community),
+                            joinedload(Case.place).joinedload(Place.parent)
+                            .joinedload(Place.parent).joinedload(Place.parent)),
+                   of=Case)
 
 
 def is_due(case: Case, now: datetime) -> bool:
@@ -282,9 +293,7 @@ def page_next_rung_now(case: Case, member: Member, error_code: str | None,
                        now: datetime) -> None:
     """Nobody else at the case's rung can be reached (`member`'s last channel failed): make
     its next step due now. Does nothing once the case moved on or is no longer open."""
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
-                               .with_for_update(key_share=True)
-                               .execution_options(populate_existing=True))
+    locked = _locked(case.id)
     if locked is None or locked.status != CaseStatus.OPEN or locked.next_step_at is None:
         return
     record(locked, EventKind.SKIPPED,
@@ -423,9 +432,7 @@ def escalate(case_id: int, *, member_id: int | None = None, staff_name: str | No
         case, member = _lock(case_id, member_id)
         who = f"{member.name}要求立即升级"
     else:
-        found = db.session.scalar(sa.select(Case).where(Case.id == case_id)
-                                  .with_for_update(key_share=True)
-                                  .execution_options(populate_existing=True))
+        found = _locked(case_id)
         if found is None:
             db.session.rollback()
             raise ActionRefused("没有这个事项")
@@ -647,9 +654,7 @@ def answer_callback(case: Case, *, solved: Solved, contacted: bool | None = None
     if satisfaction is not None and not 1 <= satisfaction <= 5:
         raise ValueError("satisfaction is 1 to 5")
     now = now or clock.now()
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
-                               .with_for_update(key_share=True)
-                               .execution_options(populate_existing=True))
+    locked = _locked(case.id)
     if locked is None or locked.status != CaseStatus.RESOLVED:
         raise NotAwaitingCallback("这个事项不在待回访状态")
     case = locked
@@ -682,9 +687,7 @@ def reopen(case: Case, reason: str, *, now: datetime | None = None) -> Case:
     not fixed, pointing at it. Commits; the step job is queued only after the commit.
     """
     now = now or clock.now()
-    locked = db.session.scalar(sa.select(Case).where(Case.id == case.id)
-                               .with_for_update(key_share=True)
-                               .execution_options(populate_existing=True))
+    locked = _locked(case.id)
     if locked is None:
         raise LookupError("no such case")
     case = locked
@@ -791,9 +794,7 @@ def first_delivered(case_id: int, now: datetime) -> bool:
 
 def _lock(case_id: int, member_id: int) -> tuple[Case, Member]:
     """The case row, locked, and the acting member, who must belong to its community."""
-    case = db.session.scalar(sa.select(Case).where(Case.id == case_id)
-                             .with_for_update(key_share=True)
-                             .execution_options(populate_existing=True))
+    case = _locked(case_id)
     member = db.session.get(Member, member_id)
     if case is None:
         db.session.rollback()

@@ -111,12 +111,10 @@ def job_id_for(kind: str, *item: int, at: datetime) -> str:
 
 def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:
     """Take an overdue step here, unless a worker holds the case (skipped, not waited for)."""
-    case = db.session.scalar(
-        sa.select(Case)
-        .where(Case.id == case_id, Case.next_step_at.is_not(None),
-               Case.next_step_at <= at - grace)
-        .with_for_update(skip_locked=True, key_share=True)  # as lifecycle locks a case
-        .execution_options(populate_existing=True))
+    case = db.session.scalar(lifecycle.locking(
+        sa.select(Case).where(Case.id == case_id, Case.next_step_at.is_not(None),
+                              Case.next_step_at <= at - grace),
+        skip_locked=True))
     if case is None:
         db.session.rollback()
         return False

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import abort, g
 
 from dispatch import clock, security
+from dispatch.case import lifecycle
 from dispatch.db import db
 from dispatch.metrics import Scope, place_levels
 from dispatch.models import Case, Community, Member, Place, PlaceKind, StaffRole
@@ -80,7 +81,7 @@ def case_or_404(case_id: int, *, lock: bool = False) -> Case:
     """The case, if it exists and the staff member may see it."""
     query = sa.select(Case).where(Case.id == case_id)
     if lock:
-        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+        query = lifecycle.locking(query)
     case = db.session.scalar(query)
     if case is None or not may_see(case.place):
         abort(404)
