@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # The Twilio SDK logs ten lines of headers per request at INFO: noise in the worker logs at
     # a real cost per message (docs/benchmarks.md). Its warnings and errors still show.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    security.mask_phones_in_logs()  # a resident's number typed into a message: never logged
 
     app.session_interface = sessions.SignedCookieSessions()
     security.init_app(app)  # request limits, cookie flags, security headers: docs/security.md

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import clock
+from dispatch import clock, jobs
 from dispatch.case import lifecycle
 from dispatch.db import db
 from dispatch.models import (
@@ -103,6 +103,36 @@ def test_a_callback_phone_gets_one_sms_with_the_number_and_the_own_link(
         assert case.number in sms.body and f"http://linli.test/c/{token}" in sms.body
         assert delivery.send(sms.id) == NotificationStatus.SENT
     assert PHONE not in caplog.text and "8000 13" not in caplog.text
+
+
+def test_a_number_typed_into_the_message_is_masked_in_the_log_of_what_was_sent(
+        app: Flask, resident: Resident, caplog: pytest.LogCaptureFixture) -> None:
+    """The members' alerts quote the resident's words; the console channel logs what it
+    sends, and nothing a resident types may put a phone number in a log."""
+    caplog.set_level(logging.INFO)
+    resident.message(text="楼道灯不亮，联系我13800138000，或１３９ ００１３ ９０００")
+    with app.app_context():
+        jobs.runner(app).drain()  # the step: the members' alerts, quoting the words
+        assert [delivery.send(alert.id) for alert in _texts(Purpose.ALERT)] == [
+            NotificationStatus.SENT, NotificationStatus.SENT]
+    sent = [line for line in caplog.messages if "楼道灯不亮" in line]
+    assert sent and all("联系我[电话]，或[电话]" in line for line in sent)
+    assert PHONE not in caplog.text and "9000" not in caplog.text
+
+
+def test_an_error_quoting_a_phone_is_logged_without_it(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """A failed statement's text carries its parameters: the traceback is masked too, and
+    what is not a phone number (times, ids) is left as it was."""
+    log = logging.getLogger("dispatch.test")
+    try:
+        raise ValueError("INSERT … (to_address)=(+8613800138000) "
+                         "at 2026-12-07T01:28:37, id 12345678")
+    except ValueError:
+        log.exception("job send(%s) failed for %s", 12345678, "138 0013 8000")
+    assert "138 0013 8000" not in caplog.text and "+8613800138000" not in caplog.text
+    assert "job send(12345678) failed for [电话]" in caplog.text
+    assert "(to_address)=[电话]) at 2026-12-07T01:28:37, id 12345678" in caplog.text
 
 
 def test_no_phone_no_me_too_no_sms(app: Flask, resident: Resident) -> None:
