@@ -140,15 +140,14 @@ def without_links(text: str) -> str:
     return _LINK.sub("[链接]", text)
 
 
-def without_phones(text: str, *, leniency: phonenumbers.Leniency = phonenumbers.Leniency.POSSIBLE
-                   ) -> str:
+def without_phones(text: str, *, leniency: int = phonenumbers.Leniency.POSSIBLE) -> str:
     """`text` with everything that could be a phone number replaced by [电话].
 
     Residents write their numbers into complaints and members into their notes; a printed
     monthly report passes through many hands. libphonenumber's matcher at its most lenient
     finds mobiles, landlines with area codes and +86 forms, spaced, dashed or in full-width
     digits; it also takes an ISO date written with its time (2026-03-02 10), which costs the
-    report little.
+    report little. A stricter `leniency` (`Leniency.VALID`) keeps dates and ids: the logs.
     """
     found = list(phonenumbers.PhoneNumberMatcher(text, "CN", leniency=leniency))
     for match in reversed(found):
