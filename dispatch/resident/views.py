@@ -33,6 +33,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dispatch import clock, security
@@ -571,6 +572,69 @@ def page_language() -> dict[str, Any]:
     return {"html_lang": i18n.HTML_LANG[current], "other_lang": other,
             "other_lang_name": i18n.LANGUAGES[other],
             "switch_url": url_for("resident.switch_language", lang=other, next=here)}
+
+
+#: Blueprints whose answers machines read (the providers' webhooks, Prometheus, health
+#: checks): their errors stay as Werkzeug writes them.
+MACHINE_BLUEPRINTS = frozenset({"webhooks", "wecom", "aliyun_voice", "voice", "prometheus",
+                                "health"})
+
+
+@bp.get("/")
+def home() -> str:
+    """The bare address: say what the service is, whom it is for, and where staff log in.
+    Residents come by stickers; this is for whoever types the address (an operator, a member
+    following a half-copied link)."""
+    return render_template("resident/home.html", **_hotline(None))
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Any:
+    """Every HTTP error nobody answered with a page of their own: an unknown address, a wrong
+    method, a member's or staff's form whose CSRF token expired, a console page refused. A
+    person meets these, so they get a page in the resident look: what happened and what to do,
+    in Chinese (English through the switch), with the hotline and, after a refused POST, the
+    way back to the form. Werkzeug's page was English, and a bare "Bad Request" after tapping
+    接单 told a member nothing."""
+    if request.blueprint in MACHINE_BLUEPRINTS or error.response is not None \
+            or error.code is None or error.code < 400:
+        return error
+    title, line = _said(error.code)
+    headers = {k: v for k, v in error.get_headers() if k in ("Allow", "Retry-After")}
+    page = render_template("resident/error.html", title=title, line=line,
+                           retry_url=_retry_url(), **page_language(), **_hotline(None))
+    return page, error.code, headers
+
+
+def _said(status: int) -> tuple[str, str]:
+    """What an error page says, as its title and one line of what to do."""
+    if status == 400:
+        return _("提交没有成功"), _(
+            "页面可能已经过期（浏览器关闭后又打开过，或者没有开启 Cookie）。"
+            "请返回上一页，刷新后再试一次。")
+    if status in (401, 403):
+        return _("没有权限打开这个页面"), _("请先登录，或者请管理员为您的账号开通相应的权限。")
+    if status == 404:
+        return _("找不到这个页面"), _(
+            "地址可能不完整，或者已经停用。居民请扫描楼栋或电梯里的二维码。")
+    if status == 405:
+        return _("不能这样打开这个页面"), _("请从页面上的按钮或链接进入。")
+    if status == 413:
+        return _("提交的内容太大"), _("请减少照片或文字后再试一次。")
+    if status == 429:
+        return _("操作太频繁"), _("请稍等一会儿再试。")
+    return _("请求无法处理"), _("请返回上一页再试一次。")
+
+
+def _retry_url() -> str | None:
+    """After a refused POST, PUT or DELETE, the same address as a page, if there is one."""
+    if request.method in ("GET", "HEAD"):
+        return None
+    try:
+        current_app.url_map.bind_to_environ(request.environ).match(request.path, method="GET")
+    except HTTPException:
+        return None
+    return request.path
 
 
 @bp.errorhandler(429)
