@@ -184,7 +184,10 @@ def mask_phones_in_logs() -> None:
 
     def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a call with the wrong arguments: logging reports it when emitting
+            return record
         if (masked := _masked(message)) != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:

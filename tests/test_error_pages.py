@@ -70,3 +70,14 @@ def test_machines_get_the_plain_answers_they_always_got(client: Any) -> None:
     hook = client.post("/webhooks/twilio/sms/inbound", data={"From": "+8613800138000", "Body": "1"})
     assert hook.status_code == 403 and "找不到" not in hook.get_data(as_text=True)
     assert "<title>403 Forbidden</title>" in hook.get_data(as_text=True)
+
+
+def test_a_server_error_is_a_chinese_page_without_the_trace(app: Flask) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: answered, not raised
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("a bug with a secret in its message")
+
+    html = _page(app.test_client().get("/boom"), 500)
+    assert "请求无法处理" in html and "secret" not in html and "Traceback" not in html

@@ -133,6 +133,9 @@ def test_an_error_quoting_a_phone_is_logged_without_it(
     assert "138 0013 8000" not in caplog.text and "+8613800138000" not in caplog.text
     assert "job send(12345678) failed for [电话]" in caplog.text
     assert "(to_address)=[电话]) at 2026-12-07T01:28:37, id 12345678" in caplog.text
+    wrong = logging.getLogRecordFactory()("dispatch.test", logging.WARNING, __file__, 1,
+                                          "a call with %s and %s", ("one argument",), None)
+    assert wrong.msg == "a call with %s and %s"  # left for logging to report, not raised here
 
 
 def test_no_phone_no_me_too_no_sms(app: Flask, resident: Resident) -> None:
