@@ -596,8 +596,9 @@ def http_error(error: HTTPException) -> Any:
     in Chinese (English through the switch), with the hotline and, after a refused POST, the
     way back to the form. Werkzeug's page was English, and a bare "Bad Request" after tapping
     接单 told a member nothing."""
+    # Flask hands over neither redirects nor code-less errors; `code is None` is for the types.
     if request.blueprint in MACHINE_BLUEPRINTS or error.response is not None \
-            or error.code is None or error.code < 400:
+            or error.code is None:
         return error
     title, line = _said(error.code)
     headers = {k: v for k, v in error.get_headers() if k in ("Allow", "Retry-After")}
