@@ -158,12 +158,15 @@ def without_phones(text: str, *, leniency: int = phonenumbers.Leniency.POSSIBLE)
 #: Seven digits or more, ASCII or full-width, perhaps spaced or dashed: a log line without
 #: such a run holds no phone number, and skips libphonenumber (~0.1 ms a line).
 _DIGIT_RUN = re.compile(r"(?:[0-9０-９][\s\-]?){7,}")
+#: A 32-digit hexadecimal id (a uuid4's hex): every line an RQ worker logs names the worker by
+#: one, and most such names hold a run of seven digits. An id is not a phone number.
+_HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
 
 
 def _masked(text: str) -> str:
     """`text` with every valid phone number replaced by [电话]. Only valid numbers: at the
     lenient level dates, ids and provider ids in log lines would go too."""
-    if not _DIGIT_RUN.search(text):
+    if not _DIGIT_RUN.search(text) or not _DIGIT_RUN.search(_HEX_ID.sub("#", text)):
         return text
     return without_phones(text, leniency=phonenumbers.Leniency.VALID)
 

@@ -36,6 +36,7 @@ naming them) is exactly what it wrote before.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import threading
 import time
@@ -57,6 +58,11 @@ TOKEN_KEY = "linli:roster:token"
 #: A kept roster is read again after this long even if no change was announced: the bound
 #: for what no commit announces (SQL typed by hand, an announcement Redis lost).
 MAX_AGE_SECONDS = 60.0
+#: Each kept roster is read again at a random age between this share of `MAX_AGE_SECONDS` and
+#: all of it. Rosters a burst of steps read together would otherwise all be read again at
+#: once a minute later, in the middle of the burst: a storm across a district's 20
+#: communities had both workers re-read all 20 in the same second, and fell behind for good.
+MAX_AGE_SPREAD = 0.5
 #: Tags that change what is kept here.
 TAGS = frozenset({changes.EVERYTHING, changes.ROSTER})
 _EXTENSION = "linli.roster"
@@ -70,7 +76,7 @@ class KeptRosters:
         self.redis = redis
         self.lock = threading.Lock()
         self.token: bytes | None = None
-        #: community id → its responsibilities, and when they were read (monotonic)
+        #: community id → its responsibilities, and when they are to be read again (monotonic)
         self.communities: dict[int, tuple[list[Responsibility], float]] = {}
         #: A change whose token Redis did not take: no kept roster is used until it has.
         self.unsent = False
@@ -86,13 +92,13 @@ class KeptRosters:
                 self.communities.clear()
                 self.token = token
             kept = self.communities.get(community_id)
-        if kept is not None and time.monotonic() - kept[1] < MAX_AGE_SECONDS:
+        if kept is not None and time.monotonic() < kept[1]:
             return kept[0]
-        read_at = time.monotonic()
+        stale_at = time.monotonic() + MAX_AGE_SECONDS * random.uniform(MAX_AGE_SPREAD, 1.0)
         rows = _read(community_id)
         with self.lock:
             if self.token == token:  # else a change came meanwhile: used once, not kept
-                self.communities[community_id] = (rows, read_at)
+                self.communities[community_id] = (rows, stale_at)
         return rows
 
     def changed(self, tags: frozenset[str]) -> None:

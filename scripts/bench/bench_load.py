@@ -223,9 +223,11 @@ async def token_of(http: aiohttp.ClientSession, url: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
 
 
-async def scans(base: str, targets: list[tuple[str, str]], rate: float) -> dict[str, Any]:
-    """POST one message per target at `rate`; returns {tag: POST start time}, the answers
-    and how long each took to answer (the web's part of scan → provider)."""
+async def scans(base: str, targets: list[tuple[str, str]], rate: float, prefix: str = "bench"
+                ) -> dict[str, Any]:
+    """POST one message per target at `rate`, each tagged `prefix-NNNNN`; returns {tag: POST
+    start time}, the answers and how long each took to answer (the web's part of scan →
+    provider)."""
     starts: dict[str, float] = {}
     took: list[float] = []
     answers: dict[int, int] = {}
@@ -236,7 +238,7 @@ async def scans(base: str, targets: list[tuple[str, str]], rate: float) -> dict[
         token = await token_of(http, f"{base}/s/{targets[0][0]}")
 
         async def one(n: int, code: str, category: str) -> None:
-            tag = f"bench-{n:05d}"
+            tag = f"{prefix}-{n:05d}"
             starts[tag] = time.time()
             async with http.post(f"{base}/s/{code}/message", allow_redirects=False, data={
                     "csrf_token": token, "category": category, "text": f"{tag} 压测"}) as r:
@@ -402,6 +404,9 @@ class Bench:
         spread = random.Random(7).sample(self.stickers, len(self.stickers))
         kinds = CATEGORIES[1:]
         targets = [(code, kinds[n % len(kinds)]) for n, code in enumerate(spread)][:count]
+        if a.scan_warm_up:
+            self._warm_up([(code, kinds[n % len(kinds)])
+                           for n, code in enumerate(reversed(spread[count:]))])
         cpu_before = cpu_by_role()
         ran = asyncio.run(scans(f"http://127.0.0.1:{self.port}", targets, a.scan_rate))
         posted = time.time()
@@ -451,14 +456,32 @@ class Bench:
             for role in cpu_after}
         print("scan", self.results["scan"], flush=True)
 
-    def _notified(self) -> dict[str, float | None]:
-        """Bench tag → when its case's first message was taken by a provider (any channel),
-        or None while it was not."""
+    def _warm_up(self, targets: list[tuple[str, str]]) -> None:
+        """Ordinary traffic before the storm, on other stickers, until every case it opened
+        was notified: a storm meets a deployment that has been running, whose processes have
+        taken steps and sent messages before (statements prepared, code paths loaded, rosters
+        kept), not one started a second ago. `--scan-warm-up 0` measures the latter."""
+        a = self.args
+        rate = 10.0
+        warm = targets[:int(rate * a.scan_warm_up)]
+        ran = asyncio.run(scans(f"http://127.0.0.1:{self.port}", warm, rate, prefix="warm"))
+        until = time.time() + 30
+        while time.time() < until and None in self._notified("warm").values():
+            time.sleep(0.5)
+        notified = self._latencies(ran["starts"], self._notified("warm"))
+        self.results["warm_up"] = {"rate": rate, "posted": len(warm), "notified": notified}
+        print("warm-up", self.results["warm_up"], flush=True)
+        time.sleep(2)
+
+    def _notified(self, prefix: str = "bench") -> dict[str, float | None]:
+        """Tag → when its case's first message was taken by a provider (any channel), or None
+        while it was not, for the cases of reports tagged `prefix-`."""
         with self.engine.connect() as conn:
             return {text.split()[0]: at.timestamp() if at is not None else None
                     for text, at in conn.execute(sa.text(
                         "SELECT r.text, c.first_notified_at FROM report r "
-                        "JOIN \"case\" c ON c.id = r.case_id WHERE r.text LIKE 'bench-%'"))}
+                        "JOIN \"case\" c ON c.id = r.case_id WHERE r.text LIKE :tagged"),
+                        {"tagged": f"{prefix}-%"})}
 
     @staticmethod
     def _latencies(starts: dict[str, float], notified: dict[str, float | None]
@@ -605,6 +628,10 @@ def report(results: dict[str, Any]) -> None:
               f"{' '.join(f'{x:.2f}' for x in ratios)}); at 200 req/s p50 {r200['p50']:.1f} ms "
               f"p99 {r200['p99']:.1f} ms; errors {r['errors'] + r200['errors']} — goal "
               f"≥ {goal} × and p99 < {PAGE_GOAL_P99_MS:.0f} ms {'met' if ok else 'MISSED'}")
+    if "warm_up" in results:
+        w, n = results["warm_up"], results["warm_up"]["notified"]
+        print(f"before the storm: {w['posted']} messages at {w['rate']:.0f}/s on other stickers, "
+              f"first message with a provider p50 {n['p50']:.0f} ms p99 {n['p99']:.0f} ms")
     if "scan" in results:
         s = results["scan"]
         ok = s["measured"] > 0 and s["p50"] < SCAN_GOAL_P50_MS and s["p99"] < SCAN_GOAL_P99_MS
@@ -653,6 +680,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds after the last POST to wait for every case's first "
                              "message with a provider, any channel (default: 5 s, then what "
                              "arrived is measured)")
+    parser.add_argument("--scan-warm-up", type=float, default=10,
+                        help="seconds of ordinary traffic (10 messages/s, other stickers) "
+                             "before the storm; 0: the storm meets a deployment just started")
     parser.add_argument("--worker-cases", type=int, default=150)
     parser.add_argument("--run-dir")
     args = parser.parse_args(argv)

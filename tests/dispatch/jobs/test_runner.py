@@ -226,3 +226,30 @@ def test_follow_ups_run_in_order_and_after_one_fails_the_rest_go_to_the_runner(
     assert runner.pending() == 1  # "fourth", queued as usual
     runner.drain()
     assert FOLLOWED == ["first", "second", "fourth"]
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_while_steps_wait_the_rest_of_a_jobs_follow_ups_go_to_redis_in_one_round_trip(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a storm every step leaves most of its party group's messages for later: queued one
+    by one they cost two round trips each, and asked whether steps wait before each."""
+    FOLLOWED.clear()
+    jobs.register({"test.queue_follow_ups": queue_follow_ups, "test.follow_up": follow_up})
+    runner = jobs.runner(rq_app)
+    runner.steps.enqueue(nothing, job_id="a-step-waiting")
+    runner.steps_waiting()  # the connection is open: what follows is the job's own trips
+    trips: list[object] = []
+    connection = runner.redis.connection_pool.connection_class
+    send = connection.send_packed_command
+
+    def counted(self: object, command: object, *args: object, **kwargs: object) -> None:
+        trips.append(command)
+        send(self, command, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connection, "send_packed_command", counted)
+    jobs.run("test.queue_follow_ups", "first", "second", "third", "fourth")
+    assert FOLLOWED == ["first"]  # the first runs here; the others wait behind the step
+    assert len(trips) == 2  # were the steps waiting; the other three queued together
+    assert [job.args for job in runner.queue.jobs] == [
+        ("test.follow_up", tag) for tag in ("second", "third", "fourth")]

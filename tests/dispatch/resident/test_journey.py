@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from dispatch import clock, jobs
+from dispatch import clock, jobs, security
 from dispatch.case import lifecycle
 from dispatch.db import db
 from dispatch.models import (
@@ -136,6 +136,24 @@ def test_an_error_quoting_a_phone_is_logged_without_it(
     wrong = logging.getLogRecordFactory()("dispatch.test", logging.WARNING, __file__, 1,
                                           "a call with %s and %s", ("one argument",), None)
     assert wrong.msg == "a call with %s and %s"  # left for logging to report, not raised here
+
+
+def test_a_workers_own_log_lines_are_left_alone_without_asking_the_phone_matcher(
+        app: Flask, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RQ names the worker in every line it logs, by a hex id that mostly holds a run of seven
+    digits: four lines a job, on the workers' busiest path. Such a line is not a phone
+    number's, and costs a regular expression, not libphonenumber; a number beside it is still
+    masked."""
+    asked: list[str] = []
+    matcher = security.without_phones
+    monkeypatch.setattr(security, "without_phones",
+                        lambda text, **kw: asked.append(text) or matcher(text, **kw))
+    log = logging.getLogger("rq.worker")
+    worker = "28333428111e40cbafa461653f00bc75"
+    log.warning("Worker %s: linli: dispatch.jobs.run('send', 4211) (send-4211-0)", worker)
+    assert asked == [] and worker in caplog.text
+    log.warning("Worker %s: job for 138 0013 8000", worker)
+    assert len(asked) == 1 and f"Worker {worker}: job for [电话]" in caplog.text
 
 
 def test_no_phone_no_me_too_no_sms(app: Flask, resident: Resident) -> None:

@@ -120,3 +120,33 @@ def test_without_a_redis_that_answers_a_step_reads_the_database(
         away = kept.KeptRosters(Redis.from_url("redis://127.0.0.1:1",
                                                socket_connect_timeout=0.2))
         assert away.responsibilities(member("L1").community_id) is None
+
+
+def test_rosters_read_together_are_read_again_at_different_ages_within_the_bound(
+        apps: tuple[Flask, Flask], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of steps reads many communities' rosters at once; a minute later they must not
+    all be read again at once, in the middle of the burst, and none may be kept past
+    `MAX_AGE_SECONDS` (what no commit announces is seen within it)."""
+    _, worker = apps
+    now = [1000.0]
+    monkeypatch.setattr(kept.time, "monotonic", lambda: now[0])
+    read: list[int] = []
+    monkeypatch.setattr(kept, "_read", lambda community_id: read.append(community_id) or [])
+    with worker.app_context():
+        rosters = kept.KeptRosters(Redis.from_url(worker.config["REDIS_URL"]))
+        communities = range(1, 41)
+        for community_id in communities:
+            rosters.responsibilities(community_id)
+        assert read == list(communities)
+
+        def read_again_by(age: float) -> int:
+            read.clear()
+            now[0] = 1000.0 + age
+            for community_id in communities:
+                rosters.responsibilities(community_id)
+            return len(read)
+
+        assert read_again_by(kept.MAX_AGE_SECONDS * kept.MAX_AGE_SPREAD - 1) == 0
+        early = read_again_by(kept.MAX_AGE_SECONDS * 0.75)
+        assert 5 <= early <= 35  # about half, spread out (out of this range: p < 1e-6)
+        assert read_again_by(kept.MAX_AGE_SECONDS) == 40 - early  # the rest: none kept longer
