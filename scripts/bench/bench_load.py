@@ -24,7 +24,8 @@ sweeper) on the local PostgreSQL and Redis, driven by this separate client proce
    Twilio (its own process, `serve-fake` below) logs when each SMS request arrives. Latency
    is from the start of the POST to the SMS reaching the provider. Goal: p50 < 50 ms,
    p99 < 250 ms. Before it, `--scan-warm-up` seconds (10) of ordinary traffic at 10/s on
-   other stickers: a storm meets a deployment that has been running (`0`: one just started). Per-phone pacing is turned off here (every building leader of the demo would
+   other stickers: a storm meets a deployment that has been running (`0`: one just
+   started). Per-phone pacing is turned off here (every building leader of the demo would
    otherwise be held to one SMS a minute): this measures the pipeline, not the policy.
    It also reports the CPU each kind of process (web, workers, PostgreSQL, Redis, …) used
    per case over the phase, read from /proc: whether the storm fits the machine at all.
