@@ -76,9 +76,11 @@ def step_job_id(case_id: int, token: int, *, at_once: bool = False) -> str:
     return f"step-{case_id}-{token}" + ("-now" if at_once else "")
 
 
-#: The ids step jobs are queued under: `step_job_id`'s, and the sweeper's
-#: (`sweeper.job_id_for`: "sweep-step-<case>-<token>-<minute>").
-STEP_JOB_ID = re.compile(r"(?:sweep-)?step-(?P<case>\d+)-(?P<token>\d+)(?:-now|-\d+)?")
+#: The ids step and send jobs are queued under, and what they run: `step_job_id`'s,
+#: `send_job_id`'s, `held_job_id`'s, and the sweeper's (`sweeper.job_id_for`:
+#: "sweep-step-<case>-<token>-<minute>", "sweep-send-<row>-<minute>").
+STEP_JOB_ID = re.compile(r"(?:sweep-)?step-(\d+)-(\d+)(?:-now|-\d+)?")
+SEND_JOB_ID = re.compile(r"(?:sweep-)?send-(\d+)-(?:\d+|held-\d+)")
 
 
 def send_job_id(notification_id: int, attempts: int) -> str:
@@ -107,8 +109,8 @@ def run(name: str, *args: Any) -> Any:
     Redis and a job of their own each.
     """
     result = _run_one(name, args)
-    if name == Job.STEP:
-        _take_waiting_steps()
+    if name in (Job.STEP, Job.SEND):
+        _take_waiting_jobs(sends=name == Job.SEND)
     return result
 
 
@@ -127,32 +129,37 @@ def _run_one(name: str, args: tuple[Any, ...]) -> Any:
         return result
 
 
-#: Seconds a step job may go on taking the steps queued behind it (`_take_waiting_steps`).
-STEP_BATCH_SECONDS = 1.0
+#: Seconds a job may go on taking the jobs queued behind it (`_take_waiting_jobs`).
+TAKE_WAITING_SECONDS = 1.0
 
 
-def _take_waiting_steps() -> None:
-    """Take the steps queued behind this one off the queue and run them here, one by one, for
-    up to `STEP_BATCH_SECONDS`, each as its own job would (its own transaction, its first
-    message sent here, the rest queued).
+def _take_waiting_jobs(*, sends: bool) -> None:
+    """Take the steps queued behind this job off the queue, and (`sends`: after a send job)
+    then the messages, and run them here one by one, steps first, for up to
+    `TAKE_WAITING_SECONDS`, each as its own job would (its own transaction; a step's first
+    message sent here, the rest queued while steps wait).
 
-    In a storm every new case is a step job, and RQ's own work around a job (~70 Redis
-    commands: taking it, marking it started, its execution, finishing and deleting it) was a
-    quarter of a worker's CPU: a step taken off the queue here costs two commands. It changes
-    who runs a step, not what it does: the step checks its fencing token as ever, and a
-    step taken off the queue whose worker dies before it commits is due in the database, with
-    no job left for it, so the sweeper queues it again after its grace (`jobs.sweeper`).
+    In a storm every new case is a step job and most of its party group's messages are send
+    jobs, and RQ's own work around a job (~70 Redis commands: taking it, marking it started,
+    its execution, finishing and deleting it) was a quarter of a worker's CPU; a job taken off
+    the queue here costs two commands. It changes who runs a job, not what it does: a step
+    checks its fencing token and a send claims its row, as ever, and a job taken off the
+    queue whose worker dies before it commits leaves its work due in the database with no job
+    for it, which the sweeper queues again after its grace (`jobs.sweeper`).
+
+    A step job takes no messages: it queued its own rest for the other workers to send
+    meanwhile, and a slow provider must not hold back its next step.
     """
-    deadline = time.monotonic() + STEP_BATCH_SECONDS
+    deadline = time.monotonic() + TAKE_WAITING_SECONDS
     waiting = runner(worker_app())
     while time.monotonic() < deadline:
-        step = waiting.take_step()
-        if step is None:
+        job = waiting.take_waiting(sends=sends)
+        if job is None:
             return
         try:
-            _run_one(Job.STEP, step)
+            _run_one(*job)
         except Exception:
-            log.exception("step %r failed; the sweeper will take it again", step)
+            log.exception("job %s%r failed; the sweeper will retry it", *job)
 
 
 def _run_follow_ups(follow_ups: list[_FollowUp], budget: float) -> None:
@@ -346,8 +353,8 @@ class EmbeddedRunner:
         for name, args, job_id in queued:
             self.enqueue(name, args, job_id=job_id)
 
-    def take_step(self) -> tuple[int, int] | None:
-        """Never: one thread runs the jobs here, in time order, so nothing waits behind a step."""
+    def take_waiting(self, *, sends: bool) -> tuple[str, tuple[Any, ...]] | None:
+        """Never: one thread runs the jobs here, in time order, so nothing waits behind one."""
         return None
 
     def drain(self, until: float | None = None) -> int:
@@ -548,25 +555,30 @@ class RQRunner:
             log.warning("could not enqueue %d job(s) (%s); the sweeper will pick them up",
                         len(queued), exc)
 
-    def take_step(self) -> tuple[int, int] | None:
-        """The next step job waiting in the steps queue, taken off it and deleted, as
-        (case_id, token); None when none waits, or Redis cannot say.
+    def take_waiting(self, *, sends: bool) -> tuple[str, tuple[Any, ...]] | None:
+        """The next job waiting in the steps queue, or (`sends`) else in the other one, taken
+        off it and deleted, as (name, args); None when none waits, or Redis cannot say.
 
-        A job whose id is not a step's (`STEP_JOB_ID`) goes back to the front, and None is
-        returned: what waits there is left to the workers as usual."""
-        try:
-            job_id = self.steps.pop_job_id()
-            if job_id is None:
+        Only jobs whose ids say what they run are taken (`STEP_JOB_ID`, `SEND_JOB_ID`); any
+        other goes back to the front of its queue, and None is returned: it is left to the
+        workers as usual."""
+        for queue, ids, name in ((self.steps, STEP_JOB_ID, Job.STEP),
+                                 (self.queue, SEND_JOB_ID, Job.SEND))[:2 if sends else 1]:
+            try:
+                popped = self.redis.lpop(queue.key)  # RQ's pop_job_id raises on an empty queue
+                if popped is None:
+                    continue
+                job_id = popped.decode() if isinstance(popped, bytes) else str(popped)
+                found = ids.fullmatch(job_id)
+                if found is None:
+                    self.redis.lpush(queue.key, job_id)
+                    return None
+                self.redis.delete(rq.job.Job.key_for(job_id))
+            except Exception as exc:
+                log.warning("could not take a waiting job (%s); the workers will", exc)
                 return None
-            found = STEP_JOB_ID.fullmatch(job_id)
-            if found is None:
-                self.redis.lpush(self.steps.key, job_id)
-                return None
-            self.redis.delete(rq.job.Job.key_for(job_id))
-        except Exception as exc:
-            log.warning("could not take a waiting step (%s); the workers will", exc)
-            return None
-        return int(found["case"]), int(found["token"])
+            return name, tuple(int(arg) for arg in found.groups())
+        return None
 
     def start(self) -> None:
         """Nothing to start in the web process: workers are separate processes."""

@@ -268,7 +268,7 @@ def first_notified(case_id: int) -> bool:
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_a_step_job_takes_the_steps_waiting_behind_it_without_a_job_each(
-        rq_app: Flask) -> None:
+        rq_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """A storm's steps wait in line; the worker that has one goes on with the next ones itself,
     each its own transaction with its first message sent, instead of paying RQ's ~70 Redis
     commands a job for each."""
@@ -283,6 +283,7 @@ def test_a_step_job_takes_the_steps_waiting_behind_it_without_a_job_each(
     assert runner.steps.job_ids == []
     assert not any(rq.job.Job.exists(jobs.step_job_id(*step), connection=runner.redis)
                    for step in ids[1:])  # taken: the sweeper must not think them waiting
+    assert "WARNING" not in caplog.text  # an empty queue is the end, not a problem
 
 
 @pytest.mark.redis
@@ -307,7 +308,31 @@ def test_a_step_taken_off_the_queue_by_a_worker_that_died_is_taken_by_the_sweepe
     factories.import_community(factories.dispatch_community())
     runner = jobs.runner(rq_app)
     case_id = file_report(place("TS-B1"), "noise").case.id
-    assert runner.take_step() == (case_id, 0)  # … and the worker dies before the step
-    assert runner.steps.job_ids == [] and runner.take_step() is None
+    taken = runner.take_waiting(sends=True)
+    assert taken == (jobs.Job.STEP, (case_id, 0))  # … and the worker dies before the step
+    assert runner.steps.job_ids == [] and runner.take_waiting(sends=True) is None
     sweeper.sweep(clock.now() + sweeper.GRACE + timedelta(seconds=1))
     assert first_notified(case_id)  # no worker listens: the sweeper took it itself
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_send_job_takes_the_steps_then_the_messages_waiting_behind_it(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    first = file_report(place("TS-B1-U1-E1"), "elevator").case
+    runner.steps.empty()
+    monkeypatch.setattr(jobs, "FOLLOW_UP_SECONDS", 0.0)
+    assert jobs.run(jobs.Job.STEP, first.id, first.token) is True  # its messages all queued
+    monkeypatch.undo()
+    queued = [row.id for row in rows_of(first.id)]
+    assert runner.queue.job_ids == [jobs.send_job_id(row, 0) for row in queued]
+    waiting = file_report(place("TS-B2"), "noise").case.id  # a step comes in meanwhile
+    assert runner.queue.pop_job_id() == jobs.send_job_id(queued[0], 0)  # what RQ does
+    jobs.run(jobs.Job.SEND, queued[0])
+    assert (runner.steps.job_ids, runner.queue.job_ids) == ([], [])
+    provider = rq_app.extensions["linli.sender"]
+    sent = [m.notification_id for m in provider.sent]
+    others = [row.id for row in rows_of(waiting)]
+    assert sent == [queued[0], *others, *queued[1:]]  # the step before the other messages
