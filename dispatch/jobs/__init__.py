@@ -106,7 +106,8 @@ def run(name: str, *args: Any) -> Any:
 
     What the job queues for right now runs here too, right after it (see `_run_follow_ups`):
     a ladder step's messages go out from the worker that decided them, without a trip through
-    Redis and a job of their own each.
+    Redis and a job of their own each. And a step or send job goes on with the jobs waiting
+    behind it (`_take_waiting_jobs`), without RQ's work around each.
     """
     result = _run_one(name, args)
     if name in (Job.STEP, Job.SEND):
