@@ -3,6 +3,7 @@ runs right after (`jobs.run`), per case, against a baseline job of one write and
 
     .venv/bin/python -m scripts.bench.bench_step                 # 100 cases, about a minute
     .venv/bin/python -m scripts.bench.bench_step --cases 200 --rounds 3 --profile 25
+    .venv/bin/python -m scripts.bench.bench_step --queued --cases 300   # through an RQ worker
 
 It builds a throw-away PostgreSQL schema with the Donghu-sized demo community (its clock at
 mid-morning, as `bench_load` sets it), claims a free Redis database (jobs go to RQ, and
@@ -14,6 +15,12 @@ on the console channel. For each step: CPU (`time.process_time`), wall time, SQL
 and commits (PostgreSQL round trips and WAL flushes). The baseline is `jobs.run` of a job that
 updates one row and commits: the floor of any job that writes, in the same run, so a ratio
 to it means the same on a busy and a quiet machine.
+
+With `--queued`, the steps are left queued, as a storm leaves them, and one burst RQ worker
+(`SimpleWorker`, the steps queue only) runs them; the baseline is the same number of baseline
+jobs through the same worker, each paying RQ's work around a job. Figures are then per job,
+over the whole drain (the worker's own log lines off in both). This is what taking the steps
+waiting behind a step job (`jobs._take_waiting_jobs`) saves.
 
 Rounds alternate baseline and steps (new cases each round), and each figure is the median of
 the rounds' medians. `--profile N` prints the N most expensive functions (cumulative) of the
@@ -59,6 +66,8 @@ def main() -> None:
     parser.add_argument("--sms", choices=("twilio", "console"), default="twilio",
                         help="twilio: the real SDK against bench_load's fake Twilio (another "
                              "process), pacing off as in bench_load; console: no provider")
+    parser.add_argument("--queued", action="store_true",
+                        help="run the queued steps (and the baseline jobs) through an RQ worker")
     parser.add_argument("--database-url", default=os.environ.get(
         "LINLI_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--redis-url", default=os.environ.get(
@@ -82,6 +91,14 @@ def main() -> None:
         rounds: list[dict[str, dict[str, float]]] = []
         rng = random.Random(7)
         for n in range(args.rounds):
+            if args.queued:
+                baseline = drain(app, [(BASELINE, (n,))] * args.cases)
+                open_cases(app, args.cases, rng, redis_url, keep_jobs=True)
+                steps = drain(app, [])
+                rounds.append({"baseline": baseline, "step": steps})
+                print(f"round {n + 1}: baseline {fmt(baseline)}\n         step     "
+                      f"{fmt(steps)}", flush=True)
+                continue
             baseline = measure(app, [(BASELINE, (n,))] * args.cases)
             cases = open_cases(app, args.cases, rng, redis_url)
             steps = measure(app, [("step", (case_id, token)) for case_id, token in cases])
@@ -179,10 +196,10 @@ def logging_quiet() -> None:
     logging.getLogger("dispatch").setLevel(logging.WARNING)
 
 
-def open_cases(app: Flask, count: int, rng: random.Random, redis_url: str
-               ) -> list[tuple[int, int]]:
+def open_cases(app: Flask, count: int, rng: random.Random, redis_url: str, *,
+               keep_jobs: bool = False) -> list[tuple[int, int]]:
     """`count` new cases at places drawn across the community, through the residents' path;
-    the step jobs they queued are dropped (this process runs the steps)."""
+    the step jobs they queued are dropped (this process runs the steps), or kept."""
     from dispatch.case.report import file_report
     from dispatch.db import db
     from dispatch.models import Case, CaseStatus, Place, PlaceKind
@@ -198,6 +215,8 @@ def open_cases(app: Flask, count: int, rng: random.Random, redis_url: str
         for n, place in enumerate(chosen):
             filed = file_report(place, KINDS[n % len(KINDS)], text=f"bench {n}")
             cases.append((filed.case.id, filed.case.token))
+    if keep_jobs:
+        return cases
     redis = Redis.from_url(redis_url)
     claim = redis.get("linli:test-session")
     redis.flushdb()
@@ -227,6 +246,35 @@ def measure(app: Flask, runs: list[tuple[str, tuple[Any, ...]]],
     return {"cpu": statistics.median(cpu), "cpu90": p90(cpu),
             "wall": statistics.median(wall), "wall90": p90(wall),
             "statements": statistics.mean(statements), "commits": statistics.mean(commits)}
+
+
+def drain(app: Flask, queue_first: list[tuple[str, tuple[Any, ...]]]) -> dict[str, float]:
+    """Queue these jobs on the steps queue after what waits there, and run the queue dry with
+    one burst `SimpleWorker`; costs per job, over the whole drain."""
+    import logging
+
+    import rq
+
+    from dispatch import jobs
+
+    runner = jobs.runner(app)
+    for name, args in queue_first:
+        runner.steps.enqueue(jobs.run, name, *args, result_ttl=0)
+    count = runner.steps.count
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    worker = jobs.SimpleWorker([runner.steps], connection=runner.redis, worker_ttl=16,
+                               job_monitoring_interval=1)
+    with counting(app) as counted:
+        c0, w0 = time.process_time(), time.perf_counter()
+        worker.work(burst=True, with_scheduler=False)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    assert runner.steps.count == 0, "jobs left on the queue"
+    with contextlib.suppress(Exception):
+        rq.Queue(jobs.QUEUE_NAME, connection=runner.redis).empty()  # the steps' later messages
+    per = 1000 / max(1, count)
+    return {"cpu": cpu * per, "wall": wall * per,
+            "statements": counted["statements"] / max(1, count),
+            "commits": counted["commits"] / max(1, count)}
 
 
 @contextlib.contextmanager
@@ -293,6 +341,9 @@ def sent(app: Flask) -> dict[str, int]:
 
 
 def fmt(m: dict[str, float]) -> str:
+    if "cpu90" not in m:  # `--queued`: per job over a whole drain
+        return (f"CPU {m['cpu']:.1f} ms, wall {m['wall']:.1f} ms a job over the drain, "
+                f"{m['statements']:.1f} statements, {m['commits']:.1f} commits")
     return (f"CPU {m['cpu']:.1f} ms (p90 {m['cpu90']:.1f}), wall {m['wall']:.1f} ms "
             f"(p90 {m['wall90']:.1f}), {m['statements']:.1f} statements, "
             f"{m['commits']:.1f} commits")
