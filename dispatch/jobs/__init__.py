@@ -562,22 +562,30 @@ class RQRunner:
 
         Only jobs whose ids say what they run are taken (`STEP_JOB_ID`, `SEND_JOB_ID`); any
         other goes back to the front of its queue, and None is returned: it is left to the
-        workers as usual."""
+        workers as usual. A job once taken off its queue is the caller's to run, whether or
+        not its record could be deleted: left "queued", the record would only keep the
+        sweeper from queueing the work again, and the work is being done."""
         for queue, ids, name in ((self.steps, STEP_JOB_ID, Job.STEP),
                                  (self.queue, SEND_JOB_ID, Job.SEND))[:2 if sends else 1]:
             try:
                 popped = self.redis.lpop(queue.key)  # RQ's pop_job_id raises on an empty queue
-                if popped is None:
-                    continue
-                job_id = popped.decode() if isinstance(popped, bytes) else str(popped)
-                found = ids.fullmatch(job_id)
-                if found is None:
-                    self.redis.lpush(queue.key, job_id)
-                    return None
-                self.redis.delete(rq.job.Job.key_for(job_id))
             except Exception as exc:
                 log.warning("could not take a waiting job (%s); the workers will", exc)
                 return None
+            if popped is None:
+                continue
+            job_id = popped.decode() if isinstance(popped, bytes) else str(popped)
+            found = ids.fullmatch(job_id)
+            if found is None:
+                try:
+                    self.redis.lpush(queue.key, job_id)
+                except Exception as exc:  # its work is due in the database: the sweeper's
+                    log.warning("could not put job %s back (%s)", job_id, exc)
+                return None
+            try:
+                self.redis.delete(rq.job.Job.key_for(job_id))
+            except Exception as exc:
+                log.warning("job %s taken, its record left (%s)", job_id, exc)
             return name, tuple(int(arg) for arg in found.groups())
         return None
 

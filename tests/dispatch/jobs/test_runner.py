@@ -336,3 +336,20 @@ def test_a_send_job_takes_the_steps_then_the_messages_waiting_behind_it(
     sent = [m.notification_id for m in provider.sent]
     others = [row.id for row in rows_of(waiting)]
     assert sent == [queued[0], *others, *queued[1:]]  # the step before the other messages
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_step_taken_off_the_queue_is_run_even_when_its_record_cannot_be_deleted(
+        rq_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis going away between taking a job and deleting its record must not drop the job:
+    a record left "queued" would keep the sweeper from queueing its work again."""
+    factories.import_community(factories.dispatch_community())
+    runner = jobs.runner(rq_app)
+    case_id = file_report(place("TS-B1"), "noise").case.id
+
+    def away(*keys: object) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(runner.redis, "delete", away)
+    assert runner.take_waiting(sends=False) == (jobs.Job.STEP, (case_id, 0))
