@@ -565,8 +565,10 @@ class RQRunner:
         workers as usual. A job once taken off its queue is the caller's to run, whether or
         not its record could be deleted: left "queued", the record would only keep the
         sweeper from queueing the work again, and the work is being done."""
-        for queue, ids, name in ((self.steps, STEP_JOB_ID, Job.STEP),
-                                 (self.queue, SEND_JOB_ID, Job.SEND))[:2 if sends else 1]:
+        kinds = [(self.steps, STEP_JOB_ID, Job.STEP)]
+        if sends:
+            kinds.append((self.queue, SEND_JOB_ID, Job.SEND))
+        for queue, ids, name in kinds:
             try:
                 popped = self.redis.lpop(queue.key)  # RQ's pop_job_id raises on an empty queue
             except Exception as exc:

@@ -353,3 +353,17 @@ def test_a_step_taken_off_the_queue_is_run_even_when_its_record_cannot_be_delete
 
     monkeypatch.setattr(runner.redis, "delete", away)
     assert runner.take_waiting(sends=False) == (jobs.Job.STEP, (case_id, 0))
+
+
+def test_every_id_a_step_or_send_is_queued_under_says_what_it_runs() -> None:
+    """A worker takes waiting jobs by their ids (`take_waiting`): an id format changed in one
+    place and not the other would leave those jobs to RQ's slower path without a word."""
+    at = clock.now()
+    steps = [jobs.step_job_id(12, 3), jobs.step_job_id(12, 3, at_once=True),
+             sweeper.job_id_for("step", 12, 3, at=at)]
+    sends = [jobs.send_job_id(45, 0), jobs.send_job_id(45, 2),
+             jobs.held_job_id(45, at + timedelta(minutes=1)), sweeper.job_id_for("send", 45, at=at)]
+    assert [jobs.STEP_JOB_ID.fullmatch(i).groups() for i in steps] == [("12", "3")] * 3
+    assert [jobs.SEND_JOB_ID.fullmatch(i).groups() for i in sends] == [("45",)] * 4
+    assert not any(jobs.STEP_JOB_ID.fullmatch(i) for i in sends)
+    assert not any(jobs.SEND_JOB_ID.fullmatch(i) for i in steps)
