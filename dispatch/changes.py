@@ -115,6 +115,11 @@ def _note_bulk(state: ORMExecuteState) -> None:
 
 
 def _announce(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint released (SQLAlchemy reports it as a commit): the transaction around it
+        # may still roll back, and until it commits other processes cannot see the change.
+        # Told now, a process re-reading a roster would keep the old rows as fresh.
+        return
     tags = frozenset(session.info.pop(_PENDING, ()))
     if not tags or not has_app_context():
         return

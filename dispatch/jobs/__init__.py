@@ -295,6 +295,14 @@ _FollowUp = tuple[str, tuple[Any, ...], "str | None"]
 
 
 def _enqueue_committed(session: Session) -> None:
+    """Queue the jobs of the transaction that just committed (`enqueue_after_commit`).
+
+    SQLAlchemy calls this when a savepoint is released too (`begin_nested`): nothing is
+    queued then, since the transaction around it may still roll back, and until it commits a
+    worker would not find the rows the job is for.
+    """
+    if session.in_nested_transaction():
+        return
     if session.info.get(_DISCARD):
         session.info.pop(_AFTER_COMMIT, None)
         return

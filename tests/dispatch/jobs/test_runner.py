@@ -37,6 +37,22 @@ def test_a_job_queued_in_a_transaction_runs_only_if_it_commits(app: Flask) -> No
         assert runner.pending() == 1
 
 
+def test_a_job_decided_before_a_savepoint_waits_for_the_transaction_not_the_savepoint(
+        app: Flask) -> None:
+    """SQLAlchemy reports a savepoint's release as a commit: queued then, a job would reach a
+    worker before its rows, or after they were rolled back."""
+    runner = jobs.runner(app)
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        jobs.enqueue_after_commit(jobs.Job.SWEEP)
+        with db.session.begin_nested():
+            db.session.execute(sa.text("SELECT 1"))
+        assert runner.pending() == 0
+        db.session.rollback()
+        db.session.commit()
+        assert runner.pending() == 0
+
+
 def test_the_embedded_runner_takes_a_new_cases_step_and_sends_in_the_background(
         app: Flask) -> None:
     runner = jobs.runner(app)
