@@ -59,10 +59,10 @@ def test_a_rolled_back_change_is_not_announced(told: list[frozenset[str]]) -> No
 
 def test_a_change_is_told_when_its_transaction_commits_not_when_a_savepoint_in_it_is_released(
         told: list[frozenset[str]]) -> None:
-    """SQLAlchemy reports a savepoint's release as a commit. Told then, a roster change (an
-    import that issues stickers, each in a savepoint, after writing the members) reaches the
-    other processes before its rows: one re-reading the roster then keeps the old rows as
-    fresh (`dispatch.roster.kept`), and a page re-rendered then is kept showing the past."""
+    """SQLAlchemy reports a savepoint's release as a commit. Told then, a roster change
+    followed by a savepoint in the same transaction would reach the other processes before
+    its rows: one re-reading the roster then keeps the old rows as fresh
+    (`dispatch.roster.kept`), and a page re-rendered then is kept showing the past."""
     member = db.session.scalar(sa.select(Member).where(Member.code == "L1"))
     member.public_name = "李书记"
     db.session.flush()
