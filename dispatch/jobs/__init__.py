@@ -78,9 +78,9 @@ def step_job_id(case_id: int, token: int, *, at_once: bool = False) -> str:
 
 #: The ids step and send jobs are queued under, and what they run: `step_job_id`'s,
 #: `send_job_id`'s, `held_job_id`'s, and the sweeper's (`sweeper.job_id_for`:
-#: "sweep-step-<case>-<token>-<minute>", "sweep-send-<row>-<minute>").
-STEP_JOB_ID = re.compile(r"(?:sweep-)?step-(\d+)-(\d+)(?:-now|-\d+)?")
-SEND_JOB_ID = re.compile(r"(?:sweep-)?send-(\d+)-(?:\d+|held-\d+)")
+#: "sweep-step-<case>-<token>-m<minute>", "sweep-send-<row>-m<minute>").
+STEP_JOB_ID = re.compile(r"(?:sweep-)?step-(\d+)-(\d+)(?:-now|-m\d+)?")
+SEND_JOB_ID = re.compile(r"(?:sweep-)?send-(\d+)-(?:\d+|m\d+|held-\d+)")
 
 
 def send_job_id(notification_id: int, attempts: int) -> str:

@@ -105,8 +105,12 @@ def job_id_for(kind: str, *item: int, at: datetime) -> str:
     minute, so an item is queued once however many sweeps (and sweepers) see it, and new each
     minute, so a job a dead worker left "started" holds its item back for a minute at most.
     An item that waits longer in a backlog gets one more job a minute; the extra ones find the
-    work done (the row claimed, the token moved on) and do nothing."""
-    return f"sweep-{kind}-{'-'.join(map(str, item))}-{int(at.timestamp() // 60)}"
+    work done (the row claimed, the token moved on) and do nothing.
+
+    The minute is written "m29943796", not bare: after a row id that is also an area code
+    (row 523, Taizhou's 0523), a bare minute reads as a telephone number, and the log masking
+    (`security.mask_phones_in_logs`) put "[电话]" in place of the id in every line naming it."""
+    return f"sweep-{kind}-{'-'.join(map(str, item))}-m{int(at.timestamp() // 60)}"
 
 
 def _take_step(case_id: int, at: datetime, grace: timedelta) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -126,6 +127,17 @@ def test_on_rq_the_sweeper_queues_lost_work_for_the_workers_once_instead_of_doin
     runner.steps.empty()
     assert sweeper.sweep(clock.now() + sweeper.GRACE + SEC) >= 1
     assert notified(second) == 1 and not runner.steps.job_ids
+
+
+def test_a_sweeper_job_is_named_whole_in_the_logs(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """Row 523's job ended in a run of digits that reads as a Taizhou number (0523): the
+    log masking hid the id, and the line looked as if a phone number had been in it."""
+    at = datetime(2026, 12, 7, 7, 16, 47, tzinfo=ZoneInfo("UTC"))
+    job_id = sweeper.job_id_for("send", 523, at=at)
+    logging.getLogger("dispatch.jobs").warning("send(523,) was overdue: queued %s", job_id)
+    assert f"queued {job_id}" in caplog.text and "[电话]" not in caplog.text
+    assert jobs.SEND_JOB_ID.fullmatch(job_id).groups() == ("523",)
 
 
 @pytest.mark.redis
