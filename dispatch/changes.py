@@ -28,8 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session
 
+from dispatch.db import on_transaction_end
 from dispatch.models import (
     Case,
     Community,
@@ -83,8 +84,7 @@ def listen(app: Flask, listener: Listener) -> None:
     if not sa.event.contains(Session, "after_flush", _note_flush):
         sa.event.listen(Session, "after_flush", _note_flush)
         sa.event.listen(Session, "do_orm_execute", _note_bulk)
-        sa.event.listen(Session, "after_commit", _announce)
-        sa.event.listen(Session, "after_soft_rollback", _forget)
+    on_transaction_end(_announce, _forget)
 
 
 def _note_flush(session: Session, context: Any) -> None:
@@ -115,11 +115,8 @@ def _note_bulk(state: ORMExecuteState) -> None:
 
 
 def _announce(session: Session) -> None:
-    if session.in_nested_transaction():
-        # A savepoint released (SQLAlchemy reports it as a commit): the transaction around it
-        # may still roll back, and until it commits other processes cannot see the change.
-        # Told now, a process re-reading a roster would keep the old rows as fresh.
-        return
+    # After the whole transaction only (`on_transaction_end`): told at a savepoint's release,
+    # a process re-reading a roster before the commit would keep the old rows as fresh.
     tags = frozenset(session.info.pop(_PENDING, ()))
     if not tags or not has_app_context():
         return
@@ -130,6 +127,5 @@ def _announce(session: Session) -> None:
             log.exception("change listener failed")
 
 
-def _forget(session: Session, previous: SessionTransaction) -> None:
-    if previous.parent is None:  # the whole transaction, not a savepoint inside it
-        session.info.pop(_PENDING, None)
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)

@@ -1,14 +1,16 @@
-"""The database handle, the declarative base and the column types every model shares."""
+"""The database handle, the declarative base, the column types every model shares, and what a
+transaction's end means to the code that acts on it (`on_transaction_end`)."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, registry
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, registry
 from sqlalchemy.types import TypeDecorator
 
 
@@ -82,3 +84,32 @@ if TYPE_CHECKING:
 else:
     Model = db.Model
 
+
+
+def on_transaction_end(committed: Callable[[Session], None],
+                       rolled_back: Callable[[Session], None]) -> None:
+    """Call `committed(session)` once a session's transaction has committed, and
+    `rolled_back(session)` once it has rolled back: the whole transaction, never a savepoint.
+
+    SQLAlchemy reports a savepoint's release (`begin_nested`) as a commit and its rollback as
+    a rollback, while the transaction around it may still go either way. Work handed to other
+    processes then (a job queued, a change announced) would reach them before its rows, or
+    after the rows were undone. Registers the pair once, however often the app is built.
+    """
+    if (committed, rolled_back) in _ENDS:
+        return
+    _ENDS.add((committed, rolled_back))
+
+    def after_commit(session: Session) -> None:
+        if not session.in_nested_transaction():
+            committed(session)
+
+    def after_rollback(session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:
+            rolled_back(session)
+
+    sa.event.listen(Session, "after_commit", after_commit)
+    sa.event.listen(Session, "after_soft_rollback", after_rollback)
+
+
+_ENDS: set[tuple[Callable[[Session], None], Callable[[Session], None]]] = set()

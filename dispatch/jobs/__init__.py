@@ -37,10 +37,10 @@ from redis import Redis
 from rq import worker_registration
 from rq.exceptions import DuplicateJobError
 from rq.scheduler import RQScheduler
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from dispatch import clock
-from dispatch.db import db
+from dispatch.db import db, on_transaction_end
 
 log = logging.getLogger(__name__)
 
@@ -295,14 +295,7 @@ _FollowUp = tuple[str, tuple[Any, ...], "str | None"]
 
 
 def _enqueue_committed(session: Session) -> None:
-    """Queue the jobs of the transaction that just committed (`enqueue_after_commit`).
-
-    SQLAlchemy calls this when a savepoint is released too (`begin_nested`): nothing is
-    queued then, since the transaction around it may still roll back, and until it commits a
-    worker would not find the rows the job is for.
-    """
-    if session.in_nested_transaction():
-        return
+    """Queue the jobs of the transaction that just committed (`enqueue_after_commit`)."""
     if session.info.get(_DISCARD):
         session.info.pop(_AFTER_COMMIT, None)
         return
@@ -314,9 +307,8 @@ def _enqueue_committed(session: Session) -> None:
             enqueue(name, *args, at=at, job_id=job_id)
 
 
-def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
-    if previous.parent is None:  # the whole transaction, not a savepoint inside it
-        session.info.pop(_AFTER_COMMIT, None)
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def runner(app: Flask) -> EmbeddedRunner | RQRunner:
@@ -784,9 +776,7 @@ def init_app(app: Flask) -> None:
     The embedded runner starts with the first request rather than at import or in CLI
     commands, so `flask db upgrade` never races a sweeper against a half-made schema.
     """
-    if not sa.event.contains(Session, "after_commit", _enqueue_committed):
-        sa.event.listen(Session, "after_commit", _enqueue_committed)
-        sa.event.listen(Session, "after_soft_rollback", _forget_rolled_back)
+    on_transaction_end(_enqueue_committed, _forget_rolled_back)
     if app.config.get("REDIS_URL"):
         app.extensions["linli.jobs"] = RQRunner(app)
         return
