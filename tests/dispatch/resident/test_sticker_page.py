@@ -60,10 +60,21 @@ def test_sticker_page_shows_who_answers_by_role_and_surname_only(app: Flask,
     assert "13800138001" not in html
 
 
+def test_the_party_members_listed_are_not_promised_as_who_takes_every_problem(
+        resident: Resident) -> None:
+    # The list names the building's party group and the grid's branch, but a repair goes
+    # first to the property desk and a lift fault to its maintainer: the page says so instead
+    # of heading the list "who handles it".
+    html = resident.scan("TS-B1-U1").get_data(as_text=True)
+    who = html[html.index('id="who"'):html.index('id="message"')]
+    assert "身边的党员" in who and "谁来处理" not in who
+    assert "发送后，页面会写明通知了谁" in who
+
+
 def test_elevator_page_puts_the_emergency_first(resident: Resident) -> None:
     html = resident.scan("TS-B1-U1-E1").get_data(as_text=True)
     sos = html.index("被困请按警铃")
-    assert sos < html.index('href="tel:96333"') < html.index("/call") < html.index("谁来处理")
+    assert sos < html.index('href="tel:96333"') < html.index("/call") < html.index('id="who"')
     assert sos < html.index('id="message"')
     # the lift fault is preselected on a lift's sticker
     assert 'value="elevator" checked' in html
