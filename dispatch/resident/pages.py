@@ -27,6 +27,11 @@ is the backstop for what no commit announced (SQL typed by hand): 24 hours by de
 A page also ends when its notices start or end, and at local midnight while it says "周一
 08:30" of a case waiting for working hours (`expires`). 0 turns keeping off.
 
+A page in Redis is kept under the release that drew it (`release_of`: a fingerprint of the
+templates, the translations and the code): Redis outlives a deploy, and a page drawn by the
+code before it would otherwise be served for up to a day after it, with the old words and
+the old form. Old releases' pages are left to expire.
+
 The one part of the page that belongs to the visitor is the forms' token
 (`dispatch.resident.csrf`): the page is kept cut where the token was, and each visitor's own
 token is put back in.
@@ -35,6 +40,8 @@ token is put back in.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -44,6 +51,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from flask import Flask, Response, current_app, session
 from redis import Redis
@@ -109,9 +117,10 @@ class Stamp:
 class PageCache:
     """One app's kept pages: its own copies, and the shared ones when it has Redis."""
 
-    def __init__(self, max_age: float, redis: Redis | None) -> None:
+    def __init__(self, max_age: float, redis: Redis | None, release: str = "") -> None:
         self.max_age = timedelta(seconds=max_age)
         self.redis = redis
+        self.release = release
         self.lock = threading.Lock()
         self.local: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
         self.places: OrderedDict[str, int] = OrderedDict()  # sticker code → place id
@@ -141,7 +150,7 @@ class PageCache:
         try:
             if place_id is None or epoch is None:
                 # First sight of this code here: its page says its place, then its tokens.
-                raw = _bytes(self.redis.get(_page_key(code, language)))
+                raw = _bytes(self.redis.get(self._page_key(code, language)))
                 place_id = _place_in(raw)
                 if place_id is None:
                     return None
@@ -151,7 +160,7 @@ class PageCache:
                 tags = (tags[0], _tag_key(changes.place(place_id)))
                 everything, here = self.redis.mget(tags)
             else:
-                everything, here, stored = self.redis.mget(*tags, _page_key(code, language))
+                everything, here, stored = self.redis.mget(*tags, self._page_key(code, language))
                 raw = _bytes(stored)
         except RedisError:
             return None
@@ -201,8 +210,11 @@ class PageCache:
         if seconds <= 0:
             return
         with contextlib.suppress(RedisError):  # served from this process until it is back
-            self.redis.set(_page_key(sticker.code, language),
+            self.redis.set(self._page_key(sticker.code, language),
                            _pack(page, sticker.place_id, stamp.tokens, expires), ex=seconds)
+
+    def _page_key(self, code: str, language: str) -> str:
+        return f"{_PREFIX}page:{self.release}:{code}:{language}"
 
     def _keep_local(self, code: str, language: str, kept: _Kept) -> None:
         with self.lock:
@@ -286,10 +298,6 @@ class PageCache:
 
 def _tag_key(tag: str) -> str:
     return f"{_PREFIX}tag:{tag}"
-
-
-def _page_key(code: str, language: str) -> str:
-    return f"{_PREFIX}page:{code}:{language}"
 
 
 def _token(redis: Redis, tag: str) -> bytes:
@@ -391,6 +399,25 @@ def clear(app: Flask) -> bool:
     return cache is None or cache.changed(frozenset({changes.EVERYTHING}))
 
 
+#: What draws a sticker page, under the app's root: a change to any of them is a new release.
+DRAWN_BY = ("templates/**/*.html", "dispatch/**/*.py", "dispatch/translations/**/*.po",
+            "qr/**/*.py")
+
+
+@functools.cache
+def release_of(root: str) -> str:
+    """A fingerprint of the files under `root` that draw a page (`DRAWN_BY`): their paths and
+    contents, so the same code on every server agrees without being told a version, and a
+    checkout whose files changed is another release. Read once per process (~200 files)."""
+    digest = hashlib.blake2b(digest_size=8)
+    base = Path(root)
+    for pattern in DRAWN_BY:
+        for path in sorted(base.glob(pattern)):
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _cache() -> PageCache | None:
     return current_app.extensions.get("linli.pages")
 
@@ -405,6 +432,6 @@ def init_app(app: Flask) -> None:
         return
     redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2) \
         if redis_url else None
-    cache = PageCache(seconds, redis)
+    cache = PageCache(seconds, redis, release_of(app.root_path) if redis else "")
     app.extensions["linli.pages"] = cache
     changes.listen(app, cache.changed)

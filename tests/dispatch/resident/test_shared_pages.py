@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from dispatch import clock
 from dispatch.community import import_data, tables_to_data
 from dispatch.db import db
 from dispatch.models import Notice, Place
+from dispatch.resident import pages
 from qr import codes
 from tests import factories
 from tests.conftest import _dispose, _truncate_all, pg_config
@@ -181,6 +183,45 @@ def test_after_a_hand_edit_flask_pages_clear_drops_every_kept_page(
     result = processes().test_cli_runner().invoke(args=["pages", "clear"])
     assert result.exit_code == 0, result.output
     assert _eventually(lambda: "3点停水" in _page(first) and "3点停水" in _page(second))
+
+
+def test_after_a_deploy_no_page_drawn_by_the_old_code_is_served(
+        two: tuple[Resident, Resident], processes: Callable[[], Flask],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Redis outlives a deploy and keeps pages for a day: the new code's words and form must
+    # show from the first view, not when nothing has happened at the place for a day.
+    first, _ = two
+    _page(first)  # kept in Redis by the release running now
+    monkeypatch.setattr(pages, "release_of", lambda root: "the-next-release")
+    upgraded = Resident(processes().test_client(), first.stickers)
+    with sent(_app(upgraded)) as sql:
+        _page(upgraded)
+    assert sql != []  # drawn by the new code
+    another = Resident(processes().test_client(), first.stickers)
+    with sent(_app(another)) as sql:
+        _page(another)
+    assert sql == []  # and shared by every process of the new release
+
+
+def test_a_release_is_the_templates_translations_and_code_that_draw_a_page(
+        tmp_path: Path) -> None:
+    template = tmp_path / "templates" / "resident" / "sticker.html"
+    template.parent.mkdir(parents=True)
+    template.write_text("谁来处理")
+    (tmp_path / "dispatch").mkdir()
+    (tmp_path / "dispatch" / "words.py").write_text("RUNG = '楼栋'")
+    (tmp_path / "docs").mkdir()
+    notes = tmp_path / "docs" / "deploy.md"
+    notes.write_text("v1")
+
+    def release() -> str:
+        return pages.release_of.__wrapped__(str(tmp_path))
+
+    before = release()
+    notes.write_text("v2")
+    assert release() == before
+    template.write_text("身边的党员")
+    assert release() != before
 
 
 def test_flask_pages_clear_says_so_when_redis_does_not_answer(pg_schema: str) -> None:
