@@ -68,7 +68,7 @@ def test_the_party_members_listed_are_not_promised_as_who_takes_every_problem(
     html = resident.scan("TS-B1-U1").get_data(as_text=True)
     who = html[html.index('id="who"'):html.index('id="message"')]
     assert "身边的党员" in who and "谁来处理" not in who
-    assert "发送后，页面会写明通知了谁" in who
+    assert "发送后，在“查看处理进度”里能看到通知了谁" in who
 
 
 def test_elevator_page_puts_the_emergency_first(resident: Resident) -> None:
