@@ -84,6 +84,8 @@ if TYPE_CHECKING:
 else:
     Model = db.Model
 
+#: The (committed, rolled_back) pairs `on_transaction_end` has registered.
+_ENDS: set[tuple[Callable[[Session], None], Callable[[Session], None]]] = set()
 
 
 def on_transaction_end(committed: Callable[[Session], None],
@@ -110,6 +112,3 @@ def on_transaction_end(committed: Callable[[Session], None],
 
     sa.event.listen(Session, "after_commit", after_commit)
     sa.event.listen(Session, "after_soft_rollback", after_rollback)
-
-
-_ENDS: set[tuple[Callable[[Session], None], Callable[[Session], None]]] = set()
